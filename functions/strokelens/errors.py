@@ -1,0 +1,40 @@
+"""The closed set of reasons a scan can fail, each with a sentence a clinician understands.
+
+Codes are stable identifiers (stored in DynamoDB, returned by the API, listed in the README);
+messages are for people and may be reworded.
+"""
+
+from __future__ import annotations
+
+MESSAGES: dict[str, str] = {
+    "EMPTY_FILE": "The uploaded file is empty. Please export the scan again and re-upload it.",
+    "UNSUPPORTED_FORMAT": "This file is not a PNG, JPEG or DICOM image, so it cannot be read.",
+    "CORRUPT_FILE": "The file looks damaged or incomplete and could not be read. Please export it again.",
+    "TOO_LARGE": "The file or image is larger than this service accepts. Please upload a single slice.",
+    "IMAGE_TOO_SMALL": "The image is too small to be a head scan slice. Please upload the original resolution.",
+    "BAD_ASPECT_RATIO": "The image is far too wide or too tall to be a single head scan slice.",
+    "BLANK_IMAGE": "The image has no usable content (it is blank or a single flat colour).",
+    "DICOM_NO_PIXELS": "The DICOM file has no image data (it may be a report or structured document).",
+    "DICOM_UNSUPPORTED_COMPRESSION": "The DICOM file uses a compression this service cannot decode. Please export it uncompressed.",
+    "DICOM_MULTIFRAME_UNSUPPORTED": "The DICOM file holds several frames; please upload one slice at a time.",
+    "MODALITY_MISMATCH": "The scan's own header says a different modality than the one chosen.",
+    "UPLOAD_MISSING": "The upload could not be found. Please upload the scan again.",
+    "INTERNAL_ERROR": "Something went wrong on our side while reading this scan. Please try again later.",
+}
+
+
+class ScanError(Exception):
+    """An input problem that ends a scan as FAILED with a documented code.
+
+    Raised by domain code (decoding, preprocessing); handlers turn it into a FAILED record
+    and never retry it, because the same bytes would fail the same way.
+    """
+
+    def __init__(self, code: str, detail: str | None = None) -> None:
+        if code not in MESSAGES:
+            raise ValueError(f"unknown scan error code {code!r}")
+        self.code = code
+        self.message = MESSAGES[code]
+        # detail is for logs and developers; it must never carry patient data.
+        self.detail = detail
+        super().__init__(f"{code}: {detail or self.message}")

@@ -1,0 +1,99 @@
+"""Decoded pixels -> what is displayed -> what the model sees. Training and serving call this.
+
+Order of operations (after :func:`strokelens.imaging.decode.decode_image`, which already
+applied the DICOM modality LUT):
+1. ``to_display``: CT in Hounsfield units is windowed (level/width -> [0, 1]); other DICOM
+   (MR...) is normalised by robust percentiles; raster images are already display intensities;
+   MONOCHROME1 is inverted last so "white" means the same thing everywhere.
+2. ``to_model_input``: pad to a centred square (never stretch anatomy), then resize with an
+   antialiasing filter to the model's input size. Values stay in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from strokelens.imaging.decode import DecodedImage
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str
+    level: float
+    width: float
+
+
+# Brain window: the training images are brain-windowed slices, so the model input uses it.
+CT_WINDOWS: dict[str, Window] = {
+    "brain": Window("brain", 40.0, 80.0),
+    "subdural": Window("subdural", 75.0, 215.0),
+    "stroke": Window("stroke", 40.0, 40.0),
+    "bone": Window("bone", 600.0, 2800.0),
+}
+MODEL_WINDOW = CT_WINDOWS["brain"]
+
+
+def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
+    """Linear window (DICOM PS3.3 C.11.2.1.2 without the 0.5 offsets) mapped to [0, 1]."""
+    low = window.level - window.width / 2.0
+    out = (values.astype(np.float32) - low) / np.float32(window.width)
+    return np.clip(out, 0.0, 1.0)
+
+
+def robust_normalise(values: np.ndarray, low_pct: float = 1.0, high_pct: float = 99.0) -> np.ndarray:
+    """Scale by the [low, high] percentiles, clipped to [0, 1] (used for MR and non-HU DICOM)."""
+    lo, hi = np.percentile(values, [low_pct, high_pct])
+    if hi - lo <= 1e-6:
+        lo, hi = float(values.min()), float(values.max())
+    if hi - lo <= 1e-6:
+        return np.zeros_like(values, dtype=np.float32)
+    return np.clip((values.astype(np.float32) - lo) / np.float32(hi - lo), 0.0, 1.0)
+
+
+def to_display(image: DecodedImage, window: Window = MODEL_WINDOW) -> tuple[np.ndarray, str]:
+    """Display intensities in [0, 1] and a short description of how they were obtained."""
+    if not image.is_dicom:
+        out, how = np.clip(image.pixels, 0.0, 1.0), "as stored"
+    elif image.modality == "CT":
+        out, how = apply_window(image.pixels, window), f"CT {window.name} window L{window.level:g}/W{window.width:g}"
+    else:
+        out, how = robust_normalise(image.pixels), "percentile 1-99 normalisation"
+    if image.invert:
+        out, how = 1.0 - out, how + ", MONOCHROME1 inverted"
+    return out.astype(np.float32), how
+
+
+def pad_to_square(pixels: np.ndarray) -> np.ndarray:
+    """Centre the slice on a black square canvas whose side is its longer side."""
+    h, w = pixels.shape
+    side = max(h, w)
+    canvas = np.zeros((side, side), dtype=np.float32)
+    top, left = (side - h) // 2, (side - w) // 2
+    canvas[top : top + h, left : left + w] = pixels
+    return canvas
+
+
+def resize(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Resize a [0, 1] float image to ``size`` x ``size`` with Pillow's antialiasing bilinear filter."""
+    image = Image.fromarray(pixels.astype(np.float32), mode="F")
+    return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def to_model_input(display: np.ndarray, size: int) -> np.ndarray:
+    """Square, resized float32 array in [0, 1] with shape (size, size)."""
+    return np.clip(resize(pad_to_square(display), size), 0.0, 1.0)
+
+
+def preprocess_bytes(data: bytes, size: int) -> tuple[DecodedImage, np.ndarray, np.ndarray, str]:
+    """Decode and preprocess one file: (decoded, display, model_input, display_description).
+
+    The single entry point shared by the inference function, the CLI and training.
+    """
+    from strokelens.imaging.decode import decode_image
+
+    decoded = decode_image(data)
+    display, how = to_display(decoded)
+    return decoded, display, to_model_input(display, size), how
