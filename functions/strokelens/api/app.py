@@ -1,0 +1,196 @@
+"""API function (HTTP API, JWT-authorised): scans, model card and metric charts.
+
+Every route is scoped to the caller's JWT ``sub``; another clinician's scan id answers 404.
+Bad requests answer 4xx with ``{"error": {"code", "message"}}``, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from strokelens.aws.scans_table import ScansTable, decode_page_token
+from strokelens.aws.uploads import presign_upload
+from strokelens.model.artifacts import artifacts_dir
+from strokelens.records import MODALITIES, is_scan_id, new_pending, new_scan_id, public_view, resolve_content_type, upload_key
+
+
+@dataclass(frozen=True)
+class Config:
+    scans_table: str
+    uploads_bucket: str
+    max_upload_bytes: int
+    upload_expires: int
+    retention_days: int
+
+    @classmethod
+    def from_env(cls) -> "Config":
+        return cls(
+            scans_table=os.environ["SCANS_TABLE"],
+            uploads_bucket=os.environ["UPLOADS_BUCKET"],
+            max_upload_bytes=int(os.environ.get("MAX_UPLOAD_BYTES", 25 * 1024 * 1024)),
+            upload_expires=int(os.environ.get("UPLOAD_URL_EXPIRES", 300)),
+            retention_days=int(os.environ.get("RECORD_RETENTION_DAYS", 90)),
+        )
+
+
+class RequestError(Exception):
+    """A client mistake: answered with its status and a JSON error."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayHttpResolver()
+
+CONFIG = Config.from_env()
+S3 = boto3.client("s3")
+SCANS = ScansTable(boto3.resource("dynamodb").Table(CONFIG.scans_table))
+
+MAX_PAGE = 50
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                    body=json.dumps({"error": {"code": code, "message": message}}))
+
+
+@app.exception_handler(RequestError)
+def _request_error(exc: RequestError) -> Response:
+    return _error(exc.status, exc.code, exc.message)
+
+
+@app.exception_handler(NotFoundError)
+def _not_found(_: NotFoundError) -> Response:
+    return _error(404, "NOT_FOUND", "No such resource.")
+
+
+def caller() -> str:
+    """The authenticated clinician (JWT ``sub``); the HTTP API authorizer has verified it."""
+    claims = app.current_event.request_context.authorizer.jwt_claim or {}
+    sub = claims.get("sub")
+    if not sub:
+        raise RequestError(401, "UNAUTHORIZED", "Sign in to use this service.")
+    return sub
+
+
+def json_body() -> dict[str, Any]:
+    try:
+        body = json.loads(app.current_event.decoded_body or "")
+    except (ValueError, TypeError):
+        raise RequestError(400, "INVALID_JSON", "The request body must be a JSON object.")
+    if not isinstance(body, dict):
+        raise RequestError(400, "INVALID_JSON", "The request body must be a JSON object.")
+    return body
+
+
+@app.post("/scans")
+@tracer.capture_method
+def create_scan() -> Response:
+    owner = caller()
+    body = json_body()
+    filename = body.get("filename")
+    if not isinstance(filename, str) or not 1 <= len(filename) <= 255:
+        raise RequestError(400, "INVALID_FILENAME", "filename must be a string of 1 to 255 characters.")
+    declared = body.get("content_type")
+    if declared is not None and not isinstance(declared, str):
+        raise RequestError(400, "UNSUPPORTED_CONTENT_TYPE", "content_type must be a string.")
+    content_type = resolve_content_type(filename, declared)
+    if content_type is None:
+        raise RequestError(415, "UNSUPPORTED_CONTENT_TYPE", "Upload a PNG, JPEG, TIFF or DICOM file.")
+    modality = body.get("modality")
+    if modality in ("", "auto"):
+        modality = None
+    if modality is not None and modality not in MODALITIES:
+        raise RequestError(400, "INVALID_MODALITY", f"modality must be one of {', '.join(MODALITIES)} or omitted.")
+
+    scan_id = new_scan_id()
+    SCANS.put_pending(new_pending(owner, scan_id, content_type=content_type, modality=modality,
+                                  retention_days=CONFIG.retention_days))
+    upload = presign_upload(S3, CONFIG.uploads_bucket, upload_key(owner, scan_id), content_type,
+                            CONFIG.max_upload_bytes, CONFIG.upload_expires)
+    metrics.add_metric(name="ScanCreated", unit=MetricUnit.Count, value=1)
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=json.dumps({
+        "scan_id": scan_id,
+        "status": "PENDING",
+        "upload": {"url": upload["url"], "fields": upload["fields"]},
+        "expires_in": CONFIG.upload_expires,
+        "max_bytes": CONFIG.max_upload_bytes,
+    }))
+
+
+@app.get("/scans/<scan_id>")
+@tracer.capture_method
+def get_scan(scan_id: str) -> dict:
+    owner = caller()
+    item = SCANS.get(owner, scan_id) if is_scan_id(scan_id) else None
+    if item is None:  # unknown and not-yours look the same on purpose
+        raise RequestError(404, "SCAN_NOT_FOUND", "No scan with this id for your account.")
+    return public_view(item)
+
+
+@app.get("/scans")
+@tracer.capture_method
+def list_scans() -> dict:
+    owner = caller()
+    params = app.current_event.query_string_parameters or {}
+    try:
+        limit = int(params.get("limit", 20))
+    except ValueError:
+        raise RequestError(400, "INVALID_LIMIT", f"limit must be a whole number from 1 to {MAX_PAGE}.")
+    if not 1 <= limit <= MAX_PAGE:
+        raise RequestError(400, "INVALID_LIMIT", f"limit must be a whole number from 1 to {MAX_PAGE}.")
+    token = params.get("next")
+    if token:
+        try:
+            decode_page_token(token)
+        except ValueError:
+            raise RequestError(400, "INVALID_PAGE_TOKEN", "The page token is not valid.")
+    items, next_token = SCANS.list_for_owner(owner, limit, token)
+    return {"scans": [public_view(i) for i in items], "next": next_token}
+
+
+@cache
+def _model_card() -> dict:
+    return json.loads((artifacts_dir() / "model_card.json").read_text())
+
+
+@cache
+def _charts() -> list[dict]:
+    folder = artifacts_dir() / "charts"
+    index = json.loads((folder / "index.json").read_text())
+    return [{**entry, "figure": json.loads((folder / f"{entry['id']}.json").read_text())} for entry in index]
+
+
+@app.get("/model")
+def get_model() -> dict:
+    caller()
+    return _model_card()
+
+
+@app.get("/metrics")
+def get_metrics() -> dict:
+    caller()
+    return {"model_version": _model_card().get("version"), "charts": _charts()}
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

@@ -1,0 +1,144 @@
+"""DynamoDB access for scan records; every write that changes state is conditional.
+
+Idempotency rests on these conditions: a scan is claimed only from PENDING (or from a
+PROCESSING claim whose lease ran out, i.e. a crashed attempt), and finished only by the
+attempt that claimed it. A duplicate S3/SQS delivery therefore never re-runs or overwrites
+a finished result.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from strokelens.records import Status, iso_now, is_scan_id, to_plain
+
+
+def to_dynamo(value: Any) -> Any:
+    """Python floats -> Decimal (DynamoDB's number type), recursively."""
+    if isinstance(value, float):
+        return Decimal(repr(round(value, 8)))
+    if isinstance(value, dict):
+        return {k: to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_dynamo(v) for v in value]
+    return value
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class ScansTable:
+    def __init__(self, table: Any) -> None:
+        self.table = table  # a boto3 DynamoDB Table resource
+
+    def put_pending(self, item: dict[str, Any]) -> None:
+        self.table.put_item(Item=to_dynamo(item), ConditionExpression="attribute_not_exists(scan_id)")
+
+    def get(self, owner_id: str, scan_id: str) -> dict[str, Any] | None:
+        item = self.table.get_item(Key={"owner_id": owner_id, "scan_id": scan_id}).get("Item")
+        return to_plain(item) if item else None
+
+    def list_for_owner(self, owner_id: str, limit: int, token: str | None) -> tuple[list[dict], str | None]:
+        """The owner's scans, newest first, and an opaque token for the next page (or None)."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "owner_id = :o",
+            "ExpressionAttributeValues": {":o": owner_id},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if token:
+            kwargs["ExclusiveStartKey"] = {"owner_id": owner_id, "scan_id": decode_page_token(token)}
+        page = self.table.query(**kwargs)
+        last = page.get("LastEvaluatedKey")
+        next_token = encode_page_token(last["scan_id"]) if last else None
+        return [to_plain(i) for i in page.get("Items", [])], next_token
+
+    def claim(self, owner_id: str, scan_id: str, token: str, lease_seconds: int,
+              now: float | None = None) -> dict[str, Any] | None:
+        """Move to PROCESSING for this attempt and return the record; None when it is done,
+        failed, unknown or being processed by another attempt."""
+        t = time.time() if now is None else now
+        try:
+            response = self.table.update_item(
+                Key={"owner_id": owner_id, "scan_id": scan_id},
+                ReturnValues="ALL_NEW",
+                UpdateExpression="SET #s = :processing, claim_token = :token, lease_until = :lease, "
+                "updated_at = :now, attempts = if_not_exists(attempts, :zero) + :one",
+                ConditionExpression="attribute_exists(scan_id) AND (#s = :pending OR (#s = :processing AND lease_until < :t))",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":processing": Status.PROCESSING.value, ":pending": Status.PENDING.value,
+                    ":token": token, ":lease": int(t + lease_seconds), ":t": int(t),
+                    ":now": iso_now(t), ":zero": 0, ":one": 1,
+                },
+            )
+            return to_plain(response["Attributes"])
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return None
+            raise
+
+    def _finish(self, owner_id: str, scan_id: str, token: str, status: Status, fields: dict[str, Any]) -> bool:
+        names = {"#s": "status", **{f"#{k}": k for k in fields}}
+        values = {":status": status.value, ":token": token, ":processing": Status.PROCESSING.value,
+                  ":now": iso_now(), **{f":{k}": to_dynamo(v) for k, v in fields.items()}}
+        sets = ", ".join(["#s = :status", "updated_at = :now"] + [f"#{k} = :{k}" for k in fields])
+        try:
+            self.table.update_item(
+                Key={"owner_id": owner_id, "scan_id": scan_id},
+                UpdateExpression=f"SET {sets} REMOVE claim_token, lease_until",
+                ConditionExpression="#s = :processing AND claim_token = :token",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+            return True
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+
+    def complete(self, owner_id: str, scan_id: str, token: str, result: dict[str, Any],
+                 timings_ms: dict[str, float], warnings: list[str]) -> bool:
+        return self._finish(owner_id, scan_id, token, Status.DONE,
+                            {"result": result, "timings_ms": timings_ms, "warnings": warnings})
+
+    def fail(self, owner_id: str, scan_id: str, token: str, code: str, message: str) -> bool:
+        return self._finish(owner_id, scan_id, token, Status.FAILED, {"error": {"code": code, "message": message}})
+
+    def release(self, owner_id: str, scan_id: str, token: str) -> None:
+        """Give the claim back after an unexpected error so the SQS retry can take it."""
+        try:
+            self.table.update_item(
+                Key={"owner_id": owner_id, "scan_id": scan_id},
+                UpdateExpression="SET #s = :pending, updated_at = :now REMOVE claim_token, lease_until",
+                ConditionExpression="#s = :processing AND claim_token = :token",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":pending": Status.PENDING.value, ":processing": Status.PROCESSING.value,
+                                           ":token": token, ":now": iso_now()},
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+
+
+def encode_page_token(scan_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": scan_id}).encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> str:
+    """The scan id a page token continues after; ValueError for anything we did not issue."""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        scan_id = json.loads(base64.urlsafe_b64decode(padded.encode()))["after"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError("invalid page token") from exc
+    if not isinstance(scan_id, str) or not is_scan_id(scan_id):
+        raise ValueError("invalid page token")
+    return scan_id

@@ -1,0 +1,43 @@
+"""S3 side of uploads: presigned POSTs that pin what may be sent, and bounded reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from strokelens.errors import ScanError
+
+
+def presign_upload(s3: Any, bucket: str, key: str, content_type: str, max_bytes: int, expires_in: int) -> dict:
+    """A presigned POST for exactly ``key``, this content type and at most max_bytes bytes.
+
+    Empty files are let through on purpose: the scan then fails with EMPTY_FILE, a reason the
+    clinician sees, instead of waiting for an upload that S3 refused.
+
+    boto3 adds the ``bucket`` and ``key`` conditions itself; S3 enforces all of them.
+    """
+    return s3.generate_presigned_post(
+        Bucket=bucket,
+        Key=key,
+        Fields={"Content-Type": content_type},
+        Conditions=[{"Content-Type": content_type}, ["content-length-range", 0, max_bytes]],
+        ExpiresIn=expires_in,
+    )
+
+
+def read_upload(s3: Any, bucket: str, key: str, max_bytes: int) -> bytes:
+    """The object's bytes, never more than ``max_bytes`` (+1 to detect overflow) read."""
+    try:
+        obj = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{max_bytes}")
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            raise ScanError("UPLOAD_MISSING", key) from exc
+        if code == "InvalidRange":  # a Range request on an empty object
+            raise ScanError("EMPTY_FILE") from exc
+        raise
+    data = obj["Body"].read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ScanError("TOO_LARGE", f"more than {max_bytes} bytes")
+    return data

@@ -1,0 +1,136 @@
+"""Inference function: SQS batch of S3 ObjectCreated notifications -> scan readings in DynamoDB.
+
+Per record: parse the key -> claim the scan (conditional write; duplicates stop here) ->
+read the object (bounded) -> decode/preprocess/model -> DONE, or FAILED with a code for bad
+input. An unexpected error releases the claim and fails only that record, so SQS retries it;
+on the last allowed attempt the scan is marked FAILED and the message goes on to the DLQ.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from strokelens.aws.scans_table import ScansTable
+from strokelens.aws.uploads import read_upload
+from strokelens.errors import MESSAGES, ScanError
+from strokelens.model.predictor import Predictor
+from strokelens.reading import read_scan
+from strokelens.records import parse_upload_key
+
+
+@dataclass(frozen=True)
+class Config:
+    scans_table: str
+    uploads_bucket: str
+    max_upload_bytes: int
+    max_receive_count: int
+    lease_seconds: int
+
+    @classmethod
+    def from_env(cls) -> "Config":
+        return cls(
+            scans_table=os.environ["SCANS_TABLE"],
+            uploads_bucket=os.environ["UPLOADS_BUCKET"],
+            max_upload_bytes=int(os.environ.get("MAX_UPLOAD_BYTES", 25 * 1024 * 1024)),
+            max_receive_count=int(os.environ.get("MAX_RECEIVE_COUNT", 3)),
+            # A crashed attempt's claim must expire before SQS redelivers (visibility = 6 x timeout).
+            lease_seconds=int(os.environ.get("CLAIM_LEASE_SECONDS", 60)),
+        )
+
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+# Once per container: config, clients, model.
+CONFIG = Config.from_env()
+S3 = boto3.client("s3")
+SCANS = ScansTable(boto3.resource("dynamodb").Table(CONFIG.scans_table))
+_t0 = time.perf_counter()
+PREDICTOR = Predictor()
+MODEL_LOAD_MS = (time.perf_counter() - _t0) * 1e3
+_cold = True
+
+
+def _count_failure(code: str) -> None:
+    with single_metric(name="ScanFailed", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
+        metric.add_dimension(name="code", value=code)
+
+
+@tracer.capture_method
+def process_object(key: str, size: int | None, receive_count: int) -> str:
+    """Process one uploaded object; returns what happened (for logs and tests)."""
+    parsed = parse_upload_key(key)
+    if parsed is None:
+        logger.warning("Ignoring an object key that was not handed out by the API", extra={"key": key})
+        return "ignored"
+    owner_id, scan_id = parsed
+    token = secrets.token_hex(8)
+    record = SCANS.claim(owner_id, scan_id, token, CONFIG.lease_seconds)
+    if record is None:
+        logger.info("Scan already finished or in progress; duplicate event skipped", extra={"scan_id": scan_id})
+        metrics.add_metric(name="DuplicateEvent", unit=MetricUnit.Count, value=1)
+        return "duplicate"
+    logger.append_keys(scan_id=scan_id)
+    try:
+        if size == 0:
+            raise ScanError("EMPTY_FILE")
+        if size is not None and size > CONFIG.max_upload_bytes:
+            raise ScanError("TOO_LARGE", f"{size} bytes")
+        t0 = time.perf_counter()
+        data = read_upload(S3, CONFIG.uploads_bucket, key, CONFIG.max_upload_bytes)
+        read_ms = (time.perf_counter() - t0) * 1e3
+        reading = read_scan(data, PREDICTOR, record.get("modality_declared"))
+    except ScanError as err:
+        logger.info("Scan refused", extra={"code": err.code, "detail": err.detail})
+        _count_failure(err.code)
+        SCANS.fail(owner_id, scan_id, token, err.code, err.message)
+        return f"failed:{err.code}"
+    except Exception:
+        if receive_count >= CONFIG.max_receive_count:
+            _count_failure("INTERNAL_ERROR")
+            SCANS.fail(owner_id, scan_id, token, "INTERNAL_ERROR", MESSAGES["INTERNAL_ERROR"])
+        else:
+            SCANS.release(owner_id, scan_id, token)
+        raise  # the batch processor reports this record as failed; SQS retries, then the DLQ keeps it
+    timings = {"read": round(read_ms, 3), **reading.timings_ms}
+    SCANS.complete(owner_id, scan_id, token, reading.result, timings, reading.warnings)
+    metrics.add_metric(name="InferenceTime", unit=MetricUnit.Milliseconds, value=timings.get("cnn", 0.0))
+    metrics.add_metric(name="ScanDone", unit=MetricUnit.Count, value=1)
+    logger.info("Scan read", extra={"label": reading.result["label"], "timings_ms": timings})
+    return "done"
+
+
+def record_handler(record: SQSRecord) -> None:
+    body = json.loads(record.body)
+    if body.get("Event") == "s3:TestEvent":  # sent once when the notification is configured
+        return
+    receive_count = int(record.attributes.approximate_receive_count or 1)
+    for s3_record in body.get("Records", []):
+        obj = s3_record["s3"]["object"]
+        # S3 URL-encodes keys in notifications (spaces as '+').
+        process_object(unquote_plus(obj["key"]), obj.get("size"), receive_count)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict, context: LambdaContext) -> dict:
+    global _cold
+    if _cold:
+        metrics.add_metric(name="ModelLoadTime", unit=MetricUnit.Milliseconds, value=MODEL_LOAD_MS)
+        _cold = False
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

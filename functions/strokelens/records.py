@@ -1,0 +1,122 @@
+"""Scan records: ids, upload keys, states and what the API shows of them. No AWS here.
+
+A scan moves PENDING -> PROCESSING -> DONE | FAILED. Items are keyed by the owner's identity
+(the JWT ``sub``) and a time-ordered scan id, so "my scans, newest first" is one query and
+another clinician's id simply does not exist for the caller.
+
+Filenames are never stored: they often carry patient names.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+UPLOAD_PREFIX = "uploads/"
+SCAN_ID_RE = re.compile(r"^[0-9a-f]{24}$")
+OWNER_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+MODALITIES = ("CT", "MR")
+
+# Declared content type -> the formats the bytes may turn out to be (bytes are sniffed anyway).
+CONTENT_TYPES: dict[str, str] = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/tiff": "tiff",
+    "application/dicom": "dicom",
+}
+EXTENSION_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+                   ".tif": "image/tiff", ".tiff": "image/tiff", ".dcm": "application/dicom",
+                   ".dicom": "application/dicom"}
+
+
+def new_scan_id(now: float | None = None) -> str:
+    """24 hex digits: 12 of milliseconds since the epoch (sorts by time), 12 random."""
+    ms = int((time.time() if now is None else now) * 1000)
+    return f"{ms:012x}{secrets.token_hex(6)}"
+
+
+def is_scan_id(value: str) -> bool:
+    return bool(SCAN_ID_RE.match(value or ""))
+
+
+def upload_key(owner_id: str, scan_id: str) -> str:
+    return f"{UPLOAD_PREFIX}{owner_id}/{scan_id}"
+
+
+def parse_upload_key(key: str) -> tuple[str, str] | None:
+    """(owner_id, scan_id) of an upload key, or None for any key we did not hand out."""
+    if not key.startswith(UPLOAD_PREFIX):
+        return None
+    parts = key[len(UPLOAD_PREFIX):].split("/")
+    if len(parts) != 2 or not OWNER_RE.match(parts[0]) or not is_scan_id(parts[1]):
+        return None
+    return parts[0], parts[1]
+
+
+def resolve_content_type(filename: str, declared: str | None) -> str | None:
+    """The upload's content type: the declared one if we accept it, else one from the extension.
+
+    Browsers send an empty or generic type for ``.dcm`` files, so the extension decides then.
+    """
+    declared = (declared or "").split(";")[0].strip().lower()
+    if declared in CONTENT_TYPES:
+        return declared
+    if declared in ("", "application/octet-stream"):
+        dot = filename.rfind(".")
+        return EXTENSION_TYPES.get(filename[dot:].lower()) if dot >= 0 else None
+    return None
+
+
+def iso_now(now: float | None = None) -> str:
+    t = time.time() if now is None else now
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+def new_pending(owner_id: str, scan_id: str, *, content_type: str, modality: str | None,
+                retention_days: int, now: float | None = None) -> dict[str, Any]:
+    """The item written when an upload is handed out."""
+    t = time.time() if now is None else now
+    item: dict[str, Any] = {
+        "owner_id": owner_id,
+        "scan_id": scan_id,
+        "status": Status.PENDING.value,
+        "content_type": content_type,
+        "created_at": iso_now(t),
+        "updated_at": iso_now(t),
+        "expires_at": int(t + retention_days * 86400),
+    }
+    if modality:
+        item["modality_declared"] = modality
+    return item
+
+
+def to_plain(value: Any) -> Any:
+    """DynamoDB values (Decimal, sets) -> JSON-friendly Python values."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_plain(v) for v in value]
+    return value
+
+
+PUBLIC_FIELDS = ("scan_id", "status", "created_at", "updated_at", "modality_declared",
+                 "content_type", "result", "error", "timings_ms", "warnings", "previews")
+
+
+def public_view(item: dict[str, Any]) -> dict[str, Any]:
+    """What the owner sees of a record (no owner id, no internal claim fields)."""
+    return {k: to_plain(item[k]) for k in PUBLIC_FIELDS if k in item}

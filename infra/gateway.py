@@ -1,0 +1,250 @@
+"""The local front door: what API Gateway, S3's POST endpoint and CloudFront do in AWS.
+
+- ``/api/...``: the HTTP API. Routes come from the template's ``ApiFunction`` events; the
+  bearer JWT is verified like the HTTP API JWT authorizer (signature against the user pool's
+  JWKS, issuer, audience/client_id, expiry); the request becomes an HTTP API v2 event for the
+  real handler.
+- ``POST /s3/<bucket>``: browser uploads with a presigned POST. moto does not enforce POST
+  policies, so this checks them as S3 does (expiry, exact key, content type, size range) and
+  then writes the object, which makes moto send the S3 -> SQS notification.
+- ``POST /local/login``: stand-in for Cognito's hosted sign-in; returns the user pool's real
+  tokens for one of the local clinicians (127.0.0.1 only).
+- everything else: the static site in ``web/``, plus a generated ``config.json``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+import jwt
+from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.utils import safe_join
+from werkzeug.wrappers import Request, Response
+
+from infra.lambda_context import FakeContext
+from infra.local_stack import LOCAL_PASSWORD, LocalResources
+from infra.template import ACCOUNT_ID, REGION
+
+MAX_FORM_OVERHEAD = 64 * 1024
+
+
+def _route_regex(path: str) -> re.Pattern:
+    return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$")
+
+
+class JwtVerifier:
+    """What the HTTP API JWT authorizer checks, against moto's user pool signing key."""
+
+    def __init__(self, user_pool_id: str, audiences: list[str]) -> None:
+        from moto.utilities.utils import load_resource
+
+        self.issuer = f"https://cognito-idp.{REGION}.amazonaws.com/{user_pool_id}"
+        self.audiences = audiences
+        keys = load_resource("moto", "cognitoidp/resources/jwks-public.json")["keys"]
+        self.keys = {k["kid"]: jwt.PyJWK(k).key for k in keys}
+
+    def claims(self, authorization: str | None) -> dict | None:
+        if not authorization or not authorization.lower().startswith("bearer "):
+            return None
+        token = authorization.split(" ", 1)[1].strip()
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            claims = jwt.decode(token, self.keys[kid], algorithms=["RS256"], issuer=self.issuer,
+                                options={"verify_aud": False, "require": ["exp", "iss", "sub"]})
+        except (jwt.PyJWTError, KeyError):
+            return None
+        audience = claims.get("aud") or claims.get("client_id")
+        return claims if audience in self.audiences else None
+
+
+class Gateway:
+    def __init__(self, resources: LocalResources, api_handler: Callable[[dict, Any], dict],
+                 web_dir: Path, base_url: str = "") -> None:
+        self.resources = resources
+        self.api_handler = api_handler
+        self.web_dir = web_dir
+        self.base_url = base_url  # set once the server knows its port
+        self.routes = [(e["Method"].upper(), e["Path"], _route_regex(e["Path"]))
+                       for e in resources.stack.function_events("ApiFunction", "HttpApi")]
+        self.verifier = JwtVerifier(resources.user_pool_id, [resources.client_id])
+        self.s3 = boto3.client("s3", region_name=REGION)
+        self.cognito = boto3.client("cognito-idp", region_name=REGION)
+
+    # -- WSGI -----------------------------------------------------------------------------
+    def __call__(self, environ: dict, start_response: Callable) -> Any:
+        request = Request(environ)
+        try:
+            response = self.dispatch(request)
+        except HTTPException as exc:
+            response = exc.get_response()
+        return response(environ, start_response)
+
+    def dispatch(self, request: Request) -> Response:
+        path = request.path
+        if path.startswith("/api/"):
+            return self.api(request, path[len("/api"):])
+        if path.startswith("/s3/"):
+            return self.s3_post(request, path[len("/s3/"):].strip("/"))
+        if path == "/local/login" and request.method == "POST":
+            return self.login(request)
+        if path == "/config.json":
+            return self._json(200, self.site_config())
+        return self.static(path)
+
+    # -- site -----------------------------------------------------------------------------
+    def site_config(self) -> dict:
+        return {"apiUrl": f"{self.base_url}/api",
+                "auth": {"mode": "local", "loginUrl": f"{self.base_url}/local/login",
+                         "users": self.resources.clinicians}}
+
+    def static(self, path: str) -> Response:
+        target = safe_join(str(self.web_dir), path.lstrip("/") or "index.html")
+        if target is None:
+            raise NotFound()
+        file = Path(target)
+        if file.is_dir():
+            file = file / "index.html"
+        if not file.is_file():
+            raise NotFound()
+        mimetype = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".json": "application/json",
+                    ".png": "image/png", ".svg": "image/svg+xml"}.get(file.suffix, "application/octet-stream")
+        return Response(file.read_bytes(), mimetype=mimetype, headers={"Cache-Control": "no-cache"})
+
+    def login(self, request: Request) -> Response:
+        body = request.get_json(silent=True) or {}
+        username = body.get("username")
+        if username not in {c["username"] for c in self.resources.clinicians}:
+            return self._json(400, {"error": {"code": "UNKNOWN_USER", "message": "Choose one of the local clinicians."}})
+        auth = self.cognito.initiate_auth(ClientId=self.resources.client_id, AuthFlow="USER_PASSWORD_AUTH",
+                                          AuthParameters={"USERNAME": username, "PASSWORD": LOCAL_PASSWORD})
+        result = auth["AuthenticationResult"]
+        return self._json(200, {"id_token": result["IdToken"], "access_token": result["AccessToken"],
+                                "expires_in": result["ExpiresIn"]})
+
+    # -- HTTP API -------------------------------------------------------------------------
+    def api(self, request: Request, path: str) -> Response:
+        for method, template_path, regex in self.routes:
+            match = regex.match(path)
+            if match and method == request.method:
+                break
+        else:
+            return self._json(404, {"message": "Not Found"})
+        claims = self.verifier.claims(request.headers.get("Authorization"))
+        if claims is None:
+            return self._json(401, {"message": "Unauthorized"})
+        event = self.http_api_event(request, path, f"{method} {template_path}", match.groupdict(), claims)
+        result = self.api_handler(event, FakeContext("ApiFunction"))
+        body = result.get("body") or ""
+        raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+        if template_path == "/scans" and method == "POST" and result.get("statusCode") == 201:
+            raw = self._local_upload_url(raw)
+        return Response(raw, status=result.get("statusCode", 200), headers=result.get("headers") or {})
+
+    def http_api_event(self, request: Request, path: str, route_key: str, path_params: dict, claims: dict) -> dict:
+        body = request.get_data()
+        try:
+            text, is_b64 = body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            text, is_b64 = base64.b64encode(body).decode(), True
+        now = time.time()
+        event: dict[str, Any] = {
+            "version": "2.0",
+            "routeKey": route_key,
+            "rawPath": path,
+            "rawQueryString": request.query_string.decode(),
+            "headers": {k.lower(): v for k, v in request.headers.items()},
+            "requestContext": {
+                "accountId": ACCOUNT_ID, "apiId": "local", "domainName": request.host,
+                "domainPrefix": "local", "requestId": str(uuid.uuid4()), "routeKey": route_key,
+                "stage": "$default", "time": dt.datetime.fromtimestamp(now, dt.UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
+                "timeEpoch": int(now * 1000),
+                "http": {"method": request.method, "path": path, "protocol": "HTTP/1.1",
+                         "sourceIp": request.remote_addr or "127.0.0.1", "userAgent": request.user_agent.string},
+                "authorizer": {"jwt": {"claims": {k: str(v) for k, v in claims.items()}, "scopes": None}},
+            },
+            "isBase64Encoded": is_b64,
+        }
+        if request.args:
+            event["queryStringParameters"] = {k: ",".join(request.args.getlist(k)) for k in request.args}
+        if path_params:
+            event["pathParameters"] = path_params
+        if body:
+            event["body"] = text
+        return event
+
+    def _local_upload_url(self, raw: bytes) -> bytes:
+        """Point the presigned POST at this gateway, the local stand-in for S3's endpoint."""
+        payload = json.loads(raw)
+        payload["upload"]["url"] = f"{self.base_url}/s3/{self.resources.uploads_bucket}"
+        return json.dumps(payload).encode()
+
+    # -- S3 browser POST upload -----------------------------------------------------------
+    def s3_post(self, request: Request, bucket: str) -> Response:
+        cors = {"Access-Control-Allow-Origin": request.headers.get("Origin", "*"),
+                "Access-Control-Allow-Methods": "POST", "Access-Control-Allow-Headers": "*"}
+        if request.method == "OPTIONS":
+            return Response(status=200, headers=cors)
+        if request.method != "POST" or bucket != self.resources.uploads_bucket:
+            return self._s3_error(405 if request.method != "POST" else 404, "MethodNotAllowed", "Not supported", cors)
+        max_bytes = int(self.resources.stack.parameters["UploadMaxBytes"])
+        if (request.content_length or 0) > max_bytes + MAX_FORM_OVERHEAD:
+            # S3 refuses before storing anything; so do we, without reading the body.
+            return self._s3_error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size", cors)
+        request.max_content_length = max_bytes + MAX_FORM_OVERHEAD
+        form, files = request.form, request.files
+        if "file" not in files or "policy" not in form or "key" not in form:
+            return self._s3_error(400, "InvalidArgument", "POST requires key, policy and file fields", cors)
+        data = files["file"].read()
+        problem = check_post_policy(form["policy"], bucket, dict(form), len(data))
+        if problem:
+            return self._s3_error(*problem, cors)
+        self.s3.put_object(Bucket=bucket, Key=form["key"], Body=data,
+                           ContentType=form.get("Content-Type", "application/octet-stream"))
+        return Response(status=204, headers=cors)
+
+    @staticmethod
+    def _s3_error(status: int, code: str, message: str, headers: dict) -> Response:
+        xml = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>'
+        return Response(xml, status=status, mimetype="application/xml", headers=headers)
+
+    @staticmethod
+    def _json(status: int, payload: dict) -> Response:
+        return Response(json.dumps(payload), status=status, mimetype="application/json")
+
+
+def check_post_policy(policy_b64: str, bucket: str, form: dict[str, str], size: int) -> tuple[int, str, str] | None:
+    """S3's presigned-POST policy rules; (status, code, message) of the first broken one, else None."""
+    try:
+        policy = json.loads(base64.b64decode(policy_b64))
+        expires = dt.datetime.fromisoformat(policy["expiration"].replace("Z", "+00:00"))
+    except (ValueError, KeyError, TypeError):
+        return 400, "InvalidPolicyDocument", "Invalid Policy: Invalid JSON."
+    if expires < dt.datetime.now(dt.UTC):
+        return 403, "AccessDenied", "Invalid according to Policy: Policy expired."
+    fields = {k.lower(): v for k, v in form.items()} | {"bucket": bucket}
+    for condition in policy.get("conditions", []):
+        if isinstance(condition, dict):
+            (name, expected), = condition.items()
+            if fields.get(name.lower()) != expected:
+                return 403, "AccessDenied", f"Invalid according to Policy: Policy Condition failed: [\"eq\", \"${name}\", \"{expected}\"]"
+        elif condition[0] == "content-length-range":
+            low, high = int(condition[1]), int(condition[2])
+            if size > high:
+                return 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size"
+            if size < low:
+                return 400, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed size"
+        elif condition[0] in ("eq", "starts-with"):
+            name, expected = condition[1].lstrip("$").lower(), condition[2]
+            actual = fields.get(name, "")
+            ok = actual == expected if condition[0] == "eq" else actual.startswith(expected)
+            if not ok:
+                return 403, "AccessDenied", f"Invalid according to Policy: Policy Condition failed: {json.dumps(condition)}"
+    return None
