@@ -1,0 +1,116 @@
+"""From a trained Keras extractor to the served artifacts: int8 TFLite CNN + exported linear head.
+
+The head is fitted on embeddings computed by the int8 model through the serving class
+(:class:`strokelens.model.predictor.Extractor`), so it sees exactly what serving computes.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import joblib
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from strokelens.model.head import LinearHead
+from strokelens.model.predictor import Extractor
+
+C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+PARITY_TOLERANCE = 1e-6
+
+
+def to_int8_tflite(extractor, representative: np.ndarray, path: Path) -> int:
+    """Convert ``extractor`` to a full-integer int8 TFLite model at ``path``; returns its size in bytes.
+
+    ``representative`` (N, S, S) model inputs calibrate the activation ranges.
+    """
+    import tensorflow as tf
+
+    def samples():
+        for image in representative:
+            yield [image[None, :, :, None].astype(np.float32)]
+
+    size = representative.shape[1]
+    with tempfile.TemporaryDirectory() as saved:
+        spec = tf.TensorSpec((1, size, size, 1), tf.float32, name="image")
+        extractor.export(saved, format="tf_saved_model", input_signature=[spec], verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = samples
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+        blob = converter.convert()
+    path.write_bytes(blob)
+    return len(blob)
+
+
+def embed(model_path: Path, inputs: np.ndarray) -> np.ndarray:
+    """Embeddings (N, D) computed by the served int8 model."""
+    if len(inputs) == 0:
+        return np.zeros((0, 0), np.float32)
+    return Extractor(model_path, num_threads=2).embed_many(inputs)
+
+
+def make_head(c: float, seed: int) -> Pipeline:
+    return Pipeline([
+        ("scaler", StandardScaler()),
+        ("logreg", LogisticRegression(C=c, max_iter=5000, class_weight="balanced", random_state=seed)),
+    ])
+
+
+def _cv_auc(features: np.ndarray, y: np.ndarray, folds, c: float, seed: int) -> float:
+    scores = []
+    for train_idx, val_idx in folds:
+        head = make_head(c, seed).fit(features[train_idx], y[train_idx])
+        proba = head.predict_proba(features[val_idx])
+        if len(np.unique(y[val_idx])) < 2:
+            continue
+        if proba.shape[1] == 2:
+            scores.append(roc_auc_score(y[val_idx], proba[:, 1]))
+        else:
+            scores.append(roc_auc_score(y[val_idx], proba, multi_class="ovr", labels=np.arange(proba.shape[1])))
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def fit_head(features: np.ndarray, y: np.ndarray, folds, seed: int) -> tuple[Pipeline, dict]:
+    """StandardScaler + LogisticRegression, C chosen by grouped-CV ROC AUC (ties -> smaller C)."""
+    scores = {c: _cv_auc(features, y, folds, c, seed) for c in C_GRID}
+    valid = {c: s for c, s in scores.items() if np.isfinite(s)}
+    best = max(valid, key=lambda c: (valid[c], -c)) if valid else 1.0
+    head = make_head(best, seed).fit(features, y)
+    return head, {"C": best, "cv_auc_by_C": {str(c): s for c, s in scores.items()}}
+
+
+def linear_head(pipeline: Pipeline) -> LinearHead:
+    """The numpy head with the same arithmetic as ``pipeline.predict_proba``."""
+    scaler, logreg = pipeline.named_steps["scaler"], pipeline.named_steps["logreg"]
+    return LinearHead(
+        mean=np.asarray(scaler.mean_, np.float64),
+        scale=np.asarray(scaler.scale_, np.float64),
+        coef=np.asarray(logreg.coef_, np.float64),
+        intercept=np.asarray(logreg.intercept_, np.float64),
+    )
+
+
+def check_parity(pipeline: Pipeline, head: LinearHead, features: np.ndarray) -> float:
+    """Max |LinearHead - sklearn| probability difference; raises if above 1e-6."""
+    diff = float(np.max(np.abs(head.predict_proba(features) - pipeline.predict_proba(features))))
+    if diff >= PARITY_TOLERANCE:
+        raise AssertionError(f"exported head differs from scikit-learn by {diff:.3g}")
+    return diff
+
+
+def save_head(pipeline: Pipeline, labels: list[str], out: Path, features: np.ndarray) -> float:
+    """Write head.joblib, head.npz and labels.json; returns the parity error on ``features``."""
+    head = linear_head(pipeline)
+    diff = check_parity(pipeline, head, features)
+    joblib.dump(pipeline, out / "head.joblib")
+    np.savez(out / "head.npz", mean=head.mean, scale=head.scale, coef=head.coef, intercept=head.intercept)
+    (out / "labels.json").write_text(json.dumps(labels))
+    return diff
