@@ -67,15 +67,18 @@ class DecodedImage:
 
 
 def sniff_format(data: bytes) -> str | None:
-    """The image format named by the file's magic bytes, or None when it is not one we read."""
+    """The image format named by the file's magic bytes, or None when it is not one we read.
+
+    DICOM goes first: its 128-byte preamble may itself hold a TIFF header (dual-format files).
+    """
+    if len(data) >= 132 and data[128:132] == b"DICM":
+        return "dicom"
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         return "png"
     if data[:3] == b"\xff\xd8\xff":
         return "jpeg"
     if data[:4] in (b"II*\x00", b"MM\x00*"):
         return "tiff"
-    if len(data) >= 132 and data[128:132] == b"DICM":
-        return "dicom"
     return None
 
 

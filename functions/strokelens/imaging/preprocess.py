@@ -78,7 +78,7 @@ def pad_to_square(pixels: np.ndarray) -> np.ndarray:
 
 def resize(pixels: np.ndarray, size: int) -> np.ndarray:
     """Resize a [0, 1] float image to ``size`` x ``size`` with Pillow's antialiasing bilinear filter."""
-    image = Image.fromarray(pixels.astype(np.float32), mode="F")
+    image = Image.fromarray(pixels.astype(np.float32))  # mode "F"
     return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
 
 

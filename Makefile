@@ -1,0 +1,51 @@
+# StrokeLens: `make run` starts the local stack; `make test` runs every test. Both set up first.
+SHELL := /bin/bash
+# The first Python 3.12 that really runs (a pyenv shim may exist but refuse).
+PYTHON_SYS ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/bin/python3.12 python3; do \
+  $$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo $$p; break; }; done)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA ?= ../shared/data/ct-hemorrhage
+SEED ?= 0
+PORT ?= 8000
+
+.PHONY: setup run test test-fast train lint package bench clean browser
+
+setup: $(STAMP) browser
+
+$(STAMP): requirements/*.txt pyproject.toml
+	@$(PYTHON_SYS) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 12) else "Python 3.12 (the Lambda runtime) is required; install it with pyenv")'
+	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.txt -r requirements/train.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+# Debian's chromium for the browser tests (Playwright drives /usr/bin/chromium; it never downloads one).
+browser:
+	@test -x /usr/bin/chromium || { echo "Installing Debian chromium"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "WARNING: could not install chromium; browser tests will be skipped"; }
+
+run: setup
+	$(PY) -m infra.run_local --port $(PORT)
+
+test: setup lint
+	$(PY) -m pytest -q -ra
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -ra -m "not slow"
+
+train: $(STAMP)
+	$(PY) -m training.train --data $(DATA) --out functions/strokelens/artifacts --seed $(SEED)
+
+lint: $(STAMP)
+	$(VENV)/bin/cfn-lint template.yaml
+
+package: $(STAMP)
+	$(PY) infra/package.py inference build/inference --zip
+	$(PY) infra/package.py api build/api --zip
+
+clean:
+	rm -rf build .aws-sam .pytest_cache

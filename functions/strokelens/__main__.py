@@ -1,0 +1,5 @@
+import sys
+
+from strokelens.cli import main
+
+sys.exit(main())
