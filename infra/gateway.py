@@ -48,7 +48,7 @@ class JwtVerifier:
 
         self.issuer = f"https://cognito-idp.{REGION}.amazonaws.com/{user_pool_id}"
         self.audiences = audiences
-        keys = load_resource("moto", "cognitoidp/resources/jwks-public.json")["keys"]
+        keys = load_resource("cognitoidp/resources/jwks-public.json")["keys"]
         self.keys = {k["kid"]: jwt.PyJWK(k).key for k in keys}
 
     def claims(self, authorization: str | None) -> dict | None:

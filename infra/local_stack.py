@@ -46,8 +46,10 @@ def _bucket(s3: Any, stack: Stack, logical_id: str) -> str:
     name = stack.physical_name(logical_id)
     s3.create_bucket(Bucket=name)
     if "BucketEncryption" in props:
-        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
-            "Rules": props["BucketEncryption"]["ServerSideEncryptionConfiguration"]})
+        # CloudFormation's ServerSideEncryptionByDefault is the API's ApplyServerSideEncryptionByDefault.
+        rules = [{("ApplyServerSideEncryptionByDefault" if k == "ServerSideEncryptionByDefault" else k): v
+                  for k, v in rule.items()} for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]]
+        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
     if "PublicAccessBlockConfiguration" in props:
         s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
     if "CorsConfiguration" in props:

@@ -1,0 +1,140 @@
+"""API handler with HTTP API v2 event fixtures, moto tables from template.yaml, a fake context."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import boto3
+import pytest
+
+from strokelens.records import new_pending, new_scan_id
+from tests.conftest import load_event
+
+OWNER = "0c9f7e1a-1111-4aaa-9bbb-000000000001"
+OTHER = "0c9f7e1a-2222-4aaa-9bbb-000000000002"
+
+
+def call(app, lambda_context, *, method="GET", path="/scans", body=None, sub=OWNER, query=None, raw_body=None):
+    event = load_event("api_create_scan.json")
+    route = "/scans/{scan_id}" if path.startswith("/scans/") else path
+    event.update(routeKey=f"{method} {route}", rawPath=path)
+    event["requestContext"]["http"].update(method=method, path=path)
+    event["requestContext"]["routeKey"] = f"{method} {route}"
+    if path.startswith("/scans/"):
+        event["pathParameters"] = {"scan_id": path.rsplit("/", 1)[1]}
+    if sub is None:
+        event["requestContext"]["authorizer"]["jwt"]["claims"] = {}
+    else:
+        event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = sub
+    event["body"] = raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
+    if query:
+        event["queryStringParameters"] = query
+        event["rawQueryString"] = "&".join(f"{k}={v}" for k, v in query.items())
+    response = app.handler(event, lambda_context)
+    return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
+
+
+def test_create_scan_records_pending_and_pins_the_upload_policy(api_app, resources, lambda_context):
+    status, body = call(api_app, lambda_context, method="POST",
+                        body={"filename": "Jane_Doe_head.png", "content_type": "image/png", "modality": "CT"})
+    assert status == 201 and body["status"] == "PENDING"
+    fields = body["upload"]["fields"]
+    assert fields["key"] == f"uploads/{OWNER}/{body['scan_id']}"
+    policy = json.loads(base64.b64decode(fields["policy"]))
+    conditions = policy["conditions"]
+    assert {"bucket": resources.uploads_bucket} in conditions
+    assert {"key": fields["key"]} in conditions
+    assert {"Content-Type": "image/png"} in conditions
+    assert ["content-length-range", 0, int(resources.stack.parameters["UploadMaxBytes"])] in conditions
+    assert body["expires_in"] == int(resources.stack.parameters["UploadUrlExpiresSeconds"])
+
+    item = boto3.resource("dynamodb").Table(resources.table).get_item(
+        Key={"owner_id": OWNER, "scan_id": body["scan_id"]})["Item"]
+    assert item["status"] == "PENDING" and item["modality_declared"] == "CT"
+    assert "Jane" not in json.dumps(item, default=str), "filenames may carry patient names and are never stored"
+    assert int(item["expires_at"]) > 0
+
+
+def test_dicom_without_a_browser_type_is_recognised_by_extension(api_app, lambda_context):
+    status, body = call(api_app, lambda_context, method="POST", body={"filename": "slice.dcm", "content_type": ""})
+    assert status == 201 and body["upload"]["fields"]["Content-Type"] == "application/dicom"
+
+
+@pytest.mark.parametrize("raw, status, code", [
+    ("{not json", 400, "INVALID_JSON"),
+    ("[1, 2]", 400, "INVALID_JSON"),
+    (json.dumps({"content_type": "image/png"}), 400, "INVALID_FILENAME"),
+    (json.dumps({"filename": "x" * 300, "content_type": "image/png"}), 400, "INVALID_FILENAME"),
+    (json.dumps({"filename": "report.pdf", "content_type": "application/pdf"}), 415, "UNSUPPORTED_CONTENT_TYPE"),
+    (json.dumps({"filename": "a.exe", "content_type": ""}), 415, "UNSUPPORTED_CONTENT_TYPE"),
+    (json.dumps({"filename": "a.png", "content_type": "image/png", "modality": "XR"}), 400, "INVALID_MODALITY"),
+])
+def test_bad_create_requests_get_4xx_json(api_app, lambda_context, raw, status, code):
+    got_status, body = call(api_app, lambda_context, method="POST", raw_body=raw)
+    assert (got_status, body["error"]["code"]) == (status, code)
+    assert body["error"]["message"]
+
+
+def _seed(resources, owner, n):
+    table = boto3.resource("dynamodb").Table(resources.table)
+    ids = []
+    for i in range(n):
+        scan_id = new_scan_id(now=1_790_000_000 + i)
+        table.put_item(Item=new_pending(owner, scan_id, content_type="image/png", modality=None, retention_days=1))
+        ids.append(scan_id)
+    return ids
+
+
+def test_get_scan_is_scoped_to_its_owner(api_app, resources, lambda_context):
+    (scan_id,) = _seed(resources, OWNER, 1)
+    status, body = call(api_app, lambda_context, path=f"/scans/{scan_id}")
+    assert status == 200 and body["scan_id"] == scan_id and "owner_id" not in body
+    status, body = call(api_app, lambda_context, path=f"/scans/{scan_id}", sub=OTHER)
+    assert status == 404 and body["error"]["code"] == "SCAN_NOT_FOUND"
+
+
+@pytest.mark.parametrize("bad_id", ["nope", "..%2F..%2Fetc", "0" * 23, "0" * 25, "Z" * 24])
+def test_malformed_scan_ids_are_404(api_app, lambda_context, bad_id):
+    status, body = call(api_app, lambda_context, path=f"/scans/{bad_id}")
+    assert status == 404 and body["error"]["code"] == "SCAN_NOT_FOUND"
+
+
+def test_list_is_newest_first_paginated_and_private(api_app, resources, lambda_context):
+    mine = _seed(resources, OWNER, 5)
+    _seed(resources, OTHER, 3)
+    status, page1 = call(api_app, lambda_context, query={"limit": "3"})
+    assert status == 200
+    assert [s["scan_id"] for s in page1["scans"]] == mine[::-1][:3]
+    status, page2 = call(api_app, lambda_context, query={"limit": "3", "next": page1["next"]})
+    assert [s["scan_id"] for s in page2["scans"]] == mine[::-1][3:]
+    assert page2["next"] is None
+
+
+@pytest.mark.parametrize("query, code", [({"limit": "0"}, "INVALID_LIMIT"), ({"limit": "abc"}, "INVALID_LIMIT"),
+                                         ({"limit": "500"}, "INVALID_LIMIT"), ({"next": "garbage!"}, "INVALID_PAGE_TOKEN")])
+def test_bad_list_parameters(api_app, lambda_context, query, code):
+    status, body = call(api_app, lambda_context, query=query)
+    assert status == 400 and body["error"]["code"] == code
+
+
+def test_missing_identity_is_401(api_app, lambda_context):
+    status, body = call(api_app, lambda_context, sub=None)
+    assert status == 401 and body["error"]["code"] == "UNAUTHORIZED"
+
+
+def test_model_card_and_metrics_come_from_the_artifacts(api_app, lambda_context):
+    from strokelens.model.artifacts import Manifest, artifacts_dir
+
+    manifest = Manifest.load(artifacts_dir())
+    status, card = call(api_app, lambda_context, path="/model")
+    assert status == 200 and card["version"] == manifest.version
+    status, metrics = call(api_app, lambda_context, path="/metrics")
+    assert status == 200 and metrics["charts"]
+    for chart in metrics["charts"]:
+        assert chart["id"] and chart["title"] and chart["figure"]["data"]
+
+
+def test_unknown_route_is_json_404(api_app, lambda_context):
+    status, body = call(api_app, lambda_context, path="/nothing-here")
+    assert status == 404 and body["error"]["code"] == "NOT_FOUND"
