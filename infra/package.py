@@ -1,0 +1,139 @@
+"""Build a Lambda deployment package (python3.12, x86_64) for one StrokeLens function.
+
+    python infra/package.py {inference|api} OUTDIR [--zip]
+
+Used by ``functions/Makefile`` (SAM's ``BuildMethod: makefile``) and by the package-size
+benchmark, so both measure the same thing. Dependencies are installed cross-platform with
+pip (Linux x86_64 CPython 3.12 wheels only, glibc <= 2.34 = Amazon Linux 2023), then the
+packages the Lambda runtime already provides (boto3 and its dependency tree) are removed,
+then the ``strokelens`` code is copied with the function's include/exclude rules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "functions" / "strokelens"
+REQUIREMENTS = {"inference": ROOT / "requirements" / "inference.txt", "api": ROOT / "requirements" / "api.txt"}
+
+# pip does not expand manylinux_2_X to older glibc versions by itself: list them all.
+# python3.12 Lambda runs on Amazon Linux 2023 (glibc 2.34).
+PLATFORMS = ["manylinux2014_x86_64", *(f"manylinux_2_{minor}_x86_64" for minor in range(17, 35))]
+
+# Shipped by the python3.12 runtime: boto3, botocore and the dependencies only botocore needs.
+# aws-xray-sdk pulls in botocore; a second copy would add ~25 MB and shadow the runtime's.
+# jmespath stays: aws-lambda-powertools imports it directly.
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "urllib3", "python_dateutil", "six")
+
+# Paths relative to functions/strokelens that a function must not ship.
+EXCLUDES: dict[str, tuple[str, ...]] = {
+    "inference": (),
+    "api": ("inference", "model", "imaging", "artifacts/*.tflite", "artifacts/head.npz"),
+}
+# Exceptions to EXCLUDES: the API reads the model's manifest/card through this stdlib-only module.
+KEEP: dict[str, tuple[str, ...]] = {"inference": (), "api": ("model/__init__.py", "model/artifacts.py")}
+ALWAYS_EXCLUDED = ("__pycache__", "*.pyc", ".DS_Store")
+
+
+def _pip_install(requirements: Path, outdir: Path) -> None:
+    platforms = [arg for platform in PLATFORMS for arg in ("--platform", platform)]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+         "--target", str(outdir), *platforms, "--implementation", "cp", "--python-version", "3.12",
+         "--only-binary=:all:", "--upgrade", "-r", str(requirements)],
+        check=True,
+    )
+
+
+def _remove_distribution(outdir: Path, name: str) -> None:
+    """Uninstall ``name`` from a --target directory using its dist-info RECORD."""
+    for dist_info in outdir.glob("*.dist-info"):
+        if dist_info.name.split("-")[0].lower().replace(".", "_") != name.lower():
+            continue
+        record = dist_info / "RECORD"
+        top_dirs: set[Path] = set()
+        if record.exists():
+            for line in record.read_text().splitlines():
+                relative = line.rsplit(",", 2)[0]
+                path = (outdir / relative).resolve()
+                if outdir.resolve() in path.parents and path.is_file():
+                    path.unlink()
+                    top_dirs.add(outdir / Path(relative).parts[0])
+        for directory in top_dirs | {dist_info}:
+            if directory.is_dir():
+                shutil.rmtree(directory)
+
+
+def _excluded(relative: str, patterns: tuple[str, ...]) -> bool:
+    """A bare name excludes that top-level subpackage; a pattern with / or * matches the path."""
+    parts = relative.split("/")
+    if any(fnmatch.fnmatch(part, p) for part in parts for p in ALWAYS_EXCLUDED):
+        return True
+    return any(fnmatch.fnmatch(relative, p) if ("/" in p or "*" in p) else parts[0] == p for p in patterns)
+
+
+def _copy_code(function: str, outdir: Path) -> None:
+    target = outdir / "strokelens"
+    if target.exists():
+        shutil.rmtree(target)
+    for path in sorted(SOURCE.rglob("*")):
+        relative = path.relative_to(SOURCE).as_posix()
+        keep = relative in KEEP[function] or not _excluded(relative, EXCLUDES[function])
+        if path.is_file() and keep:
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target / relative)
+
+
+def _strip_caches(outdir: Path) -> None:
+    for cache in list(outdir.rglob("__pycache__")):
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def _zip(outdir: Path) -> Path:
+    archive = outdir.with_suffix(".zip")
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for path in sorted(outdir.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(outdir).as_posix())
+    return archive
+
+
+def build_package(function: str, outdir: Path, *, make_zip: bool = False) -> dict:
+    """Build ``function``'s package into ``outdir`` and return its size summary."""
+    if function not in REQUIREMENTS:
+        raise ValueError(f"unknown function {function!r}; expected one of {sorted(REQUIREMENTS)}")
+    outdir = Path(outdir).resolve()
+    outdir.mkdir(parents=True, exist_ok=True)
+    _pip_install(REQUIREMENTS[function], outdir)
+    for name in RUNTIME_PROVIDED:
+        _remove_distribution(outdir, name)
+    shutil.rmtree(outdir / "bin", ignore_errors=True)  # console scripts are useless in Lambda
+    _copy_code(function, outdir)
+    _strip_caches(outdir)
+    files = [p for p in outdir.rglob("*") if p.is_file()]
+    summary: dict = {"function": function, "unzipped_bytes": sum(p.stat().st_size for p in files),
+                     "files": len(files)}
+    if make_zip:
+        summary["zipped_bytes"] = _zip(outdir).stat().st_size
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("function", choices=sorted(REQUIREMENTS))
+    parser.add_argument("outdir", type=Path)
+    parser.add_argument("--zip", action="store_true", help="also write OUTDIR.zip and report its size")
+    args = parser.parse_args(argv)
+    print(json.dumps(build_package(args.function, args.outdir, make_zip=args.zip)))
+
+
+if __name__ == "__main__":
+    main()
