@@ -34,6 +34,8 @@ from infra.local_stack import LOCAL_PASSWORD, LocalResources
 from infra.template import ACCOUNT_ID, REGION
 
 MAX_FORM_OVERHEAD = 64 * 1024
+# Virtual-hosted (https://bucket.s3.amazonaws.com/) or path-style (https://s3.amazonaws.com/bucket/) URLs.
+_S3_URL = re.compile(rb"https://(?:([a-z0-9.-]+)\.s3\.amazonaws\.com|s3\.amazonaws\.com/([a-z0-9.-]+))/")
 
 
 def _route_regex(path: str) -> re.Pattern:
@@ -92,7 +94,10 @@ class Gateway:
         if path.startswith("/api/"):
             return self.api(request, path[len("/api"):])
         if path.startswith("/s3/"):
-            return self.s3_post(request, path[len("/s3/"):].strip("/"))
+            bucket, _, key = path[len("/s3/"):].partition("/")
+            if request.method == "GET" and key:
+                return self.s3_get(request, bucket, key)
+            return self.s3_post(request, bucket.strip("/"))
         if path == "/local/login" and request.method == "POST":
             return self.login(request)
         if path == "/config.json":
@@ -144,8 +149,7 @@ class Gateway:
         result = self.api_handler(event, FakeContext("ApiFunction"))
         body = result.get("body") or ""
         raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
-        if template_path == "/scans" and method == "POST" and result.get("statusCode") == 201:
-            raw = self._local_upload_url(raw)
+        raw = self._local_s3_urls(raw)
         return Response(raw, status=result.get("statusCode", 200), headers=result.get("headers") or {})
 
     def http_api_event(self, request: Request, path: str, route_key: str, path_params: dict, claims: dict) -> dict:
@@ -180,11 +184,13 @@ class Gateway:
             event["body"] = text
         return event
 
-    def _local_upload_url(self, raw: bytes) -> bytes:
-        """Point the presigned POST at this gateway, the local stand-in for S3's endpoint."""
-        payload = json.loads(raw)
-        payload["upload"]["url"] = f"{self.base_url}/s3/{self.resources.uploads_bucket}"
-        return json.dumps(payload).encode()
+    def _local_s3_urls(self, raw: bytes) -> bytes:
+        """Point presigned S3 URLs (upload POSTs, preview GETs) at this gateway, the local S3 endpoint."""
+        def local(match: re.Match) -> bytes:
+            bucket = match.group(1) or match.group(2)
+            return f"{self.base_url}/s3/{bucket.decode()}/".encode()
+
+        return _S3_URL.sub(local, raw)
 
     # -- S3 browser POST upload -----------------------------------------------------------
     def s3_post(self, request: Request, bucket: str) -> Response:
@@ -209,6 +215,27 @@ class Gateway:
         self.s3.put_object(Bucket=bucket, Key=form["key"], Body=data,
                            ContentType=form.get("Content-Type", "application/octet-stream"))
         return Response(status=204, headers=cors)
+
+    def s3_get(self, request: Request, bucket: str, key: str) -> Response:
+        """A presigned GET: only artifacts (previews), only with an unexpired signature."""
+        args = request.args
+        if bucket != self.resources.artifacts_bucket or not key.startswith("previews/"):
+            return self._s3_error(403, "AccessDenied", "Access Denied", {})
+        if "X-Amz-Signature" in args:
+            signed = dt.datetime.strptime(args.get("X-Amz-Date", ""), "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+            expires = signed + dt.timedelta(seconds=int(args.get("X-Amz-Expires", "0")))
+        elif "Signature" in args:  # SigV2 query auth
+            expires = dt.datetime.fromtimestamp(int(args.get("Expires", "0")), dt.UTC)
+        else:
+            return self._s3_error(403, "AccessDenied", "Access Denied", {})
+        if expires < dt.datetime.now(dt.UTC):
+            return self._s3_error(403, "AccessDenied", "Request has expired", {})
+        try:
+            obj = self.s3.get_object(Bucket=bucket, Key=key)
+        except self.s3.exceptions.NoSuchKey:
+            return self._s3_error(404, "NoSuchKey", "The specified key does not exist.", {})
+        return Response(obj["Body"].read(), mimetype=obj.get("ContentType", "application/octet-stream"),
+                        headers={"Cache-Control": "private, max-age=300"})
 
     @staticmethod
     def _s3_error(status: int, code: str, message: str, headers: dict) -> Response:

@@ -16,7 +16,7 @@ MESSAGES: dict[str, str] = {
     "BLANK_IMAGE": "The image has no usable content (it is blank or a single flat colour).",
     "DICOM_NO_PIXELS": "The DICOM file has no image data (it may be a report or structured document).",
     "DICOM_UNSUPPORTED_COMPRESSION": "The DICOM file uses a compression this service cannot decode. Please export it uncompressed.",
-    "DICOM_MULTIFRAME_UNSUPPORTED": "The DICOM file holds several frames; please upload one slice at a time.",
+    "UNSUPPORTED_MODALITY": "This DICOM is not a CT or MR image (for example ultrasound or a dose map); StrokeLens reads head CT and MRI slices only.",
     "MODALITY_MISMATCH": "The scan's own header says a different modality than the one chosen.",
     "UPLOAD_MISSING": "The upload could not be found. Please upload the scan again.",
     "INTERNAL_ERROR": "Something went wrong on our side while reading this scan. Please try again later.",

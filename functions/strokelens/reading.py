@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from strokelens.imaging.previews import preview_pngs
 from strokelens.imaging.preprocess import preprocess_bytes
 from strokelens.model.predictor import Predictor
 
@@ -21,12 +22,14 @@ class Reading:
     result: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    previews: dict[str, bytes] = field(default_factory=dict)  # de-identified PNGs by name
 
 
-def read_scan(data: bytes, predictor: Predictor, declared_modality: str | None = None) -> Reading:
+def read_scan(data: bytes, predictor: Predictor, declared_modality: str | None = None,
+              with_previews: bool = False) -> Reading:
     """Read one uploaded file; raises :class:`strokelens.errors.ScanError` for bad input."""
     t0 = time.perf_counter()
-    decoded, _display, model_input, display_how = preprocess_bytes(data, predictor.input_size)
+    decoded, display, model_input, display_how = preprocess_bytes(data, predictor.input_size)
     t1 = time.perf_counter()
     prediction = predictor.predict(model_input)
 
@@ -51,4 +54,10 @@ def read_scan(data: bytes, predictor: Predictor, declared_modality: str | None =
     if decoded.dicom_tags:
         result["dicom"] = decoded.dicom_tags
     timings = {"decode_preprocess": (t1 - t0) * 1e3, **prediction.timings_ms}
-    return Reading(result=result, warnings=warnings, timings_ms={k: round(v, 3) for k, v in timings.items()})
+    previews: dict[str, bytes] = {}
+    if with_previews:
+        t2 = time.perf_counter()
+        previews = preview_pngs(decoded, display, model_input)
+        timings["previews"] = (time.perf_counter() - t2) * 1e3
+    return Reading(result=result, warnings=warnings, timings_ms={k: round(v, 3) for k, v in timings.items()},
+                   previews=previews)

@@ -77,6 +77,13 @@ def test_real_ct_png_is_read_end_to_end(local, ada):
     probabilities = result["result"]["probabilities"]
     assert abs(sum(probabilities.values()) - 1) < 1e-6
     assert result["result"]["model_version"] == local.inference.PREDICTOR.version
+    # The previews are served to the owner through short-lived links, as PNGs.
+    assert set(result["previews"]) == {"display", "model_input"}
+    for url in result["previews"].values():
+        image = requests.get(url, timeout=10)
+        assert image.status_code == 200 and image.content[:8] == b"\x89PNG\r\n\x1a\n"
+    unsigned = result["previews"]["display"].split("?")[0]
+    assert requests.get(unsigned, timeout=10).status_code == 403
 
 
 def test_other_clinician_cannot_see_or_list_the_scan(local, ada, grace):
@@ -136,6 +143,7 @@ def test_duplicate_notification_is_not_processed_twice(local, ada, ct_png):
         time.sleep(0.05)
     time.sleep(0.3)
     again = requests.get(f"{local.url}/api/scans/{scan['scan_id']}", headers=ada, timeout=10).json()
+    assert again.pop("previews").keys() == first.pop("previews").keys()  # links are re-signed per request
     assert again == first
     item = boto3.resource("dynamodb").Table(local.resources.table).get_item(
         Key={"owner_id": jwt.decode(ada["Authorization"][7:], options={"verify_signature": False})["sub"],

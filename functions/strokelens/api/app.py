@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any
 
 import boto3
+from botocore.config import Config as BotoConfig
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -21,7 +22,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from strokelens.aws.scans_table import ScansTable, decode_page_token
-from strokelens.aws.uploads import presign_upload
+from strokelens.aws.uploads import presign_get, presign_upload
 from strokelens.model.artifacts import artifacts_dir
 from strokelens.records import MODALITIES, is_scan_id, new_pending, new_scan_id, public_view, resolve_content_type, upload_key
 
@@ -30,6 +31,7 @@ from strokelens.records import MODALITIES, is_scan_id, new_pending, new_scan_id,
 class Config:
     scans_table: str
     uploads_bucket: str
+    artifacts_bucket: str
     max_upload_bytes: int
     upload_expires: int
     retention_days: int
@@ -39,6 +41,7 @@ class Config:
         return cls(
             scans_table=os.environ["SCANS_TABLE"],
             uploads_bucket=os.environ["UPLOADS_BUCKET"],
+            artifacts_bucket=os.environ["ARTIFACTS_BUCKET"],
             max_upload_bytes=int(os.environ.get("MAX_UPLOAD_BYTES", 25 * 1024 * 1024)),
             upload_expires=int(os.environ.get("UPLOAD_URL_EXPIRES", 300)),
             retention_days=int(os.environ.get("RECORD_RETENTION_DAYS", 90)),
@@ -59,10 +62,12 @@ metrics = Metrics()
 app = APIGatewayHttpResolver()
 
 CONFIG = Config.from_env()
-S3 = boto3.client("s3")
+# SigV4 for presigned URLs: SigV2 is deprecated and refused in newer regions.
+S3 = boto3.client("s3", config=BotoConfig(signature_version="s3v4"))
 SCANS = ScansTable(boto3.resource("dynamodb").Table(CONFIG.scans_table))
 
 MAX_PAGE = 50
+PREVIEW_URL_SECONDS = 300
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -141,7 +146,11 @@ def get_scan(scan_id: str) -> dict:
     item = SCANS.get(owner, scan_id) if is_scan_id(scan_id) else None
     if item is None:  # unknown and not-yours look the same on purpose
         raise RequestError(404, "SCAN_NOT_FOUND", "No scan with this id for your account.")
-    return public_view(item)
+    view = public_view(item)
+    if "previews" in view:  # short-lived links, handed only to the owner
+        view["previews"] = {name: presign_get(S3, CONFIG.artifacts_bucket, key, PREVIEW_URL_SECONDS)
+                            for name, key in view["previews"].items()}
+    return view
 
 
 @app.get("/scans")
@@ -162,7 +171,8 @@ def list_scans() -> dict:
         except ValueError:
             raise RequestError(400, "INVALID_PAGE_TOKEN", "The page token is not valid.")
     items, next_token = SCANS.list_for_owner(owner, limit, token)
-    return {"scans": [public_view(i) for i in items], "next": next_token}
+    scans = [{k: v for k, v in public_view(i).items() if k != "previews"} for i in items]
+    return {"scans": scans, "next": next_token}
 
 
 @cache

@@ -105,9 +105,11 @@ class ScansTable:
             raise
 
     def complete(self, owner_id: str, scan_id: str, token: str, result: dict[str, Any],
-                 timings_ms: dict[str, float], warnings: list[str]) -> bool:
-        return self._finish(owner_id, scan_id, token, Status.DONE,
-                            {"result": result, "timings_ms": timings_ms, "warnings": warnings})
+                 timings_ms: dict[str, float], warnings: list[str], previews: dict[str, str] | None = None) -> bool:
+        fields = {"result": result, "timings_ms": timings_ms, "warnings": warnings}
+        if previews:
+            fields["previews"] = previews  # S3 keys; the API hands out short-lived URLs
+        return self._finish(owner_id, scan_id, token, Status.DONE, fields)
 
     def fail(self, owner_id: str, scan_id: str, token: str, code: str, message: str) -> bool:
         return self._finish(owner_id, scan_id, token, Status.FAILED, {"error": {"code": code, "message": message}})

@@ -1,4 +1,4 @@
-"""S3 side of uploads: presigned POSTs that pin what may be sent, and bounded reads."""
+"""S3 side of scans: presigned POSTs that pin what may be sent, bounded reads, previews."""
 
 from __future__ import annotations
 
@@ -41,3 +41,17 @@ def read_upload(s3: Any, bucket: str, key: str, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise ScanError("TOO_LARGE", f"more than {max_bytes} bytes")
     return data
+
+
+def preview_key(owner_id: str, scan_id: str, name: str) -> str:
+    return f"previews/{owner_id}/{scan_id}/{name}.png"
+
+
+def write_preview(s3: Any, bucket: str, owner_id: str, scan_id: str, name: str, png: bytes) -> str:
+    key = preview_key(owner_id, scan_id, name)
+    s3.put_object(Bucket=bucket, Key=key, Body=png, ContentType="image/png")
+    return key
+
+
+def presign_get(s3: Any, bucket: str, key: str, expires_in: int) -> str:
+    return s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in)

@@ -30,6 +30,9 @@ MIN_SIDE = 64
 MAX_SIDE = 8192
 MAX_ASPECT = 3.0
 
+# CT and MR are what we read; OT/SC are secondary captures (often screenshots of CT/MR).
+READABLE_MODALITIES = frozenset({"CT", "MR", "OT", "SC"})
+
 # Technical tags a result may record. Anything not listed (names, ids, dates, institution,
 # accession numbers...) is never read out of the dataset.
 DICOM_TAG_ALLOWLIST = (
@@ -43,6 +46,8 @@ DICOM_TAG_ALLOWLIST = (
     "ManufacturerModelName",
     "RescaleSlope",
     "RescaleIntercept",
+    "NumberOfFrames",
+    "TransferSyntaxUID",
 )
 
 
@@ -158,39 +163,56 @@ def _decode_raster(data: bytes, fmt: str) -> DecodedImage:
 def _decode_dicom(data: bytes) -> DecodedImage:
     import pydicom
     from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_modality_lut
+    from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 
     try:
         ds = pydicom.dcmread(io.BytesIO(data))
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
+    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ScanError("CORRUPT_FILE", f"{type(exc).__name__}: {exc}") from exc
     if "PixelData" not in ds:
         raise ScanError("DICOM_NO_PIXELS")
-    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    _check_dimensions(cols, rows)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if frames > 1:
-        raise ScanError("DICOM_MULTIFRAME_UNSUPPORTED", f"{frames} frames")
-
+    modality = str(ds.get("Modality", "") or "").upper() or None
+    if modality is not None and modality not in READABLE_MODALITIES:
+        raise ScanError("UNSUPPORTED_MODALITY", modality)
     try:
-        raw = ds.pixel_array
-    except (NotImplementedError, RuntimeError) as exc:
-        # pydicom raises these when no installed handler can decode the transfer syntax.
-        raise ScanError("DICOM_UNSUPPORTED_COMPRESSION", str(ds.file_meta.get("TransferSyntaxUID", ""))) from exc
-    except (ValueError, AttributeError, EOFError, OSError, KeyError, TypeError) as exc:
-        raise ScanError("CORRUPT_FILE", f"{type(exc).__name__}: {exc}") from exc
+        rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError) as exc:
+        raise ScanError("CORRUPT_FILE", "unreadable image dimensions") from exc
+    if rows <= 0 or cols <= 0 or frames <= 0:
+        raise ScanError("CORRUPT_FILE", "missing image dimensions")
+    _check_dimensions(cols, rows)
+    if rows * cols * frames > MAX_PIXELS:
+        raise ScanError("TOO_LARGE", f"{frames} frames of {cols}x{rows}")
 
     notes: list[str] = []
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
-    if raw.ndim == 3:  # colour DICOM (secondary capture)
+    # A multi-frame object is read at its middle frame (decoded alone), and the choice is recorded.
+    index = frames // 2 if frames > 1 else None
+    if index is not None:
+        notes.append(f"multi-frame DICOM: frame {index + 1} of {frames} was read")
+    try:
+        raw = pixel_array(ds, index=index)
+    except (NotImplementedError, RuntimeError) as exc:
+        # pydicom raises these when no installed plugin decodes the transfer syntax.
+        raise ScanError("DICOM_UNSUPPORTED_COMPRESSION", str(ds.file_meta.get("TransferSyntaxUID", ""))) from exc
+    except Exception as exc:  # any decoder failure on hostile bytes is a damaged file, never a crash
+        raise ScanError("CORRUPT_FILE", f"{type(exc).__name__}: {exc}") from exc
+
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    if photometric == "PALETTE COLOR":
+        try:
+            raw = apply_color_lut(raw, ds)
+        except Exception as exc:
+            raise ScanError("CORRUPT_FILE", f"palette: {exc}") from exc
+    if raw.ndim == 3:  # colour (secondary capture, palette): pydicom already converted YBR to RGB
         notes.append(f"colour DICOM ({photometric}) converted to grayscale")
         rgb = raw[..., :3].astype(np.float32)
-        raw = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        values = raw
+        values = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    elif raw.ndim == 2:
+        values = apply_modality_lut(raw, ds)  # rescale first: Hounsfield units before any windowing
     else:
-        values = apply_modality_lut(raw, ds)  # rescale first: HU before any windowing
+        raise ScanError("CORRUPT_FILE", f"unexpected pixel array shape {raw.shape}")
 
-    modality = str(ds.get("Modality", "")).upper() or None
     return DecodedImage(
         pixels=np.ascontiguousarray(values, dtype=np.float32),
         source_format="dicom",
@@ -204,7 +226,7 @@ def _decode_dicom(data: bytes) -> DecodedImage:
 def _allowed_tags(ds: Any) -> dict[str, Any]:
     tags: dict[str, Any] = {}
     for name in DICOM_TAG_ALLOWLIST:
-        value = ds.get(name)
+        value = ds.file_meta.get(name) if name == "TransferSyntaxUID" else ds.get(name)
         if value is None or value == "":
             continue
         if hasattr(value, "__iter__") and not isinstance(value, (str, bytes)):

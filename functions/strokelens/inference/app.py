@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from strokelens.aws.scans_table import ScansTable
-from strokelens.aws.uploads import read_upload
+from strokelens.aws.uploads import read_upload, write_preview
 from strokelens.errors import MESSAGES, ScanError
 from strokelens.model.predictor import Predictor
 from strokelens.reading import read_scan
@@ -34,6 +34,7 @@ from strokelens.records import parse_upload_key
 class Config:
     scans_table: str
     uploads_bucket: str
+    artifacts_bucket: str
     max_upload_bytes: int
     max_receive_count: int
     lease_seconds: int
@@ -43,6 +44,7 @@ class Config:
         return cls(
             scans_table=os.environ["SCANS_TABLE"],
             uploads_bucket=os.environ["UPLOADS_BUCKET"],
+            artifacts_bucket=os.environ["ARTIFACTS_BUCKET"],
             max_upload_bytes=int(os.environ.get("MAX_UPLOAD_BYTES", 25 * 1024 * 1024)),
             max_receive_count=int(os.environ.get("MAX_RECEIVE_COUNT", 3)),
             # A crashed attempt's claim must expire before SQS redelivers (visibility = 6 x timeout).
@@ -93,7 +95,7 @@ def process_object(key: str, size: int | None, receive_count: int) -> str:
         t0 = time.perf_counter()
         data = read_upload(S3, CONFIG.uploads_bucket, key, CONFIG.max_upload_bytes)
         read_ms = (time.perf_counter() - t0) * 1e3
-        reading = read_scan(data, PREDICTOR, record.get("modality_declared"))
+        reading = read_scan(data, PREDICTOR, record.get("modality_declared"), with_previews=True)
     except ScanError as err:
         logger.info("Scan refused", extra={"code": err.code, "detail": err.detail})
         _count_failure(err.code)
@@ -106,8 +108,11 @@ def process_object(key: str, size: int | None, receive_count: int) -> str:
         else:
             SCANS.release(owner_id, scan_id, token)
         raise  # the batch processor reports this record as failed; SQS retries, then the DLQ keeps it
-    timings = {"read": round(read_ms, 3), **reading.timings_ms}
-    SCANS.complete(owner_id, scan_id, token, reading.result, timings, reading.warnings)
+    t0 = time.perf_counter()
+    previews = {name: write_preview(S3, CONFIG.artifacts_bucket, owner_id, scan_id, name, png)
+                for name, png in reading.previews.items()}
+    timings = {"read": round(read_ms, 3), **reading.timings_ms, "write_previews": round((time.perf_counter() - t0) * 1e3, 3)}
+    SCANS.complete(owner_id, scan_id, token, reading.result, timings, reading.warnings, previews)
     metrics.add_metric(name="InferenceTime", unit=MetricUnit.Milliseconds, value=timings.get("cnn", 0.0))
     metrics.add_metric(name="ScanDone", unit=MetricUnit.Count, value=1)
     logger.info("Scan read", extra={"label": reading.result["label"], "timings_ms": timings})

@@ -1,0 +1,47 @@
+"""De-identified preview PNGs: the scan as displayed, each CT window, and what the model saw.
+
+Only pixels leave here: PNGs are written without any text chunks or metadata, so nothing of
+the source file's header (names, ids, dates) can travel with them.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from strokelens.imaging.decode import DecodedImage
+from strokelens.imaging.preprocess import CT_WINDOWS, apply_window
+
+MAX_PREVIEW_SIDE = 512
+
+
+def to_png(pixels: np.ndarray, max_side: int = MAX_PREVIEW_SIDE) -> bytes:
+    """8-bit grayscale PNG of a [0, 1] image, downscaled so its longer side is at most ``max_side``."""
+    image = Image.fromarray(np.round(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8))
+    if max(image.size) > max_side:
+        scale = max_side / max(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                             Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=False)  # no pnginfo: no metadata at all
+    return buf.getvalue()
+
+
+def window_images(decoded: DecodedImage) -> dict[str, np.ndarray]:
+    """Each CT window preset applied to the Hounsfield units (CT DICOM only; empty otherwise)."""
+    if not (decoded.is_dicom and decoded.modality == "CT"):
+        return {}
+    out = {}
+    for name, window in CT_WINDOWS.items():
+        shown = apply_window(decoded.pixels, window)
+        out[name] = 1.0 - shown if decoded.invert else shown
+    return out
+
+
+def preview_pngs(decoded: DecodedImage, display: np.ndarray, model_input: np.ndarray) -> dict[str, bytes]:
+    """PNG bytes by preview name: ``display``, ``model_input`` and ``window_<preset>`` for CT DICOM."""
+    pngs = {"display": to_png(display), "model_input": to_png(model_input)}
+    pngs.update({f"window_{name}": to_png(img) for name, img in window_images(decoded).items()})
+    return pngs
