@@ -33,10 +33,27 @@ PLATFORMS = ["manylinux2014_x86_64", *(f"manylinux_2_{minor}_x86_64" for minor i
 # jmespath stays: aws-lambda-powertools imports it directly.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "urllib3", "python_dateutil", "six")
 
+# Installed files the CPU-only inference function never loads (GPU/NPU accelerators, converter
+# tools, test data). tests/unit/test_package.py runs a prediction from the pruned package.
+PRUNE = (
+    "ai_edge_litert/libLiteRtWebGpuAccelerator.so",
+    "ai_edge_litert/tools",
+    "ai_edge_litert/vendors",
+    "ai_edge_litert/aot",
+    "pydicom/data/test_files",
+    "pydicom/data/charset_files",
+    "numpy/*/tests",
+    "numpy/tests",
+    "numpy/_pyinstaller",
+    "numpy/f2py",
+    "numpy/typing/tests",
+)
+
 # Paths relative to functions/strokelens that a function must not ship.
 EXCLUDES: dict[str, tuple[str, ...]] = {
     "inference": (),
-    "api": ("inference", "model", "imaging", "artifacts/*.tflite", "artifacts/head.npz"),
+    "api": ("inference", "model", "imaging", "reading.py", "cli.py", "__main__.py",
+            "artifacts/*.tflite", "artifacts/head.npz", "artifacts/head.joblib", "artifacts/split.json"),
 }
 # Exceptions to EXCLUDES: the API reads the model's manifest/card through this stdlib-only module.
 KEEP: dict[str, tuple[str, ...]] = {"inference": (), "api": ("model/__init__.py", "model/artifacts.py")}
@@ -92,6 +109,17 @@ def _copy_code(function: str, outdir: Path) -> None:
             shutil.copy2(path, target / relative)
 
 
+def _strip_symbols(outdir: Path) -> bool:
+    """Drop debug symbols from shared libraries (about a third of the package); False without binutils."""
+    strip = shutil.which("strip")
+    if strip is None:
+        return False
+    libraries = [str(p) for p in outdir.rglob("*.so*") if p.is_file() and not p.is_symlink()]
+    for start in range(0, len(libraries), 200):
+        subprocess.run([strip, "--strip-unneeded", *libraries[start:start + 200]], check=True)
+    return True
+
+
 def _strip_caches(outdir: Path) -> None:
     for cache in list(outdir.rglob("__pycache__")):
         shutil.rmtree(cache, ignore_errors=True)
@@ -116,11 +144,15 @@ def build_package(function: str, outdir: Path, *, make_zip: bool = False) -> dic
     for name in RUNTIME_PROVIDED:
         _remove_distribution(outdir, name)
     shutil.rmtree(outdir / "bin", ignore_errors=True)  # console scripts are useless in Lambda
+    for pattern in PRUNE:
+        for path in outdir.glob(pattern):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    stripped = _strip_symbols(outdir)
     _copy_code(function, outdir)
     _strip_caches(outdir)
     files = [p for p in outdir.rglob("*") if p.is_file()]
     summary: dict = {"function": function, "unzipped_bytes": sum(p.stat().st_size for p in files),
-                     "files": len(files)}
+                     "files": len(files), "stripped": stripped}
     if make_zip:
         summary["zipped_bytes"] = _zip(outdir).stat().st_size
     return summary
