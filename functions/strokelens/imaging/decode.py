@@ -96,7 +96,12 @@ def decode_image(data: bytes) -> DecodedImage:
     fmt = sniff_format(data)
     if fmt is None:
         raise ScanError("UNSUPPORTED_FORMAT", f"magic {data[:8]!r}")
-    decoded = _decode_dicom(data) if fmt == "dicom" else _decode_raster(data, fmt)
+    try:
+        decoded = _decode_dicom(data) if fmt == "dicom" else _decode_raster(data, fmt)
+    except ScanError:
+        raise
+    except Exception as exc:  # decoders parse lazily and raise many kinds on hostile bytes: never a crash
+        raise ScanError("CORRUPT_FILE", f"{type(exc).__name__}: {exc}") from exc
     _check_content(decoded.pixels)
     return decoded
 
@@ -132,7 +137,7 @@ def _decode_raster(data: bytes, fmt: str) -> DecodedImage:
         raise
     except Image.DecompressionBombError as exc:
         raise ScanError("TOO_LARGE", str(exc)) from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except Exception as exc:  # Pillow's plugins raise many kinds (struct.error, IndexError...) on bad bytes
         raise ScanError("CORRUPT_FILE", f"{type(exc).__name__}: {exc}") from exc
 
     if fmt == "jpeg":
@@ -162,15 +167,19 @@ def _decode_raster(data: bytes, fmt: str) -> DecodedImage:
 
 def _decode_dicom(data: bytes) -> DecodedImage:
     import pydicom
-    from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 
     try:
         ds = pydicom.dcmread(io.BytesIO(data))
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except Exception as exc:  # pydicom raises many kinds (struct.error, ...) on hostile bytes
         raise ScanError("CORRUPT_FILE", f"{type(exc).__name__}: {exc}") from exc
     if "PixelData" not in ds:
-        raise ScanError("DICOM_NO_PIXELS")
+        # An image object without pixels was cut short; anything else (report, plan) has none by design.
+        uid = ds.get("SOPClassUID") or getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID")
+        sop_class = getattr(uid, "name", "")
+        if "Image Storage" in sop_class:
+            raise ScanError("CORRUPT_FILE", f"{sop_class} without pixel data (truncated?)")
+        raise ScanError("DICOM_NO_PIXELS", sop_class)
     modality = str(ds.get("Modality", "") or "").upper() or None
     if modality is not None and modality not in READABLE_MODALITIES:
         raise ScanError("UNSUPPORTED_MODALITY", modality)
