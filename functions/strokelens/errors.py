@@ -19,6 +19,7 @@ MESSAGES: dict[str, str] = {
     "UNSUPPORTED_MODALITY": "This DICOM is not a CT or MR image (for example ultrasound or a dose map); StrokeLens reads head CT and MRI slices only.",
     "MODALITY_MISMATCH": "The scan's own header says a different modality than the one chosen.",
     "UPLOAD_MISSING": "The upload could not be found. Please upload the scan again.",
+    "UPLOAD_NOT_RECEIVED": "The file never arrived (the upload was refused, cancelled or timed out). Please upload it again.",
     "INTERNAL_ERROR": "Something went wrong on our side while reading this scan. Please try again later.",
 }
 

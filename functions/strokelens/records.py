@@ -9,6 +9,7 @@ Filenames are never stored: they often carry patient names.
 
 from __future__ import annotations
 
+import calendar
 import re
 import secrets
 import time
@@ -117,6 +118,22 @@ PUBLIC_FIELDS = ("scan_id", "status", "created_at", "updated_at", "modality_decl
                  "content_type", "result", "error", "timings_ms", "warnings", "previews")
 
 
-def public_view(item: dict[str, Any]) -> dict[str, Any]:
-    """What the owner sees of a record (no owner id, no internal claim fields)."""
-    return {k: to_plain(item[k]) for k in PUBLIC_FIELDS if k in item}
+# After the upload link expires, a scan whose file never arrived is shown as failed (not stored).
+UPLOAD_GRACE_SECONDS = 120
+
+
+def public_view(item: dict[str, Any], upload_expires: int | None = None, now: float | None = None) -> dict[str, Any]:
+    """What the owner sees of a record (no owner id, no internal claim fields).
+
+    With ``upload_expires``, a PENDING scan that was never claimed and whose upload link has
+    expired reads as FAILED/UPLOAD_NOT_RECEIVED, so a refused upload never looks "in progress".
+    """
+    view = {k: to_plain(item[k]) for k in PUBLIC_FIELDS if k in item}
+    if upload_expires is not None and item.get("status") == Status.PENDING and not item.get("attempts"):
+        created = calendar.timegm(time.strptime(item["created_at"][:19], "%Y-%m-%dT%H:%M:%S"))
+        if (time.time() if now is None else now) > created + upload_expires + UPLOAD_GRACE_SECONDS:
+            from strokelens.errors import MESSAGES
+
+            view["status"] = Status.FAILED.value
+            view["error"] = {"code": "UPLOAD_NOT_RECEIVED", "message": MESSAGES["UPLOAD_NOT_RECEIVED"]}
+    return view

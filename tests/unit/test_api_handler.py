@@ -138,3 +138,17 @@ def test_model_card_and_metrics_come_from_the_artifacts(api_app, lambda_context)
 def test_unknown_route_is_json_404(api_app, lambda_context):
     status, body = call(api_app, lambda_context, path="/nothing-here")
     assert status == 404 and body["error"]["code"] == "NOT_FOUND"
+
+
+def test_an_upload_that_never_arrived_reads_as_failed_once_its_link_expired(api_app, resources, lambda_context):
+    from strokelens.records import new_pending, public_view
+
+    item = new_pending(OWNER, new_scan_id(now=1_790_000_000), content_type="image/png", modality=None,
+                       retention_days=1, now=1_790_000_000)
+    assert public_view(item, 300, now=1_790_000_100)["status"] == "PENDING"
+    late = public_view(item, 300, now=1_790_000_000 + 300 + 121)
+    assert late["status"] == "FAILED" and late["error"]["code"] == "UPLOAD_NOT_RECEIVED"
+    assert public_view({**item, "attempts": 1}, 300, now=1_790_010_000)["status"] == "PENDING", "a retry is waiting"
+    boto3.resource("dynamodb").Table(resources.table).put_item(Item=item)
+    status, body = call(api_app, lambda_context, path=f"/scans/{item['scan_id']}")
+    assert status == 200 and body["error"]["code"] == "UPLOAD_NOT_RECEIVED"

@@ -146,7 +146,7 @@ def get_scan(scan_id: str) -> dict:
     item = SCANS.get(owner, scan_id) if is_scan_id(scan_id) else None
     if item is None:  # unknown and not-yours look the same on purpose
         raise RequestError(404, "SCAN_NOT_FOUND", "No scan with this id for your account.")
-    view = public_view(item)
+    view = public_view(item, CONFIG.upload_expires)
     if "previews" in view:  # short-lived links, handed only to the owner
         view["previews"] = {name: presign_get(S3, CONFIG.artifacts_bucket, key, PREVIEW_URL_SECONDS)
                             for name, key in view["previews"].items()}
@@ -171,7 +171,7 @@ def list_scans() -> dict:
         except ValueError:
             raise RequestError(400, "INVALID_PAGE_TOKEN", "The page token is not valid.")
     items, next_token = SCANS.list_for_owner(owner, limit, token)
-    scans = [{k: v for k, v in public_view(i).items() if k != "previews"} for i in items]
+    scans = [{k: v for k, v in public_view(i, CONFIG.upload_expires).items() if k != "previews"} for i in items]
     return {"scans": scans, "next": next_token}
 
 
