@@ -10,8 +10,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from strokelens.imaging.decode import decode_image
+from strokelens.imaging.preprocess import to_display, to_model_input
 from strokelens.imaging.previews import preview_pngs
-from strokelens.imaging.preprocess import preprocess_bytes
 from strokelens.model.predictor import Predictor
 
 SYNTHETIC_WARNING = "This model was trained on synthetic phantom images; its output is not evidence about real scans."
@@ -29,8 +30,11 @@ def read_scan(data: bytes, predictor: Predictor, declared_modality: str | None =
               with_previews: bool = False) -> Reading:
     """Read one uploaded file; raises :class:`strokelens.errors.ScanError` for bad input."""
     t0 = time.perf_counter()
-    decoded, display, model_input, display_how = preprocess_bytes(data, predictor.input_size)
+    decoded = decode_image(data)
     t1 = time.perf_counter()
+    display, display_how = to_display(decoded)
+    model_input = to_model_input(display, predictor.input_size)
+    t2 = time.perf_counter()
     prediction = predictor.predict(model_input)
 
     warnings: list[str] = list(decoded.notes)
@@ -53,7 +57,7 @@ def read_scan(data: bytes, predictor: Predictor, declared_modality: str | None =
     }
     if decoded.dicom_tags:
         result["dicom"] = decoded.dicom_tags
-    timings = {"decode_preprocess": (t1 - t0) * 1e3, **prediction.timings_ms}
+    timings = {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3, **prediction.timings_ms}
     previews: dict[str, bytes] = {}
     if with_previews:
         t2 = time.perf_counter()

@@ -90,7 +90,7 @@ def to_model_input(display: np.ndarray, size: int) -> np.ndarray:
 def preprocess_bytes(data: bytes, size: int) -> tuple[DecodedImage, np.ndarray, np.ndarray, str]:
     """Decode and preprocess one file: (decoded, display, model_input, display_description).
 
-    The single entry point shared by the inference function, the CLI and training.
+    The entry point training uses; the service calls the same three steps one by one (to time them).
     """
     from strokelens.imaging.decode import decode_image
 
