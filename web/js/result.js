@@ -1,0 +1,154 @@
+// The result card: model output (never a diagnosis), probabilities, warnings, timings, model version.
+"use strict";
+
+import { h, clear, formatMs, formatPercent, formatDate, humanize } from "./dom.js";
+
+export const OOD_TEXT = "This does not look like the head CT slices the model was trained on.";
+export const UNCERTAIN_TEXT = "Indeterminate — review";
+
+function totalMs(timings) {
+  return Object.values(timings || {}).reduce((sum, v) => sum + (Number(v) || 0), 0);
+}
+
+function turnaroundMs(scan) {
+  const a = Date.parse(scan.created_at);
+  const b = Date.parse(scan.updated_at);
+  return Number.isFinite(a) && Number.isFinite(b) && b >= a ? b - a : NaN;
+}
+
+function topLabel(probabilities) {
+  return Object.entries(probabilities || {}).sort((a, b) => b[1] - a[1])[0]?.[0];
+}
+
+/** One line for the history list: {badge, tone, line}. */
+export function resultSummary(scan) {
+  const r = scan.result || {};
+  switch (scan.status) {
+    case "PENDING": return { badge: "Awaiting upload", tone: "neutral", line: "No file received yet" };
+    case "PROCESSING": return { badge: "Reading", tone: "info", line: "The model is reading the slice" };
+    case "FAILED": return { badge: "Not read", tone: "error", line: scan.error?.code ? humanize(scan.error.code) : "Could not be read" };
+    case "DONE": {
+      if (r.out_of_distribution) return { badge: "Out of scope", tone: "warning", line: "Not like the training images" };
+      const label = r.label || topLabel(r.probabilities);
+      const p = r.probabilities?.[label];
+      if (r.uncertain) return { badge: "Indeterminate", tone: "warning", line: "Review needed" };
+      return { badge: "Done", tone: "ok", line: `Highest output: ${label}${p !== undefined ? ` (${formatPercent(p)})` : ""}` };
+    }
+    default: return { badge: scan.status || "?", tone: "neutral", line: "" };
+  }
+}
+
+function warningItem(text) {
+  const match = /^([A-Z][A-Z0-9_]{3,}):\s*(.*)$/s.exec(String(text));
+  return match
+    ? h("li", {}, h("strong", { text: `${humanize(match[1])}: ` }), match[2])
+    : h("li", { text: String(text) });
+}
+
+function probabilityChart(probabilities, highlight) {
+  const entries = Object.entries(probabilities || {});
+  const list = h("ul", { class: "prob-chart", "aria-label": "Model output probability per class" });
+  for (const [label, p] of entries) {
+    const pct = Math.max(0, Math.min(1, Number(p)));
+    list.append(h("li", { class: `prob-row${label === highlight ? " top" : ""}`, dataset: { label, probability: String(p) } },
+      h("span", { class: "prob-label", text: label }),
+      h("span", { class: "prob-track", "aria-hidden": "true" }, h("span", { class: "prob-bar", style: { width: `${(100 * pct).toFixed(1)}%` } })),
+      h("span", { class: "prob-value", text: formatPercent(p) })));
+  }
+  return list;
+}
+
+function metaList(scan) {
+  const r = scan.result || {};
+  const rows = [];
+  const add = (term, ...value) => rows.push(h("div", { class: "meta-item" }, h("dt", { text: term }), h("dd", {}, ...value)));
+  add("Model version", h("span", { class: "mono", text: r.model_version || "–" }),
+    r.synthetic_model ? h("span", { class: "badge badge-warning", text: "synthetic training data" }) : null);
+  const processing = totalMs(scan.timings_ms);
+  if (processing) add("Processing time", formatMs(processing));
+  const turnaround = turnaroundMs(scan);
+  if (Number.isFinite(turnaround)) add("Turnaround", `${formatMs(turnaround)} from upload request to result`);
+  const modality = r.modality || scan.modality_declared;
+  add("Modality", modality ? (modality === "MR" ? "MRI" : modality) : "not stated",
+    scan.modality_declared && r.modality && scan.modality_declared !== r.modality ? ` (chosen: ${scan.modality_declared})` : "");
+  if (r.source_format) add("File format", String(r.source_format).toUpperCase());
+  if (Array.isArray(r.image_size) && r.image_size.length >= 2) add("Image size", `${r.image_size[1]} × ${r.image_size[0]} px`);
+  add("Uploaded", formatDate(scan.created_at));
+  return h("dl", { class: "meta" }, rows);
+}
+
+function detailsBlock(scan) {
+  const r = scan.result || {};
+  const parts = [];
+  if (scan.timings_ms && Object.keys(scan.timings_ms).length) {
+    parts.push(h("h4", { text: "Timings" }), h("table", { class: "kv-table" },
+      h("tbody", {}, Object.entries(scan.timings_ms).map(([k, v]) => h("tr", {}, h("th", { scope: "row", text: humanize(k) }), h("td", { text: formatMs(Number(v)) }))))));
+  }
+  if (r.preprocessing) {
+    const text = typeof r.preprocessing === "string" ? r.preprocessing : JSON.stringify(r.preprocessing);
+    parts.push(h("h4", { text: "Preprocessing" }), h("p", { text }));
+  }
+  if (r.dicom && Object.keys(r.dicom).length) {
+    parts.push(h("h4", { text: "DICOM header (allow-listed, de-identified fields)" }), h("table", { class: "kv-table" },
+      h("tbody", {}, Object.entries(r.dicom).map(([k, v]) => h("tr", {}, h("th", { scope: "row", text: k }),
+        h("td", { class: "mono", text: Array.isArray(v) ? v.join(", ") : String(v) }))))));
+  }
+  if (!parts.length) return null;
+  return h("details", { class: "result-details" }, h("summary", { text: "Technical details" }), parts);
+}
+
+export function renderResult(container, scan) {
+  clear(container);
+  const r = scan.result || {};
+  const card = h("div", { class: "result-card", dataset: { status: scan.status } });
+  container.append(card);
+
+  if (scan.status === "FAILED") {
+    card.classList.add("result-failed");
+    card.append(
+      h("p", { class: "result-headline", text: "This scan could not be read" }),
+      h("p", { class: "result-error", id: "result-error", text: scan.error?.message || "The scan could not be processed." }),
+      scan.error?.code ? h("p", { class: "muted small" }, "Reason code: ", h("span", { class: "mono", text: scan.error.code })) : null,
+      h("p", { class: "muted", text: "No model output was produced. Check the file and upload it again." }));
+    return;
+  }
+  if (scan.status !== "DONE") return;
+
+  const label = r.label || topLabel(r.probabilities);
+  const warnings = [...(scan.warnings || [])];
+  if (r.synthetic_model && !warnings.some((w) => /synthetic/i.test(w))) {
+    warnings.push("This model was trained on synthetic images; its output is not evidence about real scans.");
+  }
+
+  if (r.out_of_distribution) {
+    card.classList.add("result-ood");
+    card.append(
+      h("p", { class: "result-kicker", text: "Model output withheld" }),
+      h("p", { class: "result-headline", id: "ood-message", text: OOD_TEXT }),
+      r.ood_reason ? h("p", { class: "result-reason" }, h("strong", { text: "Why: " }), String(r.ood_reason)) : null,
+      h("p", { class: "muted", text: "No class is suggested for this image. A qualified clinician must read it." }));
+  } else {
+    if (r.uncertain) {
+      card.classList.add("result-uncertain");
+      card.append(
+        h("p", { class: "result-kicker", text: "Model output · not a diagnosis" }),
+        h("p", { class: "result-headline", id: "uncertain-message", text: UNCERTAIN_TEXT }),
+        h("p", { class: "muted", text: "The model's outputs are too close to call for this slice. A qualified clinician must review it." }));
+    } else {
+      card.append(
+        h("p", { class: "result-kicker", text: "Model output · not a diagnosis" }),
+        h("p", { class: "result-headline" }, "Highest model output: ", h("span", { class: "result-label", text: label })),
+        h("p", { class: "muted", text: "Probabilities below are the model's output for this one slice. They are not a diagnosis and must not drive treatment." }));
+    }
+    card.append(h("h3", { class: "sub-h", text: "Probability per class" }), probabilityChart(r.probabilities, r.uncertain ? null : label));
+  }
+
+  if (warnings.length) {
+    card.append(h("div", { class: "alert alert-warning result-warnings", role: "note" },
+      h("strong", { text: warnings.length === 1 ? "Warning" : "Warnings" }), h("ul", {}, warnings.map(warningItem))));
+  }
+  card.append(metaList(scan), detailsBlock(scan));
+  card.append(h("div", { class: "result-actions" },
+    h("a", { class: "btn btn-secondary", href: `#/risk?scan=${encodeURIComponent(scan.scan_id)}`, text: "Open the clinical risk form" }),
+    h("a", { class: "btn btn-quiet", href: "#/", text: "Read another scan" })));
+}
