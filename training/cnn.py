@@ -29,8 +29,10 @@ class CNNConfig:
     dropout: float = 0.4
     learning_rate: float = 1e-3
     batch_size: int = 16
-    epochs: int = 80
-    patience: int = 20
+    epochs: int = 120
+    patience: int = 30
+    min_epochs: int = 10  # no early stop (and no "best" epoch) before this: BN statistics settle first
+    monitor: str = "val_auc"  # "val_auc" (higher is better) or "val_loss"
     augment: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -107,9 +109,18 @@ def _balanced_weights(y: np.ndarray) -> np.ndarray:
     return (len(y) / (len(counts) * counts[y])).astype(np.float32)
 
 
-def _val_loss(model, x: np.ndarray, y: np.ndarray) -> float:
-    p = model.predict(x[..., None], batch_size=64, verbose=0)
-    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0))))
+def _val_scores(model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(cross-entropy, ROC AUC) on a validation set; AUC is macro one-vs-rest for >2 classes."""
+    from sklearn.metrics import roc_auc_score
+
+    p = model.predict(x[..., None], batch_size=64, verbose=0).astype(np.float64)
+    loss = float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0))))
+    if len(np.unique(y)) < 2:
+        return loss, float("nan")
+    if p.shape[1] == 2:
+        return loss, float(roc_auc_score(y, p[:, 1]))
+    p = p / p.sum(axis=1, keepdims=True)
+    return loss, float(roc_auc_score(y, p, multi_class="ovr", labels=np.arange(p.shape[1])))
 
 
 def train(
@@ -129,8 +140,8 @@ def train(
     model = build_classifier(n_classes, config)
     weights = _balanced_weights(y)
     n_epochs = epochs or config.epochs
-    history: dict = {"loss": [], "val_loss": [], "best_epoch": n_epochs}
-    best, best_weights, waited = np.inf, None, 0
+    history: dict = {"loss": [], "val_loss": [], "val_auc": [], "best_epoch": n_epochs}
+    best, best_weights, waited = -np.inf, None, 0
     for epoch in range(n_epochs):
         rng = np.random.default_rng([seed, epoch])
         order = rng.permutation(len(x))
@@ -140,10 +151,15 @@ def train(
         history["loss"].append(float(fit.history["loss"][-1]))
         if validation is None:
             continue
-        loss = _val_loss(model, *validation)
+        loss, auc = _val_scores(model, *validation)
         history["val_loss"].append(loss)
-        if loss < best - 1e-4:
-            best, best_weights, waited, history["best_epoch"] = loss, model.get_weights(), 0, epoch + 1
+        history["val_auc"].append(auc)
+        # Higher is better: AUC first, lower loss breaks ties (AUC on tens of images is coarse).
+        score = (auc if np.isfinite(auc) else 0.0) - 1e-3 * loss if config.monitor == "val_auc" else -loss
+        if epoch + 1 < config.min_epochs:
+            continue
+        if score > best + 1e-6:
+            best, best_weights, waited, history["best_epoch"] = score, model.get_weights(), 0, epoch + 1
         else:
             waited += 1
             if waited >= config.patience:

@@ -159,10 +159,10 @@ def intensity_chart(inputs: np.ndarray, sample_labels: list[str]) -> go.Figure:
 
 def history_chart(history: dict) -> go.Figure:
     fig = go.Figure()
-    for key in ("loss", "val_loss"):
+    for key in ("loss", "val_loss", "val_auc"):
         if history.get(key):
             fig.add_trace(go.Scatter(y=history[key], x=list(range(1, len(history[key]) + 1)), mode="lines", name=key))
-    return _layout(fig, "CNN training loss", "Epoch", "Cross-entropy")
+    return _layout(fig, "CNN training curve", "Epoch", "Cross-entropy / ROC AUC")
 
 
 def write_charts(folder: Path, charts: list[tuple[str, str, str, go.Figure]]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import shutil
 import sys
 import time
 from collections import Counter
@@ -26,7 +25,9 @@ from training import cnn, evaluate, export, model_card  # noqa: E402
 from training.datasets import detect_layout, discover, labels_of, load_inputs  # noqa: E402
 from training.split import cv_folds, save_split, train_test_split  # noqa: E402
 
-STALE_SUFFIXES = (".tflite", ".npz", ".json", ".joblib", ".md")
+# What this pipeline writes into --out; only these are removed before a run (other tools share the folder).
+ARTIFACT_FILES = ("extractor.tflite", "head.npz", "head.joblib", "labels.json", "manifest.json", "metrics.json",
+                  "split.json", "model_card.json", "model_card.md")
 VALIDATION_FOLDS = 5  # one grouped fold (~20 % of training groups) early-stops the CNN
 HEAD_FOLDS = 5
 
@@ -44,12 +45,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def clean(out: Path) -> None:
-    """Remove artifacts of a previous run (files with artifact suffixes and charts/)."""
+    """Remove this pipeline's artifacts from a previous run (ARTIFACT_FILES and the charts its
+    ``charts/index.json`` lists), nothing else: other tools share the folder."""
     out.mkdir(parents=True, exist_ok=True)
-    for path in out.iterdir():
-        if path.is_file() and path.suffix in STALE_SUFFIXES:
-            path.unlink()
-    shutil.rmtree(out / "charts", ignore_errors=True)
+    for name in ARTIFACT_FILES:
+        (out / name).unlink(missing_ok=True)
+    index = out / "charts" / "index.json"
+    if index.is_file():
+        for chart in json.loads(index.read_text()):
+            (out / "charts" / f"{Path(chart['id']).name}.json").unlink(missing_ok=True)
+        index.unlink()
 
 
 def _counts(labels: list[str], splits: list[str]) -> dict[str, dict[str, int]]:
@@ -81,7 +86,8 @@ def run(args: argparse.Namespace) -> dict:
     data, out = Path(args.data), Path(args.out)
     synthetic = bool(args.synthetic or "phantom" in str(args.data).lower())
     config = cnn.CNNConfig(input_size=args.input_size, epochs=3 if args.quick else args.epochs,
-                           patience=3 if args.quick else cnn.CNNConfig.patience)
+                           patience=3 if args.quick else cnn.CNNConfig.patience,
+                           min_epochs=1 if args.quick else cnn.CNNConfig.min_epochs)
     samples = discover(data)
     labels = labels_of(samples)
     x, samples = load_inputs(samples, config.input_size)
@@ -135,7 +141,9 @@ def run(args: argparse.Namespace) -> dict:
     metrics = evaluate.evaluate(y[test_idx], proba, test_groups, labels, args.seed, reps)
     metrics["model_version"] = manifest["version"]
     metrics["validation"] = {"best_epoch": history["best_epoch"], "epochs_run": len(history["loss"]),
-                             "best_val_loss": min(history["val_loss"]) if history["val_loss"] else None,
+                             "monitor": config.monitor,
+                             "val_auc_at_best": history["val_auc"][history["best_epoch"] - 1] if history["val_auc"] else None,
+                             "val_loss_at_best": history["val_loss"][history["best_epoch"] - 1] if history["val_loss"] else None,
                              "head_cv_auc_by_C": head_info["cv_auc_by_C"], "head_C": head_info["C"],
                              "head_parity_max_abs_diff": parity}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
