@@ -65,6 +65,7 @@ class DecodedImage:
     invert: bool = False  # DICOM MONOCHROME1: low values display white
     notes: tuple[str, ...] = ()
     dicom_tags: dict[str, Any] = field(default_factory=dict)
+    chroma: float = 0.0  # mean (max - min) over colour channels in [0, 1]; 0 for grayscale sources
 
     @property
     def is_dicom(self) -> bool:
@@ -162,7 +163,14 @@ def _decode_raster(data: bytes, fmt: str) -> DecodedImage:
         # RGB, RGBA, LA, P, CMYK, YCbCr: ITU-R 601 luminance, as Pillow's "L" conversion.
         notes.append(f"colour image ({mode}) converted to grayscale")
         pixels = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+        chroma = _chroma(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0)
+        return DecodedImage(pixels=np.ascontiguousarray(pixels), source_format=fmt, notes=tuple(notes), chroma=chroma)
     return DecodedImage(pixels=np.ascontiguousarray(pixels), source_format=fmt, notes=tuple(notes))
+
+
+def _chroma(rgb: np.ndarray) -> float:
+    """How colourful an RGB image in [0, 1] is: 0 for grey, ~0.3+ for photographs."""
+    return float((rgb.max(axis=-1) - rgb.min(axis=-1)).mean())
 
 
 def _decode_dicom(data: bytes) -> DecodedImage:
@@ -195,6 +203,7 @@ def _decode_dicom(data: bytes) -> DecodedImage:
         raise ScanError("TOO_LARGE", f"{frames} frames of {cols}x{rows}")
 
     notes: list[str] = []
+    chroma = 0.0
     # A multi-frame object is read at its middle frame (decoded alone), and the choice is recorded.
     index = frames // 2 if frames > 1 else None
     if index is not None:
@@ -217,6 +226,7 @@ def _decode_dicom(data: bytes) -> DecodedImage:
         notes.append(f"colour DICOM ({photometric}) converted to grayscale")
         rgb = raw[..., :3].astype(np.float32)
         values = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        chroma = _chroma(rgb / max(float(rgb.max()), 1.0))
     elif raw.ndim == 2:
         values = apply_modality_lut(raw, ds)  # rescale first: Hounsfield units before any windowing
     else:
@@ -229,6 +239,7 @@ def _decode_dicom(data: bytes) -> DecodedImage:
         invert=photometric == "MONOCHROME1",
         notes=tuple(notes),
         dicom_tags=_allowed_tags(ds),
+        chroma=chroma,
     )
 
 
