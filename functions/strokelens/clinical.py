@@ -71,10 +71,10 @@ UNITS = {"age": "years", "avg_glucose_level": "mg/dL", "bmi": "kg/m²"}
 class ClinicalValidationError(ValueError):
     """A payload problem, naming the offending field (answered 400 by the API)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+    def __init__(self, field: str, detail: str) -> None:
         self.field = field
-        self.message = message
+        self.message = f"{field} {detail}"  # a whole sentence naming the field, for the API response
+        super().__init__(self.message)
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def validate(payload: Any) -> ClinicalInput:
         raise ClinicalValidationError("body", "must be a JSON object with the clinical fields.")
     for name in sorted(payload, key=str):
         if name not in ALLOWED:
-            raise ClinicalValidationError(str(name), f"unknown field; allowed fields are {', '.join(ALLOWED)}.")
+            raise ClinicalValidationError(str(name), f"is not an accepted field; allowed fields are {', '.join(ALLOWED)}.")
     for name in REQUIRED:
         if name not in payload or payload[name] is None:
             raise ClinicalValidationError(name, "is required.")
