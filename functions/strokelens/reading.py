@@ -49,7 +49,7 @@ def read_scan(data: bytes, predictor: Predictor, declared_modality: str | None =
     t2 = time.perf_counter()
     prediction = predictor.predict(model_input)
     t3 = time.perf_counter()
-    verdict = judge(decoded, model_input, prediction.embedding, predictor.ood, declared_modality)
+    verdict = judge(decoded, display, prediction.embedding, predictor.ood, declared_modality, predictor.ood_image)
     t4 = time.perf_counter()
 
     warnings: list[str] = list(decoded.notes)

@@ -3,9 +3,9 @@
 Two layers, cheapest first:
 1. image checks on the decoded/displayed slice (modality, colour, dark background around a
    head-sized object) catch MRI, photographs, textures and noise without running the model;
-2. the Mahalanobis distance of the CNN embedding to the training embeddings (Ledoit-Wolf
-   shrinkage covariance, fitted by ``training/ood.py``), refused above a threshold set at a
-   stated percentile of held-out in-distribution distances.
+2. Mahalanobis distances (Ledoit-Wolf shrinkage covariance) of the image statistics and of the
+   CNN embedding to those of the training slices, each refused above a threshold set at a stated
+   percentile of out-of-fold in-distribution distances (fitted by training).
 
 A scan judged out of distribution is still stored and shown, with the reason and no label claim.
 """
@@ -19,11 +19,10 @@ import numpy as np
 
 from strokelens.imaging.decode import DecodedImage
 
-# Measured on the 160 real CT slices: dark border fraction >= 0.57, foreground 0.41-0.87.
-MIN_DARK_BORDER = 0.40
-FOREGROUND_RANGE = (0.25, 0.92)
+# Measured on the 160 real CT slices: foreground (> 0.1) covers 41-100% of the slice.
+MIN_FOREGROUND = 0.25
 MAX_CHROMA = 0.06  # mean |channel - grey| of a colour upload, in [0, 1]
-BORDER = 6  # pixels of the 128-px check image treated as the border
+BORDER = 4  # pixels of the ~128-px check image treated as the border
 
 
 @dataclass(frozen=True)
@@ -34,22 +33,33 @@ class OodVerdict:
     threshold: float | None = None
 
 
-def image_check(decoded: DecodedImage, check_image: np.ndarray, declared_modality: str | None) -> str | None:
-    """A reason this is not a head CT slice like the training data, or None. ``check_image`` is
-    the model input (square, [0, 1])."""
+def image_check(decoded: DecodedImage, display: np.ndarray, declared_modality: str | None) -> str | None:
+    """A reason this is not a head CT slice like the training data, or None. ``display`` is the
+    windowed slice in [0, 1] before padding (padding would fake a dark background)."""
     modality = decoded.modality or declared_modality
     if modality == "MR":
         return "This is an MRI; the model was trained on CT slices only."
     if decoded.chroma > MAX_CHROMA:
         return "This is a colour image (for example a photograph), not a grayscale CT slice."
-    x = check_image
-    border = np.concatenate([x[:BORDER].ravel(), x[-BORDER:].ravel(), x[:, :BORDER].ravel(), x[:, -BORDER:].ravel()])
-    if float((border < 0.1).mean()) < MIN_DARK_BORDER:
-        return "There is no dark background around a head: this does not look like an axial head CT slice."
-    foreground = float((x > 0.1).mean())
-    if not FOREGROUND_RANGE[0] <= foreground <= FOREGROUND_RANGE[1]:
+    if float((_shrink(display) > 0.1).mean()) < MIN_FOREGROUND:
         return "No head-sized object fills the image: this does not look like an axial head CT slice."
     return None
+
+
+def image_stats(display: np.ndarray) -> np.ndarray:
+    """Cheap statistics of the displayed slice, modelled like the embeddings (``ood_image.npz``):
+    a 12-bin intensity histogram, dark border and foreground fractions, and mean gradient."""
+    x = _shrink(display)
+    hist = np.histogram(x, bins=12, range=(0.0, 1.0))[0] / x.size
+    border = np.concatenate([x[:BORDER].ravel(), x[-BORDER:].ravel(), x[:, :BORDER].ravel(), x[:, -BORDER:].ravel()])
+    gradient = np.abs(np.diff(x, axis=0)).mean() + np.abs(np.diff(x, axis=1)).mean()
+    return np.concatenate([hist, [(border < 0.1).mean(), (x > 0.1).mean(), gradient]]).astype(np.float64)
+
+
+def _shrink(display: np.ndarray, side: int = 128) -> np.ndarray:
+    """Every k-th pixel so the longer side is about ``side``: the checks are coarse statistics."""
+    step = max(1, max(display.shape) // side)
+    return display[::step, ::step]
 
 
 @dataclass(frozen=True)
@@ -65,17 +75,23 @@ class MahalanobisModel:
             return cls(a["mean"].astype(np.float64), a["precision"].astype(np.float64),
                        float(a["threshold"]), float(a["percentile"]))
 
+    def save(self, path: Path) -> None:
+        np.savez(path, mean=self.mean, precision=self.precision, threshold=np.float64(self.threshold),
+                 percentile=np.float64(self.percentile))
+
     def distance(self, embedding: np.ndarray) -> float:
         d = embedding.astype(np.float64) - self.mean
         return float(np.sqrt(max(d @ self.precision @ d, 0.0)))
 
 
-def judge(decoded: DecodedImage, model_input: np.ndarray, embedding: np.ndarray, model: MahalanobisModel | None,
-          declared_modality: str | None = None) -> OodVerdict:
-    """Image checks first, then the embedding distance."""
-    reason = image_check(decoded, model_input, declared_modality)
+def judge(decoded: DecodedImage, display: np.ndarray, embedding: np.ndarray, model: MahalanobisModel | None,
+          declared_modality: str | None = None, image_model: MahalanobisModel | None = None) -> OodVerdict:
+    """Image checks first, then the image-statistics distance, then the embedding distance."""
+    reason = image_check(decoded, display, declared_modality)
     if reason:
         return OodVerdict(True, reason)
+    if image_model is not None and image_model.distance(image_stats(display)) > image_model.threshold:
+        return OodVerdict(True, "Its intensities and texture are unlike the head CT slices the model was trained on.")
     if model is None:
         return OodVerdict(False, None)
     distance = model.distance(embedding)

@@ -85,8 +85,9 @@ class Predictor:
         self.manifest = Manifest.load(self.folder)
         self.head = LinearHead.load(self.folder / "head.npz")
         self.extractor = Extractor(self.folder / "extractor.tflite", num_threads=num_threads)
-        ood_path = self.folder / "ood.npz"
+        ood_path, image_path = self.folder / "ood.npz", self.folder / "ood_image.npz"
         self.ood = MahalanobisModel.load(ood_path) if ood_path.exists() else None
+        self.ood_image = MahalanobisModel.load(image_path) if image_path.exists() else None
         raw = self.manifest.raw
         # Operating point for two classes: the positive class wins at or above its threshold.
         self.positive_label: str | None = raw.get("positive_label")
