@@ -320,6 +320,32 @@ def test_cancel_stops_the_upload(page, stack, tmp_path):
     assert page.is_enabled("#upload-btn")
 
 
+def test_expired_preview_links_are_fetched_again(page, stack, tmp_path):
+    """Preview links are short-lived: a refused one makes the page fetch the scan again once."""
+    path = tmp_path / "slice.png"
+    path.write_bytes(sorted((CT_DATA / "normal").glob("*.png"))[2].read_bytes())
+    sign_in(page, stack)
+    refused = []
+
+    def expire_once(route):
+        if not refused:
+            refused.append(route.request.url)
+            route.fulfill(status=403, content_type="application/xml", body="<Error><Code>AccessDenied</Code></Error>")
+        else:
+            route.fallback()
+
+    page.route(re.compile(r"/previews/"), expire_once)
+    upload(page, path)
+    scan_id = wait_final(page)
+    if not api_get(stack, page, f"/scans/{scan_id}").get("previews"):
+        pytest.skip("this backend sends no previews")
+    page.wait_for_function("() => { const imgs = [...document.querySelectorAll('#viewer img.scan-img')];"
+                           " return imgs.length === 2 && imgs.every(i => i.complete && i.naturalWidth > 0); }")
+    # The refused image cannot have loaded from its own link: both loaded from a re-render with fresh ones.
+    assert refused, "the first preview request was not intercepted"
+    assert page.query_selector("#viewer .img-missing") is None
+
+
 def test_history_is_per_clinician_and_reopens_scans(page, stack, tmp_path):
     path = tmp_path / "normal.png"
     path.write_bytes(sorted((CT_DATA / "normal").glob("*.png"))[1].read_bytes())
@@ -380,6 +406,7 @@ def test_out_of_distribution_uncertain_heatmap_and_windows_are_rendered(page, st
     page.goto(f"{stack.url}/#/scan/{scan_id}")
     page.wait_for_selector("#uncertain-message")
     assert page.inner_text("#uncertain-message") == "Indeterminate \u2014 review"
+    page.locator("#scan-panel").screenshot(path=str(ARTIFACTS / "05a-uncertain.png"))
     assert page.query_selector("#result .result-label") is None  # no label claim
     # Viewer: two panes, window presets, heat map with an opacity slider.
     page.wait_for_selector("#viewer .pane >> nth=1")
@@ -406,6 +433,7 @@ def test_out_of_distribution_uncertain_heatmap_and_windows_are_rendered(page, st
     assert "This does not look like the head CT slices the model was trained on" in text
     assert "Intensity histogram far from the training images." in text
     assert page.query_selector("#result .prob-row") is None and page.query_selector("#result .result-label") is None
+    page.locator("#scan-panel").screenshot(path=str(ARTIFACTS / "05b-out-of-distribution.png"))
     assert page.console_errors == []
 
 
@@ -448,16 +476,7 @@ def test_risk_form(page, stack):
     if probe.status_code != 200:
         pytest.xfail(f"POST /risk answers {probe.status_code} on this stack (route not built yet)")
     expected = probe.json()
-    page.fill("#risk-age", str(VALID_RISK["age"]))
-    page.select_option("#risk-gender", VALID_RISK["gender"])
-    page.check("#risk-hypertension-1")
-    page.check("#risk-heart_disease-0")
-    page.fill("#risk-avg_glucose_level", str(VALID_RISK["avg_glucose_level"]))
-    page.fill("#risk-bmi", str(VALID_RISK["bmi"]))
-    page.select_option("#risk-smoking_status", VALID_RISK["smoking_status"])
-    page.select_option("#risk-ever_married", VALID_RISK["ever_married"])
-    page.select_option("#risk-work_type", VALID_RISK["work_type"])
-    page.select_option("#risk-Residence_type", VALID_RISK["Residence_type"])
+    fill_risk_form(page, VALID_RISK)
     with page.expect_request(lambda r: r.url.endswith("/api/risk") and r.method == "POST") as sent:
         page.click("#risk-form button[type=submit]")
     assert json.loads(sent.value.post_data) == VALID_RISK
@@ -466,7 +485,73 @@ def test_risk_form(page, stack):
     text = page.inner_text("#risk-result")
     assert "not a diagnosis" in text.lower()
     assert len(page.query_selector_all("#risk-result .contrib")) == len(expected["contributions"])
-    shot(page, "07-risk")
+    assert page.console_errors == []
+
+
+def fill_risk_form(page, values: dict) -> None:
+    page.fill("#risk-age", str(values["age"]))
+    page.select_option("#risk-gender", values["gender"])
+    page.check(f"#risk-hypertension-{values['hypertension']}")
+    page.check(f"#risk-heart_disease-{values['heart_disease']}")
+    page.fill("#risk-avg_glucose_level", str(values["avg_glucose_level"]))
+    page.fill("#risk-bmi", "" if values["bmi"] is None else str(values["bmi"]))
+    page.select_option("#risk-smoking_status", values["smoking_status"])
+    page.select_option("#risk-ever_married", values["ever_married"])
+    page.select_option("#risk-work_type", values["work_type"])
+    page.select_option("#risk-Residence_type", values["Residence_type"])
+
+
+def test_risk_form_renders_an_answer_and_server_field_errors(page, stack):
+    """The form's rendering against contract-shaped answers (the API is stubbed in the browser)."""
+    answer = {
+        "probability": 0.1834, "band": "high", "model_version": "c0ffee123456",
+        "bands": [{"name": "low", "upper": 0.05, "meaning": "below the average risk"},
+                  {"name": "moderate", "upper": 0.15, "meaning": "up to three times the average"},
+                  {"name": "high", "upper": None, "meaning": "more than three times the average risk in the training data"}],
+        "baseline": {"probability": 0.049, "meaning": "the average patient in the training data"},
+        "contributions": [
+            {"feature": "age", "value": 67, "contribution": 1.42, "direction": "raises"},
+            {"feature": "avg_glucose_level", "value": 205.5, "contribution": 0.38, "direction": "raises"},
+            {"feature": "bmi", "value": 28.1, "imputed": True, "contribution": 0.0, "direction": "neutral"},
+            {"feature": "smoking_status", "value": "never smoked", "contribution": -0.21, "direction": "lowers"}],
+        "notes": ["bmi was not given: the training median (28.1) was used."],
+        "disclaimer": "A population-level statistical estimate; not a diagnosis.",
+    }
+    calls = []
+
+    def stub(route):
+        body = json.loads(route.request.post_data)
+        calls.append(body)
+        if len(calls) == 1:
+            route.fulfill(status=400, json={"error": {"code": "INVALID_FIELD", "field": "avg_glucose_level",
+                                                      "message": "avg_glucose_level must be between 40 and 400."}})
+        else:
+            route.fulfill(status=200, json=answer)
+
+    sign_in(page, stack)
+    page.route("**/api/risk", stub)
+    page.goto(f"{stack.url}/#/risk?scan=0123456789abcdef01234567")
+    page.wait_for_selector("#risk-form")
+    assert page.get_attribute("#risk-back a", "href") == "#/scan/0123456789abcdef01234567"
+    fill_risk_form(page, {**VALID_RISK, "bmi": None})
+    page.click("#risk-form button[type=submit]")
+    page.wait_for_selector("#risk-msg:not([hidden])")
+    assert calls[0]["bmi"] is None and calls[0]["hypertension"] == 1
+    assert page.get_attribute("#risk-avg_glucose_level", "aria-invalid") == "true"
+    assert "between 40 and 400" in page.inner_text("#risk-avg_glucose_level-error")
+    assert page.evaluate("document.activeElement.id") == "risk-avg_glucose_level"
+    page.click("#risk-form button[type=submit]")
+    page.wait_for_selector("#risk-result:not([hidden])")
+    assert page.inner_text("#risk-probability").replace("\u00a0", " ") == "18.3 %"
+    assert page.inner_text("#risk-band").lower().startswith("high")
+    text = page.inner_text("#risk-result")
+    assert "not a diagnosis" in text.lower() and "research tool, not for diagnostic use" in text.lower()
+    rows = page.eval_on_selector_all("#risk-result .contrib", "els => els.map(e => [e.dataset.feature, e.className])")
+    assert [r[0] for r in rows] == ["age", "avg_glucose_level", "smoking_status", "bmi"]
+    assert "raises" in rows[0][1] and "lowers" in rows[2][1] and "neutral" in rows[3][1]
+    assert "(imputed)" in text and answer["notes"][0] in text
+    page.locator("#view-risk").screenshot(path=str(ARTIFACTS / "07-risk.png"))
+    assert [e for e in page.console_errors if "status of 400" not in e] == []  # the stubbed 400 is logged
 
 
 def test_phone_width_layout(browser, stack):

@@ -23,8 +23,8 @@ const LABELS = Object.fromEntries(FIELDS.map((f) => [f.name, f.label]));
 function fieldControl(f) {
   const id = `risk-${f.name}`;
   const errId = `${id}-error`;
-  const hintId = f.hint || f.unit ? `${id}-hint` : null;
-  const describedBy = [hintId, errId].filter(Boolean).join(" ");
+  const hintId = f.hint ? `${id}-hint` : null;
+  const describedBy = [f.unit ? `${id}-unit` : null, hintId, errId].filter(Boolean).join(" ");
   let control;
   if (f.type === "radio") {
     control = h("fieldset", { class: "field radio-field", id, "aria-describedby": errId },
@@ -41,8 +41,8 @@ function fieldControl(f) {
     : h("input", { id, name: f.name, type: "number", inputmode: "decimal", min: f.min, max: f.max, step: f.step, required: f.required, "aria-describedby": describedBy });
   return h("div", { class: "field" },
     h("label", { for: id, text: f.label + (f.required ? "" : " (optional)") }),
-    f.unit ? h("div", { class: "with-unit" }, input, h("span", { class: "unit", text: f.unit })) : input,
-    hintId ? h("p", { class: "hint", id: hintId, text: f.hint || `In ${f.unit}.` }) : null,
+    f.unit ? h("div", { class: "with-unit" }, input, h("span", { class: "unit", id: `${id}-unit`, text: f.unit })) : input,
+    hintId ? h("p", { class: "hint", id: hintId, text: f.hint }) : null,
     h("p", { class: "field-error", id: errId, "aria-live": "polite" }));
 }
 
@@ -85,14 +85,31 @@ function validate(form) {
 
 function contributionRow(c, maxAbs) {
   const share = maxAbs ? Math.abs(Number(c.contribution)) / maxAbs : 0;
-  const raises = c.direction === "raises" || (c.direction !== "lowers" && Number(c.contribution) > 0);
+  const dir = ["raises", "lowers", "neutral"].includes(c.direction) ? c.direction
+    : Number(c.contribution) > 0 ? "raises" : Number(c.contribution) < 0 ? "lowers" : "neutral";
   const value = c.value === null || c.value === undefined ? "unknown" : String(c.value);
-  return h("li", { class: `contrib ${raises ? "raises" : "lowers"}`, dataset: { feature: c.feature } },
-    h("span", { class: "contrib-name" }, h("strong", { text: LABELS[c.feature] || humanize(c.feature) }), h("span", { class: "muted", text: ` = ${value}` })),
+  const bar = h("span", { class: "contrib-bar", style: { width: `${(100 * share).toFixed(1)}%` } });
+  return h("li", { class: `contrib ${dir}`, dataset: { feature: c.feature } },
+    h("span", { class: "contrib-name" }, h("strong", { text: LABELS[c.feature] || humanize(c.feature) }),
+      h("span", { class: "muted", text: ` = ${value}${c.imputed ? " (imputed)" : ""}` })),
     h("span", { class: "contrib-track", "aria-hidden": "true" },
-      h("span", { class: "contrib-half left" }, raises ? null : h("span", { class: "contrib-bar", style: { width: `${(100 * share).toFixed(1)}%` } })),
-      h("span", { class: "contrib-half right" }, raises ? h("span", { class: "contrib-bar", style: { width: `${(100 * share).toFixed(1)}%` } }) : null)),
-    h("span", { class: "contrib-dir", text: raises ? "raises" : "lowers" }));
+      h("span", { class: "contrib-half left" }, dir === "lowers" ? bar : null),
+      h("span", { class: "contrib-half right" }, dir === "raises" ? bar : null)),
+    h("span", { class: "contrib-dir", text: dir === "neutral" ? "no effect" : dir }));
+}
+
+/** The bands as a segmented scale, the current one highlighted. */
+function bandScale(bands, current) {
+  if (!Array.isArray(bands) || bands.length < 2) return null;
+  let lower = 0;
+  return h("ol", { class: "band-scale", "aria-label": "Risk bands" }, bands.map((b) => {
+    const range = b.upper === null || b.upper === undefined ? `≥ ${formatPercent(lower, 0)}` : `${formatPercent(lower, 0)}–${formatPercent(b.upper, 0)}`;
+    lower = b.upper ?? lower;
+    const isCurrent = b.name === current;
+    return h("li", { class: `band-seg band-${String(b.name).toLowerCase().replace(/[^a-z]+/g, "-")}${isCurrent ? " current" : ""}`,
+      "aria-current": isCurrent ? "true" : null, title: b.meaning || "" },
+    h("span", { class: "band-name", text: humanize(b.name) }), h("span", { class: "band-range", text: range }));
+  }));
 }
 
 export class RiskView {
@@ -161,19 +178,28 @@ export class RiskView {
     const contributions = [...(result.contributions || [])].sort((a, b) => Math.abs(b.contribution) - Math.abs(a.contribution));
     const maxAbs = Math.max(0, ...contributions.map((c) => Math.abs(Number(c.contribution)) || 0));
     const band = String(result.band || "");
+    const bandInfo = (result.bands || []).find((b) => b.name === band);
+    const baseline = result.baseline && typeof result.baseline.probability === "number" ? result.baseline : null;
     box.append(
       h("h2", { id: "risk-result-h", tabindex: "-1", text: "Model output" }),
       h("p", { class: "result-kicker", text: "Model output · not a diagnosis · not for clinical decisions" }),
       h("div", { class: "risk-summary" },
-        h("div", { class: "risk-prob" }, h("span", { class: "risk-prob-value", id: "risk-probability", dataset: { probability: String(result.probability) }, text: formatPercent(result.probability) }),
+        h("div", { class: "risk-prob" },
+          h("span", { class: "risk-prob-value", id: "risk-probability", dataset: { probability: String(result.probability) }, text: formatPercent(result.probability) }),
           h("span", { class: "muted small", text: "estimated probability of stroke (model output)" })),
-        band ? h("span", { class: `badge badge-band band-${band.toLowerCase().replace(/[^a-z]+/g, "-")}`, id: "risk-band", text: `${humanize(band)} band` } ) : null),
+        band ? h("div", { class: "risk-band" },
+          h("span", { class: `badge badge-band band-${band.toLowerCase().replace(/[^a-z]+/g, "-")}`, id: "risk-band", text: `${humanize(band)} band` }),
+          bandInfo?.meaning ? h("span", { class: "muted small", text: bandInfo.meaning }) : null) : null),
+      bandScale(result.bands, band),
+      baseline ? h("p", { class: "small" }, h("strong", { text: "Baseline: " }),
+        `${formatPercent(baseline.probability)}${baseline.meaning ? ` — ${baseline.meaning}` : ""}`) : null,
       contributions.length ? h("h3", { class: "sub-h", text: "Contributing factors" }) : null,
-      contributions.length ? h("p", { class: "muted small", text: "How each input moved this estimate relative to the model's baseline." }) : null,
+      contributions.length ? h("p", { class: "muted small", text: result.contribution_method || "How each input moved this estimate relative to the model's baseline." }) : null,
       contributions.length ? h("ul", { class: "contribs", "aria-label": "Contributing factors" }, contributions.map((c) => contributionRow(c, maxAbs))) : null,
       (result.notes || []).length ? h("div", { class: "alert alert-info", role: "note" }, h("strong", { text: "Notes" }), h("ul", {}, result.notes.map((n) => h("li", { text: n })))) : null,
-      h("p", { class: "muted small" }, "Model version ", h("span", { class: "mono", text: result.model_version || "–" }),
-        ". Research tool, not for diagnostic use: a statistical estimate from population data, not a diagnosis for this patient."));
+      h("div", { class: "alert alert-warning", role: "note" }, h("strong", { text: "Research tool, not for diagnostic use." }),
+        h("span", { class: "alert-detail", text: result.disclaimer || "A statistical estimate from population data, not a diagnosis for this patient." })),
+      h("p", { class: "muted small" }, "Model version ", h("span", { class: "mono", text: result.model_version || "–" })));
     box.hidden = false;
     box.querySelector("h2").focus();
   }

@@ -296,9 +296,21 @@ export class ScansView {
     status.textContent = scan.status === "DONE" ? "Reading complete." : "The scan could not be read.";
     const local = this.localPreview?.scanId === scan.scan_id ? this.localPreview.url : null;
     renderResult($("result"), scan);
-    renderViewer($("viewer"), scan, local);
+    this._renderViewer(scan, local);
     $("scan-h").textContent = scan.status === "DONE" ? "Model output" : "Scan not read";
     this.loadHistory();
+  }
+
+  _renderViewer(scan, local) {
+    renderViewer($("viewer"), scan, local, () => {
+      // Preview links are short-lived: fetch the scan again (at most every 30 s) for fresh ones.
+      if (this.currentScanId !== scan.scan_id || Date.now() - (this.previewsFetchedAt || 0) < 30_000) return false;
+      this.previewsFetchedAt = Date.now();
+      this.api.get(`/scans/${encodeURIComponent(scan.scan_id)}`)
+        .then((fresh) => { if (this.currentScanId === scan.scan_id) this._renderViewer(fresh, local); })
+        .catch(() => renderViewer($("viewer"), scan, local, null));
+      return true;
+    });
   }
 
   // ---- history ----------------------------------------------------------------------------

@@ -54,9 +54,10 @@ function pane(title, caption, image, overlay) {
   return h("figure", { class: "pane" }, h("figcaption", {}, h("span", { class: "pane-title", text: title }), caption ? h("span", { class: "muted small", text: caption }) : null), scroller);
 }
 
-function previewImage(url, alt, className) {
-  const img = h("img", { src: url, alt, class: className || "scan-img", decoding: "async", referrerpolicy: "no-referrer" });
+function previewImage(url, alt, onExpired) {
+  const img = h("img", { src: url, alt, class: "scan-img", decoding: "async", referrerpolicy: "no-referrer" });
   img.addEventListener("error", () => {
+    if (onExpired && onExpired()) return; // short-lived links: the scan is fetched again with fresh ones
     const ph = h("div", { class: "img-missing", role: "img", "aria-label": `${alt}: not available` },
       h("span", { text: "Preview not available" }), h("span", { class: "small", text: "The link may have expired: reopen the scan." }));
     img.replaceWith(ph);
@@ -64,8 +65,12 @@ function previewImage(url, alt, className) {
   return img;
 }
 
-export function renderViewer(section, scan, localUrl) {
+/** Render the viewer. ``onExpired()`` is called when a preview link fails (they expire after minutes);
+ * it returns true when it will re-render with fresh links, else the image shows a placeholder. */
+export function renderViewer(section, scan, localUrl, onExpired) {
   clear(section);
+  let refreshing = null; // asked once per render: true when fresh links are on their way
+  const expired = onExpired ? () => (refreshing ??= Boolean(onExpired())) : null;
   const previews = scan.previews || {};
   const r = scan.result || {};
   const windows = r.modality === "MR" ? [] : windowsOf(previews);
@@ -85,7 +90,7 @@ export function renderViewer(section, scan, localUrl) {
   section.append(head, toolbar, panes);
 
   // Panels
-  const displayImg = previewImage(displayUrl, previews.display || windows.length ? "Uploaded slice as displayed" : "Your file (local preview)");
+  const displayImg = previewImage(displayUrl, previews.display || windows.length ? "Uploaded slice as displayed" : "Your file (local preview)", expired);
   const displayCaption = previews.display || windows.length ? (windows.length && !previews.display ? `${humanize(windows[0][0])} window` : "as uploaded, de-identified")
     : "local preview, from your computer";
   const displayPane = pane("Displayed scan", displayCaption, displayImg);
@@ -94,7 +99,7 @@ export function renderViewer(section, scan, localUrl) {
   if (modelUrl) {
     if (heatUrl) overlay = h("img", { class: "overlay heatmap", src: heatUrl, alt: "", "aria-hidden": "true" });
     else if (heatGrid) overlay = heatmapCanvas(heatGrid);
-    panes.append(pane("Model input", "what the model saw", previewImage(modelUrl, "Model input: the slice after windowing, padding and resizing"), overlay));
+    panes.append(pane("Model input", "what the model saw", previewImage(modelUrl, "Model input: the slice after windowing, padding and resizing", expired), overlay));
   }
 
   // Zoom (both panes together)
@@ -127,7 +132,7 @@ export function renderViewer(section, scan, localUrl) {
       const input = h("input", { type: "radio", name: "ct-window", id, value: name, checked: i === 0 });
       input.addEventListener("change", () => {
         const current = displayPane.querySelector(".scan-img, .img-missing");
-        const img = previewImage(url, `Uploaded slice, ${text.toLowerCase()}${name !== "display" ? " window" : ""}`);
+        const img = previewImage(url, `Uploaded slice, ${text.toLowerCase()}${name !== "display" ? " window" : ""}`, expired);
         current.replaceWith(img);
         displayPane.querySelector("figcaption .muted").textContent = WINDOW_HINT[name] ? `${text} window · ${WINDOW_HINT[name]}` : "as uploaded, de-identified";
       });
