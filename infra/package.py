@@ -51,9 +51,10 @@ PRUNE = (
 
 # Paths relative to functions/strokelens that a function must not ship.
 EXCLUDES: dict[str, tuple[str, ...]] = {
-    "inference": (),
+    "inference": ("artifacts/clinical/*", "clinical.py", "artifacts/head.joblib"),
     "api": ("inference", "model", "imaging", "reading.py", "cli.py", "__main__.py",
-            "artifacts/*.tflite", "artifacts/head.npz", "artifacts/head.joblib", "artifacts/split.json"),
+            "artifacts/*.tflite", "artifacts/head.npz", "artifacts/head.joblib", "artifacts/split.json",
+            "artifacts/ood*.npz", "artifacts/clinical/clinical_pipeline.joblib", "artifacts/clinical/clinical_split.json"),
 }
 # Exceptions to EXCLUDES: the API reads the model's manifest/card through this stdlib-only module.
 KEEP: dict[str, tuple[str, ...]] = {"inference": (), "api": ("model/__init__.py", "model/artifacts.py")}

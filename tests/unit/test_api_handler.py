@@ -152,3 +152,22 @@ def test_an_upload_that_never_arrived_reads_as_failed_once_its_link_expired(api_
     boto3.resource("dynamodb").Table(resources.table).put_item(Item=item)
     status, body = call(api_app, lambda_context, path=f"/scans/{item['scan_id']}")
     assert status == 200 and body["error"]["code"] == "UPLOAD_NOT_RECEIVED"
+
+
+def test_clinical_risk_route(api_app, lambda_context):
+    valid = {"age": 67, "gender": "Male", "hypertension": 1, "heart_disease": 0, "ever_married": "Yes",
+             "work_type": "Private", "Residence_type": "Urban", "avg_glucose_level": 205.2, "bmi": 29.1,
+             "smoking_status": "formerly smoked"}
+    status, body = call(api_app, lambda_context, method="POST", path="/risk", body=valid)
+    assert status == 200 and 0 < body["probability"] < 1 and body["band"] and body["contributions"]
+    status, body = call(api_app, lambda_context, method="POST", path="/risk", body={**valid, "age": 130})
+    assert status == 400 and body["error"] == {**body["error"], "code": "INVALID_FIELD", "field": "age"}
+    status, body = call(api_app, lambda_context, method="POST", path="/risk", body=valid, sub=None)
+    assert status == 401
+
+
+def test_metrics_include_the_clinical_charts_and_card(api_app, lambda_context):
+    _, metrics = call(api_app, lambda_context, path="/metrics")
+    assert any(c.get("group") == "clinical" for c in metrics["charts"])
+    _, card = call(api_app, lambda_context, path="/model")
+    assert "clinical" in card

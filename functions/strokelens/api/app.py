@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from strokelens.aws.scans_table import ScansTable, decode_page_token
 from strokelens.aws.uploads import presign_get, presign_upload
+from strokelens.clinical import ClinicalValidationError, RiskModel
 from strokelens.model.artifacts import artifacts_dir
 from strokelens.records import MODALITIES, is_scan_id, new_pending, new_scan_id, public_view, resolve_content_type, upload_key
 
@@ -177,14 +178,46 @@ def list_scans() -> dict:
 
 @cache
 def _model_card() -> dict:
-    return json.loads((artifacts_dir() / "model_card.json").read_text())
+    card = json.loads((artifacts_dir() / "model_card.json").read_text())
+    clinical = artifacts_dir() / "clinical" / "clinical_card.json"
+    if clinical.exists():  # the second, separate reading: never fused with the image model
+        card["clinical"] = json.loads(clinical.read_text())
+    return card
+
+
+def _chart_folder(folder) -> list[dict]:
+    index = json.loads((folder / "index.json").read_text())
+    return [{**entry, "figure": json.loads((folder / f"{entry['id']}.json").read_text())} for entry in index]
 
 
 @cache
 def _charts() -> list[dict]:
-    folder = artifacts_dir() / "charts"
-    index = json.loads((folder / "index.json").read_text())
-    return [{**entry, "figure": json.loads((folder / f"{entry['id']}.json").read_text())} for entry in index]
+    charts = _chart_folder(artifacts_dir() / "charts")
+    clinical = artifacts_dir() / "clinical" / "charts"
+    if (clinical / "index.json").exists():
+        charts += [{**c, "group": "clinical"} for c in _chart_folder(clinical)]
+    return charts
+
+
+@cache
+def _risk_model() -> RiskModel:
+    return RiskModel.load()  # CLINICAL_MODEL_DIR, else strokelens/artifacts/clinical
+
+
+@app.exception_handler(ClinicalValidationError)
+def _invalid_field(exc: ClinicalValidationError) -> Response:
+    return Response(status_code=400, content_type=content_types.APPLICATION_JSON,
+                    body=json.dumps({"error": {"code": "INVALID_FIELD", "field": exc.field, "message": exc.message}}))
+
+
+@app.post("/risk")
+@tracer.capture_method
+def clinical_risk() -> dict:
+    """Patient-level stroke risk from clinical fields: a separate reading, not fused with the scan."""
+    caller()
+    result = _risk_model().predict_payload(json_body())
+    metrics.add_metric(name="RiskComputed", unit=MetricUnit.Count, value=1)
+    return result
 
 
 @app.get("/model")
