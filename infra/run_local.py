@@ -43,6 +43,9 @@ class LocalStack:
         from infra.local_stack import provision
         from infra.worker import QueueWorker
 
+        from infra.build_web import build_web_assets
+
+        build_web_assets(WEB_DIR)  # plotly.js from the installed package: no CDN
         self.resources = provision(Stack.load(**(self.parameters or {})))
         os.environ.update(self.resources.environment())
         # Handlers read config, create clients and load the model at import: once per "container".
