@@ -151,6 +151,7 @@ def assert_result_matches_api(page, stack, scan_id: str) -> dict:
     for label, p in result["probabilities"].items():
         assert shown[label].replace("\u00a0", " ") == f"{100 * p:.1f} %", (label, shown[label], p)
     card = page.inner_text("#result")
+    assert not re.search(r"\b(null|undefined|NaN|\[object Object\])\b", card), card
     assert result["model_version"] in card
     assert "not a diagnosis" in card.lower()
     if result.get("out_of_distribution") or result.get("uncertain"):
@@ -459,6 +460,7 @@ def test_model_card_and_every_chart_render(page, stack):
         assert figure.query_selector(".js-plotly-plot .main-svg") is not None, chart["id"]
         assert chart["title"] in figure.inner_text()
     shot(page, "06-model-metrics")
+    page.locator("#view-model > .card >> nth=1").screenshot(path=str(ARTIFACTS / "06b-charts.png"))
     assert page.evaluate("window.__cspViolations") == []
     assert page.console_errors == []
 
@@ -485,6 +487,8 @@ def test_risk_form(page, stack):
     text = page.inner_text("#risk-result")
     assert "not a diagnosis" in text.lower()
     assert len(page.query_selector_all("#risk-result .contrib")) == len(expected["contributions"])
+    assert not re.search(r"\b(null|undefined|NaN|\[object Object\])\b", text), text
+    page.locator("#risk-result").screenshot(path=str(ARTIFACTS / "07b-risk-live.png"))
     assert page.console_errors == []
 
 
@@ -552,6 +556,77 @@ def test_risk_form_renders_an_answer_and_server_field_errors(page, stack):
     assert "(imputed)" in text and answer["notes"][0] in text
     page.locator("#view-risk").screenshot(path=str(ARTIFACTS / "07-risk.png"))
     assert [e for e in page.console_errors if "status of 400" not in e] == []  # the stubbed 400 is logged
+
+
+def test_cognito_hosted_ui_sign_in_with_pkce_refresh_and_sign_out(page, stack):
+    """Production sign-in against a stand-in Cognito domain: authorization code + PKCE (S256),
+    state check, tokens in sessionStorage, refresh before expiry, hosted-UI sign-out."""
+    import base64
+    import hashlib
+    from urllib.parse import parse_qs, urlparse
+
+    domain = "https://strokelens-test.auth.eu-west-1.amazoncognito.com"
+    config = {"apiUrl": f"{stack.url}/api", "auth": {
+        "mode": "cognito", "region": "eu-west-1", "userPoolId": "eu-west-1_TEST", "clientId": "client123",
+        "domain": domain.removeprefix("https://"), "redirectUri": f"{stack.url}/"}}
+    real = requests.post(f"{stack.url}/local/login", json={"username": stack.resources.clinicians[0]["username"]}, timeout=10).json()
+    seen = {}
+
+    def authorize(route):
+        query = {k: v[0] for k, v in parse_qs(urlparse(route.request.url).query).items()}
+        seen["authorize"] = query
+        route.fulfill(status=302, headers={"Location": f"{stack.url}/?code=the-code&state={query['state']}"})
+
+    def token_endpoint(route):
+        form = {k: v[0] for k, v in parse_qs(route.request.post_data).items()}
+        seen.setdefault("token", []).append(form)
+        # Short-lived the first time, so the app must refresh before its first API call.
+        body = {"id_token": real["id_token"], "access_token": real["access_token"], "token_type": "Bearer",
+                "expires_in": 30 if form["grant_type"] == "authorization_code" else 3600}
+        if form["grant_type"] == "authorization_code":
+            body["refresh_token"] = "the-refresh-token"
+        route.fulfill(status=200, json=body, headers={"Access-Control-Allow-Origin": "*"})
+
+    def logout(route):
+        seen["logout"] = route.request.url
+        route.fulfill(status=302, headers={"Location": f"{stack.url}/"})
+
+    page.route("**/config.json", lambda route: route.fulfill(status=200, json=config))
+    page.route(f"{domain}/oauth2/authorize**", authorize)
+    page.route(f"{domain}/oauth2/token", token_endpoint)
+    page.route(f"{domain}/logout**", logout)
+    page.goto(stack.url + "/#/model")
+    page.wait_for_selector("#signin-cognito-btn:visible")
+    assert page.is_hidden("#signin-local")
+    page.click("#signin-cognito-btn")
+    page.wait_for_selector("#view-model:not([hidden])")  # back where the clinician started
+    auth = seen["authorize"]
+    assert auth["response_type"] == "code" and auth["client_id"] == "client123"
+    assert auth["redirect_uri"] == f"{stack.url}/" and auth["code_challenge_method"] == "S256"
+    first, *rest = seen["token"]
+    assert first["grant_type"] == "authorization_code" and first["code"] == "the-code"
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(first["code_verifier"].encode()).digest()).rstrip(b"=").decode()
+    assert challenge == auth["code_challenge"]
+    assert "code=" not in page.url, "the code is removed from the address bar"
+    page.wait_for_selector("#model-card h2")  # API calls work with the token
+    assert rest and rest[0] == {"grant_type": "refresh_token", "client_id": "client123", "refresh_token": "the-refresh-token"}
+    session = page.evaluate("JSON.parse(sessionStorage.getItem('strokelens.session'))")
+    assert session["refreshToken"] == "the-refresh-token" and session["expiresAt"] > time.time() * 1000 + 3000_000
+    assert page.evaluate("localStorage.length") == 0  # tokens never persist beyond the tab
+    page.click("#signout")
+    page.wait_for_selector("#view-signin:not([hidden])")
+    logout_query = parse_qs(urlparse(seen["logout"]).query)
+    assert logout_query == {"client_id": ["client123"], "logout_uri": [f"{stack.url}/"]}
+    assert page.evaluate("sessionStorage.getItem('strokelens.session')") is None
+
+
+def test_a_forged_state_is_refused(page, stack):
+    config = {"apiUrl": f"{stack.url}/api", "auth": {"mode": "cognito", "clientId": "c", "domain": "auth.example.test",
+                                                     "redirectUri": f"{stack.url}/"}}
+    page.route("**/config.json", lambda route: route.fulfill(status=200, json=config))
+    page.goto(f"{stack.url}/?code=stolen&state=forged")
+    page.wait_for_selector("#signin-msg:has-text('state mismatch')")
+    assert page.evaluate("sessionStorage.getItem('strokelens.session')") is None
 
 
 def test_phone_width_layout(browser, stack):

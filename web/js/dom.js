@@ -17,15 +17,17 @@ export function h(tag, attrs = {}, ...children) {
     else if (key === "hidden") el.hidden = true;
     else el.setAttribute(key, value === true ? "" : String(value));
   }
-  append(el, children);
+  add(el, children);
   return el;
 }
 
-function append(el, children) {
+/** Append children, skipping null/undefined/false (Element.append would print them as text). */
+export function add(el, ...children) {
   for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
+  return el;
 }
 
 export function clear(el) {

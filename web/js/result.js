@@ -1,7 +1,7 @@
 // The result card: model output (never a diagnosis), probabilities, warnings, timings, model version.
 "use strict";
 
-import { h, clear, formatMs, formatPercent, formatDate, humanize } from "./dom.js";
+import { h, add, clear, formatMs, formatPercent, formatDate, humanize } from "./dom.js";
 
 export const OOD_TEXT = "This does not look like the head CT slices the model was trained on.";
 export const UNCERTAIN_TEXT = "Indeterminate — review";
@@ -105,7 +105,7 @@ export function renderResult(container, scan) {
 
   if (scan.status === "FAILED") {
     card.classList.add("result-failed");
-    card.append(
+    add(card,
       h("p", { class: "result-headline", text: "This scan could not be read" }),
       h("p", { class: "result-error", id: "result-error", text: scan.error?.message || "The scan could not be processed." }),
       scan.error?.code ? h("p", { class: "muted small" }, "Reason code: ", h("span", { class: "mono", text: scan.error.code })) : null,
@@ -122,7 +122,7 @@ export function renderResult(container, scan) {
 
   if (r.out_of_distribution) {
     card.classList.add("result-ood");
-    card.append(
+    add(card,
       h("p", { class: "result-kicker", text: "Model output withheld" }),
       h("p", { class: "result-headline", id: "ood-message", text: OOD_TEXT }),
       r.ood_reason ? h("p", { class: "result-reason" }, h("strong", { text: "Why: " }), String(r.ood_reason)) : null,
@@ -130,25 +130,25 @@ export function renderResult(container, scan) {
   } else {
     if (r.uncertain) {
       card.classList.add("result-uncertain");
-      card.append(
+      add(card,
         h("p", { class: "result-kicker", text: "Model output · not a diagnosis" }),
         h("p", { class: "result-headline", id: "uncertain-message", text: UNCERTAIN_TEXT }),
         h("p", { class: "muted", text: "The model's outputs are too close to call for this slice. A qualified clinician must review it." }));
     } else {
-      card.append(
+      add(card,
         h("p", { class: "result-kicker", text: "Model output · not a diagnosis" }),
         h("p", { class: "result-headline" }, "Highest model output: ", h("span", { class: "result-label", text: label })),
         h("p", { class: "muted", text: "Probabilities below are the model's output for this one slice. They are not a diagnosis and must not drive treatment." }));
     }
-    card.append(h("h3", { class: "sub-h", text: "Probability per class" }), probabilityChart(r.probabilities, r.uncertain ? null : label));
+    add(card, h("h3", { class: "sub-h", text: "Probability per class" }), probabilityChart(r.probabilities, r.uncertain ? null : label));
   }
 
   if (warnings.length) {
-    card.append(h("div", { class: "alert alert-warning result-warnings", role: "note" },
+    add(card, h("div", { class: "alert alert-warning result-warnings", role: "note" },
       h("strong", { text: warnings.length === 1 ? "Warning" : "Warnings" }), h("ul", {}, warnings.map(warningItem))));
   }
-  card.append(metaList(scan), detailsBlock(scan));
-  card.append(h("div", { class: "result-actions" },
+  add(card, metaList(scan), detailsBlock(scan));
+  add(card, h("div", { class: "result-actions" },
     h("a", { class: "btn btn-secondary", href: `#/risk?scan=${encodeURIComponent(scan.scan_id)}`, text: "Open the clinical risk form" }),
     h("a", { class: "btn btn-quiet", href: "#/", text: "Read another scan" })));
 }

@@ -1,7 +1,7 @@
 // Clinical risk form: tabular risk factors -> model probability, band and contributing factors.
 "use strict";
 
-import { $, h, clear, formatPercent, humanize } from "./dom.js";
+import { $, h, add, clear, formatPercent, humanize } from "./dom.js";
 
 const YES_NO = [["1", "Yes"], ["0", "No"]];
 const FIELDS = [
@@ -87,7 +87,8 @@ function contributionRow(c, maxAbs) {
   const share = maxAbs ? Math.abs(Number(c.contribution)) / maxAbs : 0;
   const dir = ["raises", "lowers", "neutral"].includes(c.direction) ? c.direction
     : Number(c.contribution) > 0 ? "raises" : Number(c.contribution) < 0 ? "lowers" : "neutral";
-  const value = c.value === null || c.value === undefined ? "unknown" : String(c.value);
+  const flag = FIELDS.find((f) => f.name === c.feature)?.cast === Number;
+  const value = c.value === null || c.value === undefined ? "unknown" : flag ? (Number(c.value) ? "yes" : "no") : String(c.value);
   const bar = h("span", { class: "contrib-bar", style: { width: `${(100 * share).toFixed(1)}%` } });
   return h("li", { class: `contrib ${dir}`, dataset: { feature: c.feature } },
     h("span", { class: "contrib-name" }, h("strong", { text: LABELS[c.feature] || humanize(c.feature) }),
@@ -103,7 +104,8 @@ function bandScale(bands, current) {
   if (!Array.isArray(bands) || bands.length < 2) return null;
   let lower = 0;
   return h("ol", { class: "band-scale", "aria-label": "Risk bands" }, bands.map((b) => {
-    const range = b.upper === null || b.upper === undefined ? `≥ ${formatPercent(lower, 0)}` : `${formatPercent(lower, 0)}–${formatPercent(b.upper, 0)}`;
+    const pct = (p) => `${Number((100 * p).toFixed(1))} %`;
+    const range = b.upper === null || b.upper === undefined ? `≥ ${pct(lower)}` : `${pct(lower)}–${pct(b.upper)}`;
     lower = b.upper ?? lower;
     const isCurrent = b.name === current;
     return h("li", { class: `band-seg band-${String(b.name).toLowerCase().replace(/[^a-z]+/g, "-")}${isCurrent ? " current" : ""}`,
@@ -180,7 +182,7 @@ export class RiskView {
     const band = String(result.band || "");
     const bandInfo = (result.bands || []).find((b) => b.name === band);
     const baseline = result.baseline && typeof result.baseline.probability === "number" ? result.baseline : null;
-    box.append(
+    add(box,
       h("h2", { id: "risk-result-h", tabindex: "-1", text: "Model output" }),
       h("p", { class: "result-kicker", text: "Model output · not a diagnosis · not for clinical decisions" }),
       h("div", { class: "risk-summary" },
@@ -191,11 +193,14 @@ export class RiskView {
           h("span", { class: `badge badge-band band-${band.toLowerCase().replace(/[^a-z]+/g, "-")}`, id: "risk-band", text: `${humanize(band)} band` }),
           bandInfo?.meaning ? h("span", { class: "muted small", text: bandInfo.meaning }) : null) : null),
       bandScale(result.bands, band),
-      baseline ? h("p", { class: "small" }, h("strong", { text: "Baseline: " }),
-        `${formatPercent(baseline.probability)}${baseline.meaning ? ` — ${baseline.meaning}` : ""}`) : null,
+      baseline ? h("p", { class: "small", title: baseline.meaning || "" }, h("strong", { text: "Baseline: " }),
+        `${formatPercent(baseline.probability)}, the model's estimate for an average patient in its training data.`) : null,
       contributions.length ? h("h3", { class: "sub-h", text: "Contributing factors" }) : null,
-      contributions.length ? h("p", { class: "muted small", text: result.contribution_method || "How each input moved this estimate relative to the model's baseline." }) : null,
+      contributions.length ? h("p", { class: "muted small", text: "How much each input moved this estimate up or down, relative to the baseline." }) : null,
       contributions.length ? h("ul", { class: "contribs", "aria-label": "Contributing factors" }, contributions.map((c) => contributionRow(c, maxAbs))) : null,
+      result.contribution_method ? h("details", { class: "result-details" }, h("summary", { text: "How contributions are computed" }),
+        h("p", { class: "small mono", text: result.contribution_method }),
+        baseline?.meaning ? h("p", { class: "small mono", text: `Baseline: ${baseline.meaning}` }) : null) : null,
       (result.notes || []).length ? h("div", { class: "alert alert-info", role: "note" }, h("strong", { text: "Notes" }), h("ul", {}, result.notes.map((n) => h("li", { text: n })))) : null,
       h("div", { class: "alert alert-warning", role: "note" }, h("strong", { text: "Research tool, not for diagnostic use." }),
         h("span", { class: "alert-detail", text: result.disclaimer || "A statistical estimate from population data, not a diagnosis for this patient." })),
