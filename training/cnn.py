@@ -1,10 +1,22 @@
-"""A small Keras CNN for ~100-200 grayscale slices, trained deterministically on 2 CPU threads.
+"""Keras CNN for ~100-200 grayscale slices, trained deterministically on 2 CPU threads.
 
-Architecture: 4 blocks (conv-BN-ReLU x ``convs_per_block``, 2x2 max-pool) with 16, 32, 64, 128
-channels, global average pooling -> ``embedding`` (128-d) -> dropout -> dense softmax. The
-softmax layer is only for training; serving uses the extractor (input -> embedding) plus a
-separately fitted linear head.
+The served extractor is ONE Keras graph whose output is the LAST FEATURE MAP (h, w, K):
 
+- ``trunks`` independently initialised CNN trunks (an ensemble), each 4 blocks of
+  (conv3x3-BN-ReLU) x ``convs_per_block`` + 2x2 max-pool, channels ``widths``; their final maps
+  (S/16 x S/16) are concatenated along channels;
+- optionally a FIXED (non-trainable) "soft intensity band" branch: a 1x1 conv + ReLU + fixed 1x1
+  conv computes triangular memberships of each pixel in ``bands`` intensity bands, averaged over
+  16x16 cells to the same h x w grid and concatenated. Being part of the graph, it is quantised
+  with the rest and stays inside the class activation map.
+
+Serving average-pools that map (``strokelens.model.predictor.Extractor.pool``), so a linear head
+over the pooled vector decomposes exactly into a class activation map.
+
+Training: each trunk has its own dropout + softmax layer on its own pooled features and the
+losses are summed (independent members trained on the same augmented batches; the band branch
+has no trainable weights). Adam with cosine-decay LR, label smoothing, a FIXED number of epochs
+(no early stopping, so the same recipe can be run on cross-fitting folds and on all data).
 Augmentation (numpy/scipy, seeded per epoch, so runs repeat exactly): rotation +-10 deg,
 horizontal flip, shift +-6 %, zoom 0.92-1.08, contrast/brightness +-10 %, Gaussian noise.
 """
@@ -23,18 +35,26 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @dataclass(frozen=True)
 class CNNConfig:
     input_size: int = 128
-    widths: tuple[int, ...] = (16, 32, 64, 128)
+    trunks: int = 3
+    widths: tuple[int, ...] = (12, 24, 48, 96)
     convs_per_block: int = 1
+    bands: int = 8  # fixed intensity-band channels (0 = none)
     l2: float = 1e-4
     dropout: float = 0.4
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
+    label_smoothing: float = 0.1
     batch_size: int = 16
-    epochs: int = 120
-    patience: int = 30
-    min_epochs: int = 10  # no early stop (and no "best" epoch) before this: BN statistics settle first
-    monitor: str = "val_auc"  # "val_auc" (higher is better) or "val_loss"
+    epochs: int = 60
     augment: bool = True
     extra: dict = field(default_factory=dict)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.trunks * self.widths[-1] + self.bands
+
+    @property
+    def grid(self) -> int:
+        return self.input_size // 2 ** len(self.widths)
 
 
 def configure(seed: int, threads: int = 2) -> None:
@@ -51,36 +71,69 @@ def configure(seed: int, threads: int = 2) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def build_classifier(n_classes: int, config: CNNConfig):  # -> keras.Model
-    """The training model: image (S, S, 1) in [0, 1] -> class probabilities; layer "embedding" is the feature."""
+def band_centres(n: int) -> np.ndarray:
+    """Centres of ``n`` triangular intensity bands spanning the foreground (0.05-1]."""
+    return np.linspace(0.05, 1.0, n + 1)[1:] - (0.95 / n) / 2
+
+
+def _band_branch(inputs, config: CNNConfig):
+    """Fixed layers: (S, S, 1) -> (h, w, bands), the fraction of each cell's pixels in each band (soft)."""
+    from keras import layers
+
+    n = config.bands
+    centres = band_centres(n)
+    half = 0.95 / n  # half-width: neighbouring triangles overlap, memberships sum to ~1 on the foreground
+    # tri(x) = [relu(x-c+h) - 2 relu(x-c) + relu(x-c-h)] / h
+    w1 = np.ones((1, 1, 1, 3 * n), np.float32)
+    b1 = np.concatenate([-(centres - half), -centres, -(centres + half)]).astype(np.float32)
+    w2 = np.zeros((1, 1, 3 * n, n), np.float32)
+    for i in range(n):
+        w2[0, 0, i, i], w2[0, 0, n + i, i], w2[0, 0, 2 * n + i, i] = 1 / half, -2 / half, 1 / half
+    ramps = layers.Conv2D(3 * n, 1, activation="relu", trainable=False, name="bands_ramps")
+    tri = layers.Conv2D(n, 1, activation="relu", trainable=False, name="bands_triangles")
+    x = tri(ramps(inputs))
+    ramps.set_weights([w1, b1])
+    tri.set_weights([w2, np.zeros(n, np.float32)])
+    cell = 2 ** len(config.widths)
+    return layers.AveragePooling2D(cell, name="bands_pool")(x)
+
+
+def build_models(n_classes: int, config: CNNConfig):  # -> tuple[keras.Model, keras.Model]
+    """(trainer, extractor) sharing weights. trainer: image -> one softmax per trunk; extractor:
+    image (S, S, 1) in [0, 1] -> concatenated last feature map (h, w, K)."""
     import keras
     from keras import layers, regularizers
 
     reg = regularizers.L2(config.l2)
     inputs = keras.Input((config.input_size, config.input_size, 1), name="image")
-    x = inputs
-    for width in config.widths:
-        for _ in range(config.convs_per_block):
-            x = layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_regularizer=reg)(x)
-            x = layers.BatchNormalization()(x)
-            x = layers.ReLU()(x)
-        x = layers.MaxPooling2D(2)(x)
-    embedding = layers.GlobalAveragePooling2D(name="embedding")(x)
-    x = layers.Dropout(config.dropout)(embedding)
-    outputs = layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg, name="probabilities")(x)
-    model = keras.Model(inputs, outputs, name="strokelens_cnn")
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss="sparse_categorical_crossentropy",
-    )
-    return model
+    maps, outputs = [], []
+    for t in range(config.trunks):
+        x = inputs
+        for b, width in enumerate(config.widths):
+            for c in range(config.convs_per_block):
+                x = layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_regularizer=reg,
+                                  name=f"t{t}_conv{b}_{c}")(x)
+                x = layers.BatchNormalization(name=f"t{t}_bn{b}_{c}")(x)
+                x = layers.ReLU(name=f"t{t}_relu{b}_{c}")(x)
+            x = layers.MaxPooling2D(2, name=f"t{t}_pool{b}")(x)
+        maps.append(x)
+        pooled = layers.GlobalAveragePooling2D(name=f"t{t}_embedding")(x)
+        dropped = layers.Dropout(config.dropout, name=f"t{t}_dropout")(pooled)
+        outputs.append(layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg, name=f"t{t}_probabilities")(dropped))
+    if config.bands:
+        maps.append(_band_branch(inputs, config))
+    feature_map = layers.Concatenate(name="feature_map")(maps) if len(maps) > 1 else maps[0]
+    trainer = keras.Model(inputs, outputs, name="strokelens_trainer")
+    extractor = keras.Model(inputs, feature_map, name="strokelens_extractor")
+    return trainer, extractor
 
 
-def build_extractor(classifier):  # -> keras.Model
-    """Input -> embedding, sharing the classifier's trained weights."""
+def _compile(trainer, config: CNNConfig, steps: int) -> None:
     import keras
 
-    return keras.Model(classifier.input, classifier.get_layer("embedding").output, name="strokelens_extractor")
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=max(1, steps), alpha=0.02)
+    trainer.compile(optimizer=keras.optimizers.Adam(schedule),
+                    loss=[keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)] * config.trunks)
 
 
 def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -104,66 +157,47 @@ def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def _balanced_weights(y: np.ndarray) -> np.ndarray:
-    counts = np.bincount(y)
-    return (len(y) / (len(counts) * counts[y])).astype(np.float32)
+def ensemble_proba(trainer, x: np.ndarray) -> np.ndarray:
+    """Mean of the trunks' softmax outputs (N, C): the CNN's own classifier (a reference head)."""
+    out = trainer.predict(x[..., None], batch_size=64, verbose=0)
+    out = out if isinstance(out, list) else [out]
+    return np.mean([np.asarray(o, np.float64) for o in out], axis=0)
 
 
-def _val_scores(model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(cross-entropy, ROC AUC) on a validation set; AUC is macro one-vs-rest for >2 classes."""
+def _val_auc(trainer, x: np.ndarray, y: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
-    p = model.predict(x[..., None], batch_size=64, verbose=0).astype(np.float64)
-    loss = float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0))))
     if len(np.unique(y)) < 2:
-        return loss, float("nan")
+        return float("nan")
+    p = ensemble_proba(trainer, x)
     if p.shape[1] == 2:
-        return loss, float(roc_auc_score(y, p[:, 1]))
-    p = p / p.sum(axis=1, keepdims=True)
-    return loss, float(roc_auc_score(y, p, multi_class="ovr", labels=np.arange(p.shape[1])))
+        return float(roc_auc_score(y, p[:, 1]))
+    return float(roc_auc_score(y, p / p.sum(axis=1, keepdims=True), multi_class="ovr", labels=np.arange(p.shape[1])))
 
 
-def train(
-    x: np.ndarray,
-    y: np.ndarray,
-    n_classes: int,
-    config: CNNConfig,
-    seed: int,
-    validation: tuple[np.ndarray, np.ndarray] | None = None,
-    epochs: int | None = None,
-):  # -> tuple[keras.Model, dict]
-    """Train from scratch. With ``validation``, early-stop on its loss and restore the best weights.
+def train(x: np.ndarray, y: np.ndarray, n_classes: int, config: CNNConfig, seed: int,
+          validation: tuple[np.ndarray, np.ndarray] | None = None, epochs: int | None = None):
+    """Train from scratch for a fixed number of epochs. ``validation`` is only monitored (per-epoch
+    ROC AUC of the trunks' mean softmax, for the training-curve chart), never used to stop or select.
 
-    Returns (classifier, history) where history has per-epoch "loss", "val_loss" and "best_epoch".
+    Returns (trainer, extractor, history) with history "loss" and (with validation) "val_auc".
     """
+    import keras
+
     configure(seed)
-    model = build_classifier(n_classes, config)
-    weights = _balanced_weights(y)
+    trainer, extractor = build_models(n_classes, config)
     n_epochs = epochs or config.epochs
-    history: dict = {"loss": [], "val_loss": [], "val_auc": [], "best_epoch": n_epochs}
-    best, best_weights, waited = -np.inf, None, 0
+    steps = int(np.ceil(len(x) / config.batch_size)) * n_epochs
+    _compile(trainer, config, steps)
+    onehot = keras.utils.to_categorical(y, n_classes).astype(np.float32)
+    history: dict = {"loss": [], "val_auc": []}
     for epoch in range(n_epochs):
         rng = np.random.default_rng([seed, epoch])
         order = rng.permutation(len(x))
         batch = augment(x[order], rng) if config.augment else x[order]
-        fit = model.fit(batch[..., None], y[order], sample_weight=weights[order], batch_size=config.batch_size,
-                        epochs=1, shuffle=False, verbose=0)
-        history["loss"].append(float(fit.history["loss"][-1]))
-        if validation is None:
-            continue
-        loss, auc = _val_scores(model, *validation)
-        history["val_loss"].append(loss)
-        history["val_auc"].append(auc)
-        # Higher is better: AUC first, lower loss breaks ties (AUC on tens of images is coarse).
-        score = (auc if np.isfinite(auc) else 0.0) - 1e-3 * loss if config.monitor == "val_auc" else -loss
-        if epoch + 1 < config.min_epochs:
-            continue
-        if score > best + 1e-6:
-            best, best_weights, waited, history["best_epoch"] = score, model.get_weights(), 0, epoch + 1
-        else:
-            waited += 1
-            if waited >= config.patience:
-                break
-    if best_weights is not None:
-        model.set_weights(best_weights)
-    return model, history
+        fit = trainer.fit(batch[..., None], [onehot[order]] * config.trunks, batch_size=config.batch_size,
+                          epochs=1, shuffle=False, verbose=0)
+        history["loss"].append(float(fit.history["loss"][-1]) / config.trunks)
+        if validation is not None:
+            history["val_auc"].append(_val_auc(trainer, *validation))
+    return trainer, extractor, history

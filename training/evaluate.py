@@ -24,10 +24,21 @@ def positive_index(labels: list[str]) -> int:
     return 1 - negatives[0] if len(labels) == 2 and len(negatives) == 1 else 1
 
 
-def point_metrics(y: np.ndarray, proba: np.ndarray, labels: list[str]) -> dict[str, float]:
-    """Accuracy, macro-F1, ROC AUC and one-vs-rest sensitivity/specificity per class."""
+def predict(proba: np.ndarray, labels: list[str], threshold: float | None = None, positive: str | None = None) -> np.ndarray:
+    """Predicted class indices: for two classes with a ``positive`` label, that class when its
+    probability is >= ``threshold`` (the served rule, strokelens Predictor.decide); else argmax."""
+    if threshold is not None and positive in labels and len(labels) == 2:
+        pos = labels.index(positive)
+        return np.where(proba[:, pos] >= threshold, pos, 1 - pos)
+    return proba.argmax(axis=1)
+
+
+def point_metrics(y: np.ndarray, proba: np.ndarray, labels: list[str], threshold: float | None = None,
+                  positive: str | None = None) -> dict[str, float]:
+    """Accuracy, macro-F1, ROC AUC, one-vs-rest sensitivity/specificity per class at the operating
+    point, and (two classes) Brier score and expected calibration error of the positive class."""
     k = len(labels)
-    pred = proba.argmax(axis=1)
+    pred = predict(proba, labels, threshold, positive)
     cm = confusion_matrix(y, pred, labels=np.arange(k)).astype(float)
     tp = np.diag(cm)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -46,11 +57,25 @@ def point_metrics(y: np.ndarray, proba: np.ndarray, labels: list[str]) -> dict[s
     for i, name in enumerate(labels):
         out[f"sensitivity_{name}"] = float(recall[i])
         out[f"specificity_{name}"] = float(spec[i])
+    if k == 2:
+        pos = positive_index(labels) if positive not in labels else labels.index(positive)
+        truth = (y == pos).astype(float)
+        out["brier"] = float(np.mean((proba[:, pos] - truth) ** 2))
+        out["ece"] = expected_calibration_error(proba[:, pos], truth)
     return out
 
 
+def expected_calibration_error(p: np.ndarray, truth: np.ndarray, bins: int = 10) -> float:
+    """ECE with equal-width bins: sum over bins of (share of images) x |mean p - observed rate|."""
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
+    return float(sum((which == b).mean() * abs(p[which == b].mean() - truth[which == b].mean())
+                     for b in range(bins) if (which == b).any()))
+
+
 def grouped_bootstrap(y: np.ndarray, proba: np.ndarray, groups: list[str], labels: list[str], seed: int,
-                      reps: int = BOOTSTRAP_REPS) -> dict[str, dict[str, float]]:
+                      reps: int = BOOTSTRAP_REPS, threshold: float | None = None,
+                      positive: str | None = None) -> dict[str, dict[str, float]]:
     """{metric: {"value", "ci_low", "ci_high"}}: percentile 95 % CIs over resampled groups."""
     names = sorted(set(groups))
     members = [np.flatnonzero(np.array(groups) == g) for g in names]
@@ -58,10 +83,10 @@ def grouped_bootstrap(y: np.ndarray, proba: np.ndarray, groups: list[str], label
     draws: dict[str, list[float]] = {}
     for _ in range(reps):
         idx = np.concatenate([members[j] for j in rng.integers(0, len(names), len(names))])
-        for key, value in point_metrics(y[idx], proba[idx], labels).items():
+        for key, value in point_metrics(y[idx], proba[idx], labels, threshold, positive).items():
             draws.setdefault(key, []).append(value)
     result = {}
-    for key, value in point_metrics(y, proba, labels).items():
+    for key, value in point_metrics(y, proba, labels, threshold, positive).items():
         values = np.array(draws[key], dtype=float)
         low, high = np.nanpercentile(values, [2.5, 97.5]) if np.isfinite(values).any() else (np.nan, np.nan)
         result[key] = {"value": value, "ci_low": float(low), "ci_high": float(high)}
@@ -69,18 +94,20 @@ def grouped_bootstrap(y: np.ndarray, proba: np.ndarray, groups: list[str], label
 
 
 def evaluate(y: np.ndarray, proba: np.ndarray, groups: list[str], labels: list[str], seed: int,
-             reps: int = BOOTSTRAP_REPS) -> dict:
-    """metrics.json content: metrics with CIs, confusion matrix, counts."""
-    cm = confusion_matrix(y, proba.argmax(axis=1), labels=np.arange(len(labels)))
+             reps: int = BOOTSTRAP_REPS, threshold: float | None = None, positive: str | None = None) -> dict:
+    """metrics.json content: metrics with CIs at the operating point, confusion matrix, counts."""
+    cm = confusion_matrix(y, predict(proba, labels, threshold, positive), labels=np.arange(len(labels)))
+    rule = (f"{positive} when P({positive}) >= {threshold} (operating threshold), else the other class"
+            if threshold is not None and positive in labels and len(labels) == 2 else "argmax")
     return {
         "split": "test",
         "n_images": int(len(y)),
         "n_groups": len(set(groups)),
         "labels": labels,
         "positive_class": labels[positive_index(labels)] if len(labels) == 2 else None,
-        "decision_rule": "argmax (threshold 0.5 for two classes)",
+        "decision_rule": rule,
         "bootstrap": {"reps": reps, "unit": "group", "seed": seed, "interval": "percentile 95%"},
-        "metrics": grouped_bootstrap(y, proba, groups, labels, seed, reps),
+        "metrics": grouped_bootstrap(y, proba, groups, labels, seed, reps, threshold, positive),
         "confusion_matrix": {"rows": "true", "columns": "predicted", "values": cm.tolist()},
     }
 
@@ -112,9 +139,7 @@ def roc_chart(y: np.ndarray, proba: np.ndarray, labels: list[str]) -> go.Figure:
     return _layout(fig, "ROC curve (test split)", "1 - specificity", "Sensitivity")
 
 
-def reliability_chart(y: np.ndarray, proba: np.ndarray, labels: list[str], bins: int = 5) -> go.Figure:
-    k = positive_index(labels)
-    p = proba[:, k]
+def _reliability_points(y: np.ndarray, p: np.ndarray, k: int, bins: int) -> tuple[list, list, list]:
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
     mean_p, observed, counts = [], [], []
@@ -124,10 +149,19 @@ def reliability_chart(y: np.ndarray, proba: np.ndarray, labels: list[str], bins:
             mean_p.append(float(p[mask].mean()))
             observed.append(float((y[mask] == k).mean()))
             counts.append(int(mask.sum()))
-    fig = go.Figure([
-        go.Scatter(x=mean_p, y=observed, mode="lines+markers", name="model", text=[f"n={c}" for c in counts]),
-        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash"}, name="perfect calibration"),
-    ])
+    return mean_p, observed, counts
+
+
+def reliability_chart(y: np.ndarray, proba: np.ndarray, labels: list[str], bins: int = 5,
+                      series: dict[str, tuple[np.ndarray, np.ndarray]] | None = None, k: int | None = None) -> go.Figure:
+    """Reliability diagram of P(class k); ``series`` = {name: (y, proba)} adds curves (e.g. OOF before/after Platt)."""
+    k = positive_index(labels) if k is None else k
+    curves = {"test (served model)": (y, proba), **(series or {})}
+    fig = go.Figure()
+    for name, (yy, pp) in curves.items():
+        mean_p, observed, counts = _reliability_points(yy, pp[:, k], k, bins)
+        fig.add_trace(go.Scatter(x=mean_p, y=observed, mode="lines+markers", name=name, text=[f"n={c}" for c in counts]))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash"}, name="perfect calibration"))
     return _layout(fig, f"Reliability diagram: P({labels[k]})", "Mean predicted probability",
                    f"Observed fraction {labels[k]}")
 
@@ -159,10 +193,21 @@ def intensity_chart(inputs: np.ndarray, sample_labels: list[str]) -> go.Figure:
 
 def history_chart(history: dict) -> go.Figure:
     fig = go.Figure()
-    for key in ("loss", "val_loss", "val_auc"):
+    for key in ("loss", "val_loss", "val_auc", "cv_loss", "cv_val_auc"):
         if history.get(key):
             fig.add_trace(go.Scatter(y=history[key], x=list(range(1, len(history[key]) + 1)), mode="lines", name=key))
     return _layout(fig, "CNN training curve", "Epoch", "Cross-entropy / ROC AUC")
+
+
+def heads_chart(rows: list[dict]) -> go.Figure:
+    names = [r["head"] for r in rows]
+    fig = go.Figure([
+        go.Bar(name="OOF ROC AUC", x=names, y=[r["oof_roc_auc"] for r in rows],
+               error_y={"type": "data", "array": [r["fold_roc_auc_sd"] for r in rows], "visible": True}),
+        go.Bar(name="OOF macro-F1 (argmax)", x=names, y=[r["oof_macro_f1"] for r in rows]),
+    ])
+    fig.update_layout(barmode="group", yaxis_range=[0, 1])
+    return _layout(fig, "Heads compared (cross-fitted OOF, training split)", "Head", "Score")
 
 
 def write_charts(folder: Path, charts: list[tuple[str, str, str, go.Figure]]) -> None:

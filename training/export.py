@@ -1,7 +1,11 @@
 """From a trained Keras extractor to the served artifacts: int8 TFLite CNN + exported linear head.
 
-The head is fitted on embeddings computed by the int8 model through the serving class
-(:class:`strokelens.model.predictor.Extractor`), so it sees exactly what serving computes.
+The TFLite model outputs the LAST FEATURE MAP (1, h, w, K), full-integer int8 in and out; serving
+average-pools it in float (:meth:`strokelens.model.predictor.Extractor.pool`), so a linear head over
+the pooled vector decomposes exactly into a class activation map. The head is fitted on embeddings
+computed by the int8 model through that serving class, so it sees exactly what serving computes.
+A Platt calibration (a, b) fitted on out-of-fold logits is folded into the linear head:
+logit' = a * logit + b  =>  coef' = a * coef, intercept' = a * intercept + b.
 """
 
 from __future__ import annotations
@@ -50,6 +54,12 @@ def to_int8_tflite(extractor, representative: np.ndarray, path: Path) -> int:
     return len(blob)
 
 
+def feature_maps(model_path: Path, inputs: np.ndarray) -> np.ndarray:
+    """Dequantised feature maps (N, h, w, K) computed by the served int8 model."""
+    extractor = Extractor(model_path, num_threads=2)
+    return np.stack([extractor.run(x) for x in inputs])
+
+
 def embed(model_path: Path, inputs: np.ndarray) -> np.ndarray:
     """Embeddings (N, D) computed by the served int8 model."""
     if len(inputs) == 0:
@@ -87,30 +97,43 @@ def fit_head(features: np.ndarray, y: np.ndarray, folds, seed: int) -> tuple[Pip
     return head, {"C": best, "cv_auc_by_C": {str(c): s for c, s in scores.items()}}
 
 
-def linear_head(pipeline: Pipeline) -> LinearHead:
-    """The numpy head with the same arithmetic as ``pipeline.predict_proba``."""
+def linear_head(pipeline: Pipeline, calibration: tuple[float, float] | None = None) -> LinearHead:
+    """The numpy head with the same arithmetic as ``pipeline.predict_proba`` (binary: with the
+    Platt ``calibration`` (a, b) folded in)."""
     scaler, logreg = pipeline.named_steps["scaler"], pipeline.named_steps["logreg"]
-    return LinearHead(
-        mean=np.asarray(scaler.mean_, np.float64),
-        scale=np.asarray(scaler.scale_, np.float64),
-        coef=np.asarray(logreg.coef_, np.float64),
-        intercept=np.asarray(logreg.intercept_, np.float64),
-    )
+    coef, intercept = np.asarray(logreg.coef_, np.float64), np.asarray(logreg.intercept_, np.float64)
+    if calibration is not None and coef.shape[0] == 1:
+        a, b = calibration
+        coef, intercept = a * coef, a * intercept + b
+    return LinearHead(mean=np.asarray(scaler.mean_, np.float64), scale=np.asarray(scaler.scale_, np.float64),
+                      coef=coef, intercept=intercept)
 
 
-def check_parity(pipeline: Pipeline, head: LinearHead, features: np.ndarray) -> float:
+def reference_proba(pipeline: Pipeline, features: np.ndarray, calibration: tuple[float, float] | None = None) -> np.ndarray:
+    """scikit-learn's probabilities, with the Platt calibration applied to its decision function."""
+    if calibration is None or len(pipeline.classes_) != 2:
+        return pipeline.predict_proba(features)
+    a, b = calibration
+    p1 = 1.0 / (1.0 + np.exp(-(a * pipeline.decision_function(features) + b)))
+    return np.stack([1.0 - p1, p1], axis=1)
+
+
+def check_parity(pipeline: Pipeline, head: LinearHead, features: np.ndarray,
+                 calibration: tuple[float, float] | None = None) -> float:
     """Max |LinearHead - sklearn| probability difference; raises if above 1e-6."""
-    diff = float(np.max(np.abs(head.predict_proba(features) - pipeline.predict_proba(features))))
+    diff = float(np.max(np.abs(head.predict_proba(features) - reference_proba(pipeline, features, calibration))))
     if diff >= PARITY_TOLERANCE:
         raise AssertionError(f"exported head differs from scikit-learn by {diff:.3g}")
     return diff
 
 
-def save_head(pipeline: Pipeline, labels: list[str], out: Path, features: np.ndarray) -> float:
-    """Write head.joblib, head.npz and labels.json; returns the parity error on ``features``."""
-    head = linear_head(pipeline)
-    diff = check_parity(pipeline, head, features)
-    joblib.dump(pipeline, out / "head.joblib")
+def save_head(pipeline: Pipeline, labels: list[str], out: Path, features: np.ndarray,
+              calibration: tuple[float, float] | None = None) -> float:
+    """Write head.joblib (pipeline + calibration), head.npz (calibration folded in) and labels.json;
+    returns the parity error on ``features``."""
+    head = linear_head(pipeline, calibration)
+    diff = check_parity(pipeline, head, features, calibration)
+    joblib.dump({"pipeline": pipeline, "platt": calibration} if calibration is not None else pipeline, out / "head.joblib")
     np.savez(out / "head.npz", mean=head.mean, scale=head.scale, coef=head.coef, intercept=head.intercept)
     (out / "labels.json").write_text(json.dumps(labels))
     return diff

@@ -22,8 +22,13 @@ LIMITS = [
     "Trained on single 2-D slices, many of them figures from publications, not on full DICOM studies from scanners.",
     "Small held-out test set (tens of images): confidence intervals are wide; performance on real clinical data is unknown.",
     "No patient ids in the source: grouping relies on a manual list of near-duplicates and adjacent slices.",
-    "Not calibrated or validated for any clinical population; not a medical device.",
+    "Probabilities are Platt-calibrated on out-of-fold training scores of this small data set only; not validated for any clinical population; not a medical device.",
+    "The heat map is the class activation map of the served int8 model: an exact decomposition of the head's logit over an 8x8 grid of the last feature map, not a lesion segmentation.",
 ]
+CAM_METHOD = ("Class activation map of the served int8 model: the TFLite extractor outputs the last feature map F "
+              "(h x w x K); serving average-pools it, and the (calibrated) linear head's weights divided by the "
+              "scaler's scale, applied to F at every position, give a map whose spatial mean plus the intercept IS "
+              "the logit the served model computed (exact decomposition, not a gradient proxy).")
 
 
 def _origin(data: str, synthetic: bool, n_images: int) -> str:
@@ -51,6 +56,8 @@ def build_card(manifest: dict, metrics: dict, architecture: dict, command: str) 
         "labels": metrics["labels"],
         "data": {"origin": _origin(manifest["data"]["path"], manifest["synthetic"], n_images),
                  "path": manifest["data"]["path"], "counts": counts},
+        "split_groups": ("groups.csv merged (union-find) with near-duplicates found by perceptual hashing "
+                         "(pHash + dHash of the model input); see duplicates"),
         "split": (
             f"Grouped ({'groups.csv' if manifest['data'].get('groups_file') else 'one group per file'}), "
             f"label-stratified train/test split (StratifiedGroupKFold, ~25 % test, seed {manifest['seed']}); "
@@ -66,17 +73,66 @@ def build_card(manifest: dict, metrics: dict, architecture: dict, command: str) 
         "model": {
             "extractor": architecture,
             "format": "full-integer int8 TFLite (LiteRT), int8 input and output",
-            "head": "StandardScaler + LogisticRegression (C by grouped CV ROC AUC) on int8-model embeddings, evaluated in numpy",
+            "head": ("StandardScaler + LogisticRegression (C by cross-fitted OOF ROC AUC) on the pooled int8 feature map, "
+                     "Platt-calibrated on OOF logits with the calibration folded into the linear weights; evaluated in numpy"),
             "embedding_dim": manifest["embedding_dim"],
             "decision_threshold": manifest["decision_threshold"],
+            "positive_label": manifest.get("positive_label"),
+            "uncertain_band": manifest.get("uncertain_band"),
         },
+        "operating_point": metrics.get("operating_point"),
+        "oof_method": (metrics.get("heads") or {}).get("method"),
+        "heads_comparison": (metrics.get("heads") or {}).get("table"),
+        "heads_choice": ("Served: logistic regression. It keeps the heat map an exact decomposition of the served logit "
+                         "and keeps scikit-learn out of the inference package; the comparison shows its OOF gap to the "
+                         "best head (if any)."),
+        "calibration": metrics.get("calibration"),
+        "cam_method": CAM_METHOD,
+        "ood": {"image_checks": "modality (MR refused), colour, dark background around a head, head-sized foreground",
+                "embedding": "Ledoit-Wolf Mahalanobis distance of the pooled int8 embedding to the training embeddings; "
+                             f"threshold at the {metrics.get('ood', {}).get('percentile')}th percentile of out-of-fold "
+                             "in-distribution distances (cross-fitting folds)",
+                "threshold": metrics.get("ood", {}).get("threshold"),
+                "test_false_refusal_rate": metrics.get("ood_false_refusal_rate")},
+        "duplicates": metrics.get("duplicates"),
         "metrics": {"n_test_images": metrics["n_images"], "n_test_groups": metrics["n_groups"],
                     "bootstrap": metrics["bootstrap"], "values": metrics["metrics"],
                     "confusion_matrix": metrics["confusion_matrix"]},
-        "limitations": LIMITS,
+        "limitations": LIMITS + _measured_limits(manifest, metrics),
         "training": {"command": command, "seed": manifest["seed"], "tensorflow": manifest["tensorflow"],
                      "created_by": manifest["created_by"]},
     }
+
+
+def _measured_limits(manifest: dict, metrics: dict) -> list[str]:
+    out = []
+    pos = manifest.get("positive_label")
+    sens = metrics["metrics"].get(f"sensitivity_{pos}") if pos else None
+    if sens is not None and sens["value"] < 0.85:
+        out.append(f"Measured test sensitivity for {pos} is {sens['value']:.2f} (95 % CI {sens['ci_low']:.2f}-{sens['ci_high']:.2f}), "
+                   "below the 0.85 target the threshold was chosen for on out-of-fold training scores.")
+    auc = metrics["metrics"].get("roc_auc")
+    if auc is not None and auc["value"] < 0.90:
+        out.append(f"Measured test ROC AUC is {auc['value']:.2f} (95 % CI {auc['ci_low']:.2f}-{auc['ci_high']:.2f}), below the 0.90 floor.")
+    return out
+
+
+def _heads_md(card: dict) -> str:
+    rows = card.get("heads_comparison") or []
+    lines = ["| head | OOF ROC AUC | fold AUC mean +- SD | OOF macro-F1 | OOF Brier |", "|---|---|---|---|---|"]
+    for r in rows:
+        brier = f"{r['oof_brier']:.3f}" if "oof_brier" in r else "-"
+        lines.append(f"| {r['head']} | {r['oof_roc_auc']:.3f} | {r['fold_roc_auc_mean']:.3f} +- {r['fold_roc_auc_sd']:.3f} "
+                     f"| {r['oof_macro_f1']:.3f} | {brier} |")
+    return "\n".join(lines)
+
+
+def _dup_md(card: dict) -> str:
+    dup = card.get("duplicates") or {}
+    new = [f"{p['a']} ~ {p['b']} (distance {p['phash_distance'] + p['dhash_distance']})" for p in dup.get("pairs", [])
+           if not p["already_grouped"]]
+    return (f"{dup.get('method', '')}. Pairs found: {dup.get('pairs_found', 0)}, of which {dup.get('new_pairs', 0)} were not "
+            "already in one group: " + ("; ".join(new) if new else "none") + ".")
 
 
 def to_markdown(card: dict) -> str:
@@ -113,6 +169,29 @@ Counts:
 - Head: {card['model']['head']}
 - Embedding: {card['model']['embedding_dim']}-d; decision threshold {card['model']['decision_threshold']}
 - Labels (output order): {', '.join(card['labels'])}
+- Positive label {card['model'].get('positive_label')}; uncertain band +-{card['model'].get('uncertain_band')} around the threshold
+
+## Operating point
+{(card.get('operating_point') or {}).get('positive_label')}: threshold {(card.get('operating_point') or {}).get('decision_threshold')} chosen on {(card.get('operating_point') or {}).get('chosen_on')}.
+Scores within +-{(card.get('operating_point') or {}).get('uncertain_band')} of it are reported as INDETERMINATE.
+
+## How the head, threshold and calibration were chosen (out-of-fold)
+{card.get('oof_method')}. {card.get('heads_choice')}
+
+{_heads_md(card)}
+
+## Calibration
+{json.dumps(card.get('calibration'))}
+
+## Heat map
+{card.get('cam_method')}
+
+## Out-of-distribution refusal
+Image checks: {card['ood']['image_checks']}. Embedding: {card['ood']['embedding']}; threshold {card['ood']['threshold']}.
+False-refusal rate on the held-out test split (image checks + embedding, via read_scan): {card['ood']['test_false_refusal_rate']}.
+
+## Near-duplicates
+{_dup_md(card)}
 
 ## Held-out test metrics
 {card['metrics']['n_test_images']} images in {card['metrics']['n_test_groups']} groups; 95 % CIs from a grouped bootstrap

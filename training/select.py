@@ -19,26 +19,27 @@ import numpy as np
 if importlib.util.find_spec("strokelens") is None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "functions"))
 
-from training import cnn  # noqa: E402
+from training import cnn, dedup  # noqa: E402
 from training.datasets import discover, labels_of, load_inputs  # noqa: E402
 from training.split import cv_folds, train_test_split  # noqa: E402
 
 CANDIDATES: dict[str, dict] = {
     "base": {},
+    "single_trunk": {"trunks": 1},
+    "no_bands": {"bands": 0},
     "double_conv": {"convs_per_block": 2},
-    "no_augment": {"augment": False},
 }
 
 
 def cv_curves(x: np.ndarray, y: np.ndarray, groups: list[str], labels: list[str], config: cnn.CNNConfig,
               folds: int, seed: int) -> dict:
-    """Per-epoch validation AUC and loss, averaged over grouped folds (no early stopping)."""
+    """Per-epoch held-out-fold AUC of the CNN's softmax and training loss, averaged over grouped folds."""
     aucs, losses = [], []
     for tr, val in cv_folds([labels[i] for i in y], groups, folds, seed):
-        _, hist = cnn.train(x[tr], y[tr], len(labels), replace(config, patience=10**6), seed, validation=(x[val], y[val]))
+        _, _, hist = cnn.train(x[tr], y[tr], len(labels), config, seed, validation=(x[val], y[val]))
         aucs.append(hist["val_auc"])
-        losses.append(hist["val_loss"])
-    return {"val_auc": np.mean(aucs, axis=0).tolist(), "val_loss": np.mean(losses, axis=0).tolist()}
+        losses.append(hist["loss"])
+    return {"val_auc": np.mean(aucs, axis=0).tolist(), "loss": np.mean(losses, axis=0).tolist()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,13 +47,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default="../shared/data/ct-hemorrhage")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--folds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=80)
+    parser.add_argument("--epochs", type=int, default=cnn.CNNConfig.epochs)
     parser.add_argument("--input-size", type=int, default=128)
     parser.add_argument("--only", nargs="*", default=list(CANDIDATES))
     args = parser.parse_args(argv)
     samples = discover(args.data)
     labels = labels_of(samples)
     x, samples = load_inputs(samples, args.input_size)
+    merged = dedup.merge_groups([s.group for s in samples], dedup.find_duplicates(x))  # as training.train does
+    samples = [replace(s, group=g) for s, g in zip(samples, merged)]
     keep = np.array([sp == "train" for sp in train_test_split(samples, args.seed)])
     x, samples = x[keep], [s for s, k in zip(samples, keep) if k]
     y = np.array([labels.index(s.label) for s in samples])

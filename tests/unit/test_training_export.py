@@ -25,3 +25,34 @@ def test_head_parity(tmp_path: Path, n_classes: int) -> None:
     assert head.predict_proba(probe).shape == (50, n_classes)
     assert check_parity(pipeline, linear_head(pipeline), probe) < 1e-6
     assert (tmp_path / "head.joblib").is_file() and (tmp_path / "labels.json").read_text() == str(labels).replace("'", '"')
+
+
+def test_int8_feature_map_export_agrees_with_float(tmp_path: Path) -> None:
+    """The TFLite output is the last feature map (int8 in/out); its float-pooled embedding matches
+    the Keras float embedding and a head gives the same class on >= 95 % of phantom inputs."""
+    from strokelens.model.predictor import Extractor
+    from training import cnn
+    from training.datasets import discover, labels_of, load_inputs
+    from training.export import to_int8_tflite
+    from training.phantoms import write_dataset
+
+    write_dataset(tmp_path / "data", 20, layout="flat", classes=("hemorrhage", "normal"), size=96)
+    samples = discover(tmp_path / "data")
+    labels = labels_of(samples)
+    x, samples = load_inputs(samples, 64)
+    y = np.array([labels.index(s.label) for s in samples])
+    config = cnn.CNNConfig(input_size=64, trunks=2, widths=(8, 16, 32, 32), bands=4, epochs=4)
+    _, extractor, _ = cnn.train(x, y, 2, config, seed=0)
+    size = to_int8_tflite(extractor, x, tmp_path / "extractor.tflite")
+    assert size < 2_000_000
+
+    served = Extractor(tmp_path / "extractor.tflite")
+    assert served.spatial and served._input["dtype"] == np.int8 and served._output["dtype"] == np.int8
+    grid = 64 // 16
+    assert tuple(served._output["shape"]) == (1, grid, grid, config.feature_dim)
+    int8 = served.embed_many(x)
+    ref = np.asarray(extractor.predict(x[..., None], verbose=0), np.float64).mean(axis=(1, 2))
+    cosine = np.sum(int8 * ref, axis=1) / (np.linalg.norm(int8, axis=1) * np.linalg.norm(ref, axis=1) + 1e-12)
+    assert cosine.mean() > 0.98, cosine.mean()
+    head = make_head(0.1, seed=0).fit(ref, y)
+    assert np.mean(head.predict(ref) == head.predict(int8)) >= 0.95
