@@ -1,0 +1,129 @@
+"""Cold start: a fresh interpreter from spawn to its first prediction, and its peak RSS.
+
+Three kinds of child, each started ``repeats`` times (alternating, page cache warm after the first):
+
+- ``handler``: ``import strokelens.inference.app`` (config, boto3 clients, powertools, model load,
+  exactly what a new Lambda container does at init) with the template's environment and dummy
+  credentials; no AWS call happens at import, so nothing is mocked. Then one ``read_scan`` on
+  ``app.PREDICTOR``. S3/DynamoDB calls of the first event are not included.
+- ``predictor``: ``Predictor()`` + one ``read_scan`` (no AWS modules).
+- ``tensorflow``: ``import tensorflow``, ``keras.models.load_model`` of the baseline ``.keras``,
+  the same decode/preprocess, one ``model.predict``.
+
+Spawn-to-first-prediction is wall-clock time from just before ``Popen`` in the parent to the
+child's ``time.time()`` after its prediction (same clock). Peak RSS is the child's own
+``resource.getrusage(RUSAGE_SELF).ru_maxrss``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import ROOT, Settings, child_env, png_inputs, summary
+
+_PRELUDE = """
+import resource, sys, time
+t_start = time.time()
+def done(extra):
+    import json
+    t_end = time.time()
+    print(json.dumps({"t_end": t_end, "t_start": t_start, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra}))
+path = sys.argv[1]
+def core(read_scan):
+    import inspect
+    return {n: False for n in inspect.signature(read_scan).parameters if n.startswith("with_")}
+"""
+
+CHILDREN = {
+    "handler": _PRELUDE + """
+t0 = time.time()
+import boto3  # imported by the handler module anyway; split out to show where init time goes
+tb = time.time()
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.batch import BatchProcessor
+tp = time.time()
+import strokelens.inference.app as app
+t1 = time.time()
+from strokelens.reading import read_scan
+reading = read_scan(open(path, "rb").read(), app.PREDICTOR, **core(read_scan))
+t2 = time.time()
+done({"import_s": t1 - t0, "import_boto3_s": tb - t0, "import_powertools_s": tp - tb,
+      "model_load_s": app.MODEL_LOAD_MS / 1e3, "first_inference_s": t2 - t1, "label": reading.result["label"]})
+""",
+    "predictor": _PRELUDE + """
+t0 = time.time()
+from strokelens.model.predictor import Predictor
+from strokelens.reading import read_scan
+t1 = time.time()
+predictor = Predictor(num_threads=1)
+t2 = time.time()
+reading = read_scan(open(path, "rb").read(), predictor, **core(read_scan))
+t3 = time.time()
+done({"import_s": t1 - t0, "model_load_s": t2 - t1, "first_inference_s": t3 - t2, "label": reading.result["label"]})
+""",
+    "tensorflow": _PRELUDE + """
+t0 = time.time()
+import numpy as np
+import tensorflow as tf
+tf.config.threading.set_intra_op_parallelism_threads(1)
+tf.config.threading.set_inter_op_parallelism_threads(1)
+import keras
+from strokelens.imaging.decode import decode_image
+from strokelens.imaging.preprocess import to_display, to_model_input
+t1 = time.time()
+model = keras.models.load_model(sys.argv[2])
+t2 = time.time()
+size = model.input_shape[1]
+x = to_model_input(to_display(decode_image(open(path, "rb").read()))[0], size)[None, :, :, None].astype(np.float32)
+proba = model.predict(x, verbose=0)[0]
+t3 = time.time()
+done({"import_s": t1 - t0, "model_load_s": t2 - t1, "first_inference_s": t3 - t2, "label": int(proba.argmax())})
+""",
+}
+
+
+def _handler_env(model_dir: Path) -> dict[str, str]:
+    from infra.template import Stack
+
+    env = Stack.load().function_environment("InferenceFunction")
+    env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "1", "MODEL_DIR": str(model_dir)})
+    return env
+
+
+def _once(kind: str, image: Path, keras_path: Path, env: dict[str, str]) -> dict[str, Any]:
+    started = time.time()
+    proc = subprocess.run([sys.executable, "-c", CHILDREN[kind], str(image), str(keras_path)], capture_output=True,
+                          text=True, timeout=300, env=child_env(**env), cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"cold start child {kind} failed:\n{proc.stderr[-4000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["spawn_to_first_prediction_s"] = out["t_end"] - started
+    out["interpreter_start_s"] = out["t_start"] - started
+    return out
+
+
+def run(settings: Settings, keras_path: Path) -> dict[str, Any]:
+    image = png_inputs(1)[0]
+    envs = {"handler": _handler_env(settings.model_dir), "predictor": {"MODEL_DIR": str(settings.model_dir)},
+            "tensorflow": {"MODEL_DIR": str(settings.model_dir)}}
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in CHILDREN}
+    for _ in range(settings.cold_repeats):
+        for kind in CHILDREN:
+            runs[kind].append(_once(kind, image, keras_path, envs[kind]))
+    result: dict[str, Any] = {}
+    for kind, samples in runs.items():
+        keys = [k for k in samples[0] if k.endswith("_s") or k == "maxrss_mb"]
+        result[kind] = {key: summary([s[key] for s in samples]) for key in keys if key not in ("t_end", "t_start")}
+    tf_s = result["tensorflow"]["spawn_to_first_prediction_s"]["median"]
+    result["ratio_tf_over_handler"] = round(tf_s / result["handler"]["spawn_to_first_prediction_s"]["median"], 2)
+    result["ratio_tf_over_predictor"] = round(tf_s / result["predictor"]["spawn_to_first_prediction_s"]["median"], 2)
+    result["input"] = image.name
+    result["note"] = ("page cache warm after the first start (Lambda also fetches and unpacks the package, "
+                      "not measured); the handler import creates boto3 clients but makes no AWS call")
+    return result

@@ -1,0 +1,140 @@
+"""Throughput and end to end on the local stack (moto in this process, real handlers, real HTTP).
+
+N scans of real CT PNGs are created, uploaded (presigned POST) and polled concurrently from a
+thread pool. Latency is from the start of the upload POST to the poll that saw DONE (polls every
+``POLL_S``, so it is quantised to that). Afterwards every record is read back from DynamoDB with
+boto3 (the same in-process moto): all must be DONE with ``attempts == 1``.
+
+The local SQS poller invokes the inference handler one batch at a time (one "container"); in AWS
+the event source mapping scales out, so throughput here is a floor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import Settings, png_inputs, summary
+
+POLL_S = 0.2
+QUIET_GETS = 20
+SCAN_TIMEOUT_S = 600.0
+
+
+def _one(url: str, auth: dict[str, str], path: Path) -> dict[str, Any]:
+    import requests
+
+    data = path.read_bytes()
+    t0 = time.monotonic()
+    response = requests.post(f"{url}/api/scans", headers=auth, timeout=60,
+                             json={"filename": path.name, "content_type": "image/png", "modality": "CT"})
+    response.raise_for_status()
+    scan = response.json()
+    t1 = time.monotonic()
+    upload = scan["upload"]
+    posted = requests.post(upload["url"], data=upload["fields"], files={"file": ("scan", data)}, timeout=60)
+    t2 = time.monotonic()
+    if posted.status_code != 204:
+        return {"scan_id": scan["scan_id"], "status": f"UPLOAD_{posted.status_code}", "polls": 0}
+    polls, get_ms, status = 0, [], "PENDING"
+    while time.monotonic() - t2 < SCAN_TIMEOUT_S:
+        time.sleep(POLL_S)
+        g0 = time.monotonic()
+        body = requests.get(f"{url}/api/scans/{scan['scan_id']}", headers=auth, timeout=60).json()
+        get_ms.append((time.monotonic() - g0) * 1e3)
+        polls += 1
+        status = body["status"]
+        if status in ("DONE", "FAILED"):
+            break
+    t3 = time.monotonic()
+    return {"scan_id": scan["scan_id"], "status": status, "polls": polls, "bytes": len(data),
+            "create_ms": (t1 - t0) * 1e3, "upload_ms": (t2 - t1) * 1e3, "get_ms": get_ms,
+            "upload_to_result_s": t3 - t1, "create_to_result_s": t3 - t0, "t_start": t0, "t_end": t3}
+
+
+def _item_bytes(item: dict[str, Any]) -> int:
+    """Approximate DynamoDB item size: attribute names + JSON of the values."""
+    return sum(len(k) + len(json.dumps(v, default=lambda d: str(d) if isinstance(d, Decimal) else repr(d)))
+               for k, v in item.items())
+
+
+def run(settings: Settings) -> dict[str, Any]:
+    import boto3
+    import jwt
+    import requests
+
+    from infra.run_local import LocalStack
+
+    os.environ["MODEL_DIR"] = str(settings.model_dir)
+    files = png_inputs(200)
+    inputs = [files[i % len(files)] for i in range(settings.scans)]
+    with LocalStack(port=0) as stack:
+        username = stack.resources.clinicians[0]["username"]
+        token = requests.post(f"{stack.url}/local/login", json={"username": username}, timeout=30).json()["id_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        owner = jwt.decode(token, options={"verify_signature": False})["sub"]
+        api_ms: list[float] = []
+        api_handler = stack.gateway.api_handler
+
+        def timed_api(event: dict, context: Any) -> dict:  # the API Lambda's own duration, without HTTP
+            t0 = time.perf_counter()
+            try:
+                return api_handler(event, context)
+            finally:
+                api_ms.append((time.perf_counter() - t0) * 1e3)
+
+        stack.gateway.api_handler = timed_api
+        started = time.monotonic()
+        with ThreadPoolExecutor(settings.workers) as pool:
+            results = list(pool.map(lambda p: _one(stack.url, auth, p), inputs))
+        wall = time.monotonic() - started
+        busy_api_ms = list(api_ms)
+        api_ms.clear()
+        for r in results[:QUIET_GETS]:  # the same calls with nothing else running
+            requests.get(f"{stack.url}/api/scans/{r['scan_id']}", headers=auth, timeout=60)
+        invocations = stack.worker.invocations
+        table = boto3.resource("dynamodb").Table(stack.resources.table)
+        s3 = boto3.client("s3")
+        items = [table.get_item(Key={"owner_id": owner, "scan_id": r["scan_id"]}, ConsistentRead=True).get("Item")
+                 for r in results]
+        preview_bytes = []
+        for item in items:
+            if item and item.get("previews"):
+                preview_bytes.append(sum(s3.head_object(Bucket=stack.resources.artifacts_bucket, Key=key)["ContentLength"]
+                                         for key in item["previews"].values()))
+        n_previews = [len(item.get("previews") or {}) for item in items if item]
+    statuses = [item["status"] if item else "MISSING" for item in items]
+    attempts = [int(item.get("attempts", 0)) if item else 0 for item in items]
+    stage_ms: dict[str, list[float]] = {}
+    for item in items:
+        for stage, ms in ((item or {}).get("timings_ms") or {}).items():
+            stage_ms.setdefault(stage, []).append(float(ms))
+    last_done = max(r["t_end"] for r in results) - started
+    return {
+        "scans": settings.scans, "workers": settings.workers, "poll_interval_s": POLL_S,
+        "wall_s": round(wall, 2), "all_done_s": round(last_done, 2),
+        "throughput_scans_per_s": round(settings.scans / last_done, 2),
+        "upload_to_result_s": summary([r["upload_to_result_s"] for r in results if "upload_to_result_s" in r]),
+        "create_to_result_s": summary([r["create_to_result_s"] for r in results if "create_to_result_s" in r]),
+        "create_ms": summary([r["create_ms"] for r in results if "create_ms" in r]),
+        "upload_ms": summary([r["upload_ms"] for r in results if "upload_ms" in r]),
+        "get_ms": summary([ms for r in results for ms in r.get("get_ms", [])]),
+        "api_handler_ms_concurrent": summary(busy_api_ms),
+        "api_handler_ms_quiet_get": summary(api_ms),
+        "polls_per_scan": summary([r["polls"] for r in results]),
+        "done": statuses.count("DONE"), "not_done": len(statuses) - statuses.count("DONE"),
+        "status_counts": {s: statuses.count(s) for s in sorted(set(statuses))},
+        "attempts_eq_1": sum(a == 1 for a in attempts), "processed_twice": sum(a > 1 for a in attempts),
+        "distinct_scan_ids": len({r["scan_id"] for r in results}),
+        "handler_invocations": invocations,
+        "handler_stage_ms": {stage: summary(values) for stage, values in stage_ms.items()},
+        "upload_bytes_mean": round(sum(r.get("bytes", 0) for r in results) / len(results)),
+        "preview_bytes_mean": round(sum(preview_bytes) / max(1, len(preview_bytes))),
+        "previews_per_scan": round(sum(n_previews) / max(1, len(n_previews)), 2),
+        "item_bytes_mean": round(sum(_item_bytes(item) for item in items if item) / max(1, len(items))),
+    }

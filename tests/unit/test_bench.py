@@ -1,0 +1,94 @@
+"""The benchmark's quick mode runs end to end and its report is complete and sane (not fast:
+speed budgets are reported by `make bench`, never asserted here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from strokelens.model.artifacts import artifacts_dir
+from tests.conftest import CT_DATA, ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict:
+    if not (artifacts_dir() / "manifest.json").is_file():
+        pytest.skip("no model artifacts (run `make train` or set MODEL_DIR)")
+    if not any(CT_DATA.glob("*/*.png")):
+        pytest.skip(f"no CT PNGs under {CT_DATA}")
+    out = tmp_path_factory.mktemp("bench")
+    before = (ROOT / "docs" / "benchmarks.md").read_bytes() if (ROOT / "docs" / "benchmarks.md").exists() else None
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, env={**os.environ})
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    after = (ROOT / "docs" / "benchmarks.md").read_bytes() if (ROOT / "docs" / "benchmarks.md").exists() else None
+    assert before == after, "quick mode must not overwrite the committed docs/benchmarks.md"
+    assert (out / "report.md").read_text().startswith("# StrokeLens benchmarks")
+    return json.loads((out / "report.json").read_text())
+
+
+def _positive(summary: dict) -> bool:
+    return summary["n"] > 0 and 0 < summary["p5"] <= summary["median"] <= summary["p95"]
+
+
+def test_every_section_ran(report):
+    assert not report.get("errors"), report.get("errors")
+    for section in ("machine", "warm", "cold", "package", "e2e", "cost", "scaling", "budgets"):
+        assert report[section], section
+    assert report["machine"]["logical_cores"] >= 1 and report["machine"]["cpu"]
+
+
+def test_warm_timings_and_ratios(report):
+    warm = report["warm"]
+    for fmt in ("png", "dicom"):
+        core = warm["litert"][fmt]["core"]
+        for stage in ("decode", "preprocess", "cnn", "head", "total"):
+            assert _positive(core[stage]), (fmt, stage)
+        assert "previews" in warm["litert"][fmt]["all_stages"]
+        for stage in ("predict", "direct_call", "total"):
+            assert _positive(warm["tensorflow"][fmt][stage]), (fmt, stage)
+        ratios = warm["ratio_tf_over_litert"][fmt]
+        assert all(value > 0 for value in ratios.values())
+
+
+def test_cold_start_both_stacks(report):
+    cold = report["cold"]
+    for kind in ("handler", "predictor", "tensorflow"):
+        assert _positive(cold[kind]["spawn_to_first_prediction_s"]), kind
+        assert cold[kind]["maxrss_mb"]["median"] > 10, kind
+    assert cold["ratio_tf_over_handler"] > 0 and cold["ratio_tf_over_predictor"] > 0
+
+
+def test_packages_measured(report):
+    package = report["package"]
+    for function in ("inference", "api"):
+        assert 0 < package[function]["zipped_bytes"] < package[function]["unzipped_bytes"]
+    assert package["api"]["unzipped_bytes"] < package["inference"]["unzipped_bytes"]
+    assert package["tensorflow_inference"] is None  # skipped in quick mode
+
+
+def test_every_scan_done_exactly_once(report):
+    e2e = report["e2e"]
+    assert e2e["scans"] == 10
+    assert e2e["done"] == e2e["scans"] == e2e["attempts_eq_1"] == e2e["distinct_scan_ids"]
+    assert e2e["processed_twice"] == 0 and e2e["not_done"] == 0
+    assert _positive(e2e["upload_to_result_s"])
+
+
+def test_cost_and_scaling(report):
+    for scenario in report["cost"]["per_1000_scans_usd"].values():
+        assert scenario["total"] > 0 and all(v >= 0 for v in scenario.values())
+    assert report["cost"]["idle_per_month_usd"]["nothing stored"] == 0
+    sizes = report["scaling"]["sizes"]
+    assert set(sizes) == {"128", "256"}
+    for size in sizes.values():
+        assert _positive(size["cnn_ms"]) and set(size["batches"]) == {"1", "4"}
+    budgets = report["budgets"]
+    assert len(budgets) >= 8 and all(isinstance(b["pass"], bool) for b in budgets)
