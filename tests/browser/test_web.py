@@ -455,7 +455,8 @@ def test_model_card_and_every_chart_render(page, stack):
     assert expected > 0
     page.wait_for_function("n => document.querySelectorAll('#charts .js-plotly-plot .main-svg').length >= n", arg=expected)
     for chart in metrics["charts"]:
-        figure = page.query_selector(f"#charts figure[data-chart-id='{chart['id']}']")
+        key = f"{chart['group']}-{chart['id']}" if chart.get("group") else chart["id"]
+        figure = page.query_selector(f"#charts figure[data-chart-key='{key}']")
         assert figure is not None, chart["id"]
         assert figure.query_selector(".js-plotly-plot .main-svg") is not None, chart["id"]
         assert chart["title"] in figure.inner_text()
@@ -629,25 +630,29 @@ def test_a_forged_state_is_refused(page, stack):
     assert page.evaluate("sessionStorage.getItem('strokelens.session')") is None
 
 
-def test_phone_width_layout(browser, stack):
+def test_phone_width_layout(browser, stack, tmp_path):
     context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     try:
         sign_in(page, stack)
-        first = page.get_attribute("#history li:first-child", "data-scan-id")
-        if first:
-            page.click(f"#history a[data-scan-id='{first}']")
-            page.wait_for_selector("#scan-panel[data-status]")
-            page.wait_for_timeout(300)
+        path = tmp_path / "phone-slice.png"
+        path.write_bytes(sorted((CT_DATA / "hemorrhage").glob("*.png"))[3].read_bytes())
+        upload(page, path)
+        wait_final(page)
+        page.wait_for_timeout(300)
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"horizontal overflow of {overflow}px at phone width"
         assert page.is_visible("nav a[data-route=model]")
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(ARTIFACTS / "08-phone.png"), full_page=False)
-        if first:
-            page.eval_on_selector("#scan-panel", "el => el.scrollIntoView()")
-            page.screenshot(path=str(ARTIFACTS / "09-phone-result.png"), full_page=False)
+        page.eval_on_selector("#scan-panel", "el => el.scrollIntoView()")
+        page.screenshot(path=str(ARTIFACTS / "09-phone-result.png"), full_page=False)
+        for route in ("#/model", "#/risk"):
+            page.goto(f"{stack.url}/{route}")
+            page.wait_for_timeout(300)
+            overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow <= 0, f"horizontal overflow of {overflow}px at phone width on {route}"
     finally:
         context.close()
 

@@ -48,8 +48,34 @@ function matrixTable(cm, labels) {
       row.map((v, j) => h("td", { class: `num${i === j ? " diag" : ""}`, text: formatNumber(v) }))))));
 }
 
+const isScalar = (v) => v === null || typeof v !== "object";
+const isFlat = (v) => isScalar(v) || (isPlainObject(v) && Object.values(v).every(isScalar)) || (Array.isArray(v) && v.every(isScalar));
+
+function cellText(v, key) {
+  if (isScalar(v)) return v === null ? "–" : typeof v === "boolean" ? (v ? "yes" : "no") : formatNumber(v, key);
+  if (Array.isArray(v)) return v.map((x) => formatNumber(x, key)).join(", ");
+  return Object.entries(v).map(([k, x]) => `${humanize(k)} ${cellText(x, k)}`).join(" · ");
+}
+
+/** A list of similar records (e.g. cross-validation runs) as one table. */
+function recordsTable(items) {
+  const columns = [...new Set(items.flatMap((o) => Object.keys(o)))];
+  return h("div", { class: "table-scroll" }, h("table", { class: "data-table records-table" },
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", text: humanize(c) })))),
+    h("tbody", {}, items.map((o) => h("tr", {}, columns.map((c) => h("td", { class: typeof o[c] === "number" ? "num" : "", text: c in o ? cellText(o[c], c) : "" })))))));
+}
+
 /** Any JSON value as readable DOM: strings as text, lists as lists, objects as definition lists. */
 function renderValue(value, key, card, depth) {
+  const rendered = renderInner(value, key, card, depth);
+  // Deep, bulky detail (training internals) stays one click away so the card reads top-down.
+  if (depth >= 1 && value && typeof value === "object" && JSON.stringify(value).length > 900) {
+    return h("details", { class: "card-more" }, h("summary", { text: `Show ${humanize(key).toLowerCase()} details` }), rendered);
+  }
+  return rendered;
+}
+
+function renderInner(value, key, card, depth) {
   if (value === null || value === undefined) return h("span", { class: "muted", text: "–" });
   if (typeof value === "boolean") return h("span", { text: value ? "yes" : "no" });
   if (typeof value !== "object") return h("span", { text: formatNumber(value, key) });
@@ -58,6 +84,7 @@ function renderValue(value, key, card, depth) {
       if (value.length <= 6 && value.every((v) => typeof v !== "string" || v.length < 24)) return h("span", { text: value.map((v) => formatNumber(v, key)).join(", ") });
       return h("ul", { class: "card-list" }, value.map((v) => h("li", { text: formatNumber(v, key) })));
     }
+    if (value.length > 1 && value.every((v) => isPlainObject(v) && Object.values(v).every(isFlat))) return recordsTable(value);
     return h("ol", { class: "card-list" }, value.map((v) => h("li", {}, renderValue(v, key, card, depth + 1))));
   }
   if (Array.isArray(value.values) && value.values.every(Array.isArray)) return matrixTable(value, card.labels);
@@ -91,25 +118,47 @@ export function renderModelCard(host, card) {
     el?.focus({ preventScroll: true });
   });
   host.append(toc);
-  for (const key of keys) {
-    const value = card[key];
-    const section = h("section", { class: `mc-section mc-${key}`, "aria-labelledby": `mc-${key}` },
-      h("h3", { id: `mc-${key}`, tabindex: "-1", text: humanize(key) }));
-    if (typeof value === "string") section.append(h("p", { text: value }));
-    else section.append(renderValue(value, key, card, 0));
-    host.append(section);
-  }
+  for (const key of keys) host.append(cardSection(card, key, card[key], 3, `mc-${key}`));
 }
+
+const looksLikeCard = (v) => isPlainObject(v) && ("intended_use" in v || "limitations" in v);
+
+/** One model-card section; a nested card (e.g. the clinical model's) gets its own sub-headings. */
+function cardSection(card, key, value, level, id) {
+  const section = h("section", { class: `mc-section mc-${key}`, "aria-labelledby": id },
+    h(`h${level}`, { id, tabindex: "-1", text: humanize(key) }));
+  if (typeof value === "string") section.append(h("p", { text: value }));
+  else if (looksLikeCard(value) && level < 5) {
+    const sub = Object.keys(value).filter((k) => !["name", "version"].includes(k))
+      .sort((a, b) => ((FIRST.indexOf(a) + 1 || 99) - (FIRST.indexOf(b) + 1 || 99)));
+    section.classList.add("mc-subcard");
+    if (value.name || value.version) {
+      section.append(h("p", { class: "model-title sub" }, value.name ? h("strong", { text: value.name }) : null,
+        value.version ? h("span", { class: "badge badge-neutral mono", text: `version ${value.version}` }) : null));
+    }
+    for (const k of sub) section.append(cardSection(value, k, value[k], level + 1, `${id}-${k}`));
+  } else section.append(renderValue(value, key, card, 0));
+  return section;
+}
+
+const GROUP_TITLES = { "": "Image model", clinical: "Clinical risk model" };
 
 async function renderCharts(host, charts) {
   clear(host);
+  const groups = [...new Set(charts.map((c) => c.group || ""))];
+  const grids = Object.fromEntries(groups.map((g) => [g, h("div", { class: "charts-grid" })]));
+  for (const g of groups) {
+    if (groups.length > 1) host.append(h("h3", { class: "charts-group-h", text: GROUP_TITLES[g] || humanize(g) }));
+    host.append(grids[g]);
+  }
   const figures = charts.map((chart) => {
-    const plot = h("div", { class: "plot", id: `chart-${chart.id}` });
-    const fig = h("figure", { class: "chart", dataset: { chartId: chart.id }, "aria-labelledby": `chart-${chart.id}-h` },
-      h("h3", { id: `chart-${chart.id}-h`, text: chart.title || humanize(chart.id) }),
+    const key = chart.group ? `${chart.group}-${chart.id}` : chart.id;
+    const plot = h("div", { class: "plot", id: `chart-${key}` });
+    const fig = h("figure", { class: "chart", dataset: { chartId: chart.id, chartKey: key }, "aria-labelledby": `chart-${key}-h` },
+      h("h4", { id: `chart-${key}-h`, text: chart.title || humanize(chart.id) }),
       chart.description ? h("p", { class: "muted small", text: chart.description }) : null,
       plot);
-    host.append(fig);
+    grids[chart.group || ""].append(fig);
     return { chart, plot };
   });
   const Plotly = await loadPlotly();
@@ -118,9 +167,11 @@ async function renderCharts(host, charts) {
     const layout = { ...(figure.layout || {}) };
     delete layout.width;
     layout.autosize = true;
-    layout.height = Math.min(Number(layout.height) || 340, 420);
+    layout.height = Math.min(Number(layout.height) || 360, 560);
     layout.title = undefined; // the figure already has an accessible heading
-    layout.margin = { l: 56, r: 16, t: 16, b: 48, ...(figure.layout?.margin || {}), t: 24 };
+    // Legends above the plot, horizontal: side legends squeeze the plot in a half-width card.
+    layout.legend = { orientation: "h", x: 0, xanchor: "left", y: 1.02, yanchor: "bottom", ...(layout.legend || {}) };
+    layout.margin = { l: 56, r: 16, b: 48, ...(figure.layout?.margin || {}), t: 48 };
     layout.font = { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 12, ...(layout.font || {}) };
     layout.paper_bgcolor = "rgba(0,0,0,0)";
     try {
