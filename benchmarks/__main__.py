@@ -10,6 +10,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-docs", action="store_true", help=f"also write {DOCS.relative_to(ROOT)} (default in full mode)")
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     args.out.mkdir(parents=True, exist_ok=True)
     settings = Settings.make(args.quick, args.out.resolve(), _model_dir(args.model_dir), args.scans)
 

@@ -7,7 +7,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -142,7 +141,3 @@ def workdir(out: Path) -> Path:
     path = out / "work"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def temp_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="strokelens-bench-"))

@@ -5,14 +5,17 @@ thread pool. Latency is from the start of the upload POST to the poll that saw D
 ``POLL_S``, so it is quantised to that). Afterwards every record is read back from DynamoDB with
 boto3 (the same in-process moto): all must be DONE with ``attempts == 1``.
 
-The local SQS poller invokes the inference handler one batch at a time (one "container"); in AWS
-the event source mapping scales out, so throughput here is a floor.
+The local SQS poller invokes the inference handler one batch at a time (one "container"), and API
+calls are serialised here the same way (one API container; infra/gateway.py alone would run them
+concurrently in one process, which races on the resolver's current event); in AWS both scale out,
+so throughput here is a floor.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -33,7 +36,8 @@ def _one(url: str, auth: dict[str, str], path: Path) -> dict[str, Any]:
     t0 = time.monotonic()
     response = requests.post(f"{url}/api/scans", headers=auth, timeout=60,
                              json={"filename": path.name, "content_type": "image/png", "modality": "CT"})
-    response.raise_for_status()
+    if response.status_code != 201:
+        raise RuntimeError(f"POST /api/scans -> {response.status_code}: {response.text[:500]}")
     scan = response.json()
     t1 = time.monotonic()
     upload = scan["upload"]
@@ -80,13 +84,17 @@ def run(settings: Settings) -> dict[str, Any]:
         owner = jwt.decode(token, options={"verify_signature": False})["sub"]
         api_ms: list[float] = []
         api_handler = stack.gateway.api_handler
+        container = threading.Lock()
 
-        def timed_api(event: dict, context: Any) -> dict:  # the API Lambda's own duration, without HTTP
-            t0 = time.perf_counter()
-            try:
-                return api_handler(event, context)
-            finally:
-                api_ms.append((time.perf_counter() - t0) * 1e3)
+        def timed_api(event: dict, context: Any) -> dict:
+            # One invocation at a time, as in one Lambda container: the handler's powertools resolver keeps
+            # the current event on a module-level object, so concurrent calls in one process would race.
+            with container:
+                t0 = time.perf_counter()
+                try:
+                    return api_handler(event, context)
+                finally:
+                    api_ms.append((time.perf_counter() - t0) * 1e3)  # the API Lambda's own duration
 
         stack.gateway.api_handler = timed_api
         started = time.monotonic()
@@ -108,6 +116,10 @@ def run(settings: Settings) -> dict[str, Any]:
                 preview_bytes.append(sum(s3.head_object(Bucket=stack.resources.artifacts_bucket, Key=key)["ContentLength"]
                                          for key in item["previews"].values()))
         n_previews = [len(item.get("previews") or {}) for item in items if item]
+        sqs = boto3.client("sqs")
+        left = {name: int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"][
+            "ApproximateNumberOfMessages"]) for name, url in (("queue", stack.resources.queue_url),
+                                                              ("dead_letter_queue", stack.resources.dlq_url))}
     statuses = [item["status"] if item else "MISSING" for item in items]
     attempts = [int(item.get("attempts", 0)) if item else 0 for item in items]
     stage_ms: dict[str, list[float]] = {}
@@ -131,7 +143,7 @@ def run(settings: Settings) -> dict[str, Any]:
         "status_counts": {s: statuses.count(s) for s in sorted(set(statuses))},
         "attempts_eq_1": sum(a == 1 for a in attempts), "processed_twice": sum(a > 1 for a in attempts),
         "distinct_scan_ids": len({r["scan_id"] for r in results}),
-        "handler_invocations": invocations,
+        "handler_invocations": invocations, "messages_left": left,
         "handler_stage_ms": {stage: summary(values) for stage, values in stage_ms.items()},
         "upload_bytes_mean": round(sum(r.get("bytes", 0) for r in results) / len(results)),
         "preview_bytes_mean": round(sum(preview_bytes) / max(1, len(preview_bytes))),

@@ -52,7 +52,7 @@ def budgets(r: dict[str, Any]) -> list[dict[str, Any]]:
     e2e = r.get("e2e")
     if e2e:
         ok = e2e["done"] == e2e["scans"] and e2e["processed_twice"] == 0 and e2e["attempts_eq_1"] == e2e["scans"] \
-            and e2e["distinct_scan_ids"] == e2e["scans"]
+            and e2e["distinct_scan_ids"] == e2e["scans"] and not e2e["messages_left"]["dead_letter_queue"]
         rows.append({"budget": f"{e2e['scans']} concurrent scans on the local stack: all DONE, none processed twice",
                      "measured": f"{e2e['done']}/{e2e['scans']} DONE, {e2e['attempts_eq_1']} with attempts = 1",
                      "pass": ok})
@@ -164,7 +164,8 @@ def _e2e(e: dict[str, Any]) -> list[str]:
            f"(statuses {e['status_counts']}) |",
            f"| API handler duration in process, under load / quiet GET (ms) | {_spread(e['api_handler_ms_concurrent'])} / "
            f"{_spread(e['api_handler_ms_quiet_get'])} |",
-           f"| inference handler invocations (SQS batches) | {e['handler_invocations']} |", "",
+           f"| inference handler invocations (SQS batches) | {e['handler_invocations']} |",
+           f"| messages left in the queue / dead-letter queue | {e['messages_left']['queue']} / {e['messages_left']['dead_letter_queue']} |", "",
            "Inference handler stages as recorded in each DynamoDB item (ms, median (p5–p95)); `read` and "
            "`write_previews` are moto S3 calls, shown apart from the model's stages:", "",
            "| " + " | ".join(e["handler_stage_ms"]) + " |", "|---" * len(e["handler_stage_ms"]) + "|",

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -79,6 +78,7 @@ def test_every_scan_done_exactly_once(report):
     assert e2e["scans"] == 10
     assert e2e["done"] == e2e["scans"] == e2e["attempts_eq_1"] == e2e["distinct_scan_ids"]
     assert e2e["processed_twice"] == 0 and e2e["not_done"] == 0
+    assert e2e["messages_left"] == {"queue": 0, "dead_letter_queue": 0}
     assert _positive(e2e["upload_to_result_s"])
 
 
