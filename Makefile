@@ -10,7 +10,7 @@ DATA ?= ../shared/data/ct-hemorrhage
 SEED ?= 0
 PORT ?= 8000
 
-.PHONY: setup run test test-fast train lint package bench clean browser
+.PHONY: setup run test test-fast train lint package bench clean browser web
 
 setup: $(STAMP) browser
 
@@ -39,6 +39,10 @@ test-fast: $(STAMP)
 
 train: $(STAMP)
 	$(PY) -m training.train --data $(DATA) --out functions/strokelens/artifacts --seed $(SEED)
+
+# The site's only build step: plotly.js copied from the installed plotly package (no CDN).
+web: $(STAMP)
+	$(PY) -m infra.build_web
 
 lint: $(STAMP)
 	$(VENV)/bin/cfn-lint template.yaml

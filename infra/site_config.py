@@ -30,7 +30,8 @@ def site_config(outputs: dict[str, str], region: str) -> dict[str, Any]:
     return {
         "apiUrl": outputs["ApiUrl"],
         "auth": {"mode": "cognito", "region": region, "userPoolId": outputs["UserPoolId"],
-                 "clientId": outputs["UserPoolClientId"]},
+                 "clientId": outputs["UserPoolClientId"], "domain": outputs["UserPoolDomain"],
+                 "redirectUri": outputs["SiteUrl"].rstrip("/") + "/"},
     }
 
 
