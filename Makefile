@@ -44,8 +44,16 @@ train: $(STAMP)
 web: $(STAMP)
 	$(PY) -m infra.build_web
 
-lint: $(STAMP)
+# SAM CLI lives in its own venv: its pins would fight the project's.
+SAM_STAMP := .venv-sam/.installed
+$(SAM_STAMP): requirements/sam.txt
+	test -x .venv-sam/bin/python || $(PYTHON_SYS) -m venv .venv-sam
+	.venv-sam/bin/python -m pip install --quiet -r requirements/sam.txt
+	touch $(SAM_STAMP)
+
+lint: $(STAMP) $(SAM_STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
+	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint --template template.yaml
 
 package: $(STAMP)
 	$(PY) infra/package.py inference build/inference --zip
