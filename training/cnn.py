@@ -35,8 +35,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @dataclass(frozen=True)
 class CNNConfig:
     input_size: int = 128
-    trunks: int = 3
-    widths: tuple[int, ...] = (12, 24, 48, 96)
+    trunks: int = 2
+    widths: tuple[int, ...] = (8, 16, 32, 64)
     convs_per_block: int = 1
     bands: int = 8  # fixed intensity-band channels (0 = none)
     l2: float = 1e-4
@@ -44,7 +44,7 @@ class CNNConfig:
     learning_rate: float = 2e-3
     label_smoothing: float = 0.1
     batch_size: int = 16
-    epochs: int = 60
+    epochs: int = 40
     augment: bool = True
     extra: dict = field(default_factory=dict)
 
