@@ -34,6 +34,10 @@ def _model_dir(arg: str | None) -> Path:
     return folder.resolve()
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def _section(report: dict[str, Any], name: str, fn: Callable[[], Any]) -> Any:
     started = time.perf_counter()
     print(f"[bench] {name} ...", file=sys.stderr, flush=True)
@@ -66,7 +70,7 @@ def run(settings: Settings) -> dict[str, Any]:
 
     started = time.perf_counter()
     manifest = Manifest.load(settings.model_dir)
-    result: dict[str, Any] = {"machine": {**machine(), "quick": settings.quick, "model_dir": str(settings.model_dir),
+    result: dict[str, Any] = {"machine": {**machine(), "quick": settings.quick, "model_dir": _shown(settings.model_dir),
                                           "model_version": manifest.version, "input_size": manifest.input_size,
                                           "loadavg_start": round(os.getloadavg()[0], 2)},
                               "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(settings).items()}}

@@ -206,6 +206,12 @@ def _scaling(s: dict[str, Any]) -> list[str]:
         cells = [_spread(d["batches"][str(b)]["total_ms"]) for b in batches]
         out.append(f"| {size} px | {_spread(d['cnn_ms'])} | " + " | ".join(cells) +
                    f" | {_spread(d['batches'][str(batches[-1])]['per_slice_ms'])} | {d['tflite_bytes'] / 1024:.0f} KB |")
+    served = str(s.get("served_input_size"))
+    if served in s["sizes"]:
+        cnn = {size: d["cnn_ms"]["median"] for size, d in s["sizes"].items()}
+        out += ["", f"The served model takes {served} px: its CNN costs {cnn[served]:.2f} ms per slice here; "
+                + ", ".join(f"{size} px would cost {ms / cnn[served]:.1f}× that" for size, ms in cnn.items() if size != served)
+                + " (CNN time grows about with the pixel count; decode and preprocessing do not change)."]
     out += ["", f"Weights: {s['weights']} — timings only, not accuracy. {s['inputs']}; "
             f"{s['repeats']} repeats; slices of a batch are read one after another (`read_scan` per slice), 1 thread."]
     return out

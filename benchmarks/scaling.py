@@ -91,7 +91,9 @@ def run(settings: Settings) -> dict[str, Any]:
                                               "batches": list(settings.batches), "repeats": settings.scaling_repeats})
     sizes = {s: {**timed[s], "tflite_bytes": converted[s]["tflite_bytes"], "convert_s": converted[s]["convert_s"]}
              for s in converted}
+    served = json.loads((settings.model_dir / "manifest.json").read_text())["input_size"]
     return {"weights": "untrained (random init), int8 from 8 random representative images", "sizes": sizes,
+            "served_input_size": served,
             "batches": list(settings.batches), "repeats": settings.scaling_repeats,
             "inputs": "16 real head CT PNGs (~256 px), resized to each input size by the served preprocessing"}
 
