@@ -10,7 +10,7 @@ DATA ?= ../shared/data/ct-hemorrhage
 SEED ?= 0
 PORT ?= 8000
 
-.PHONY: setup run test test-fast train lint package bench clean browser web
+.PHONY: setup run test test-fast train lint package bench bench-quick clean browser web
 
 setup: $(STAMP) browser
 
@@ -55,9 +55,16 @@ lint: $(STAMP) $(SAM_STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint --template template.yaml
 
+# Benchmarks (not part of `make test`): bench/report.json + bench/report.md; full mode also rewrites docs/benchmarks.md.
+bench: $(STAMP)
+	$(PY) -m benchmarks --out bench
+
+bench-quick: $(STAMP)
+	$(PY) -m benchmarks --quick --out bench
+
 package: $(STAMP)
 	$(PY) infra/package.py inference build/inference --zip
 	$(PY) infra/package.py api build/api --zip
 
 clean:
-	rm -rf build .aws-sam .pytest_cache
+	rm -rf build .aws-sam .pytest_cache bench

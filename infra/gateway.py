@@ -18,6 +18,7 @@ import base64
 import datetime as dt
 import json
 import re
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -79,6 +80,9 @@ class Gateway:
         self.verifier = JwtVerifier(resources.user_pool_id, [resources.client_id])
         self.s3 = boto3.client("s3", region_name=REGION)
         self.cognito = boto3.client("cognito-idp", region_name=REGION)
+        # One API "container": Lambda runs one request at a time per container, and the handler's
+        # resolver keeps the current event in module state, so concurrent requests take turns.
+        self._api_lock = threading.Lock()
 
     # -- WSGI -----------------------------------------------------------------------------
     def __call__(self, environ: dict, start_response: Callable) -> Any:
@@ -146,7 +150,8 @@ class Gateway:
         if claims is None:
             return self._json(401, {"message": "Unauthorized"})
         event = self.http_api_event(request, path, f"{method} {template_path}", match.groupdict(), claims)
-        result = self.api_handler(event, FakeContext("ApiFunction"))
+        with self._api_lock:
+            result = self.api_handler(event, FakeContext("ApiFunction"))
         body = result.get("body") or ""
         raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
         raw = self._local_s3_urls(raw)

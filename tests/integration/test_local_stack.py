@@ -167,3 +167,18 @@ def test_site_and_config_are_served(local):
     config = requests.get(f"{local.url}/config.json", timeout=10).json()
     assert config["apiUrl"] == f"{local.url}/api" and len(config["auth"]["users"]) == 2
     assert requests.get(f"{local.url}/../template.yaml", timeout=10).status_code == 404
+
+
+def test_concurrent_api_requests_do_not_mix(local, ada):
+    """The gateway serves many browsers at once; each request must get its own answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> tuple[int, str]:
+        response = requests.post(f"{local.url}/api/scans", headers=ada, timeout=30,
+                                 json={"filename": f"s{i}.png", "content_type": "image/png"})
+        return response.status_code, response.json().get("upload", {}).get("fields", {}).get("key", "")
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(one, range(48)))
+    assert all(status == 201 for status, _ in results)
+    assert len({key for _, key in results}) == 48
