@@ -2,8 +2,8 @@
 
 - Pointing game: on correctly classified lesion slices, the heat map's peak (upsampled to the
   model input) must fall inside the lesion, allowing half a feature-map cell of tolerance.
-- Deletion test: replacing the top-ranked 10% of pixels by the slice's mean intensity must drop
-  the predicted class's score more than replacing a random 10% (averaged over draws).
+- Deletion test: blurring away the top-ranked 10% of the heat map's cells must drop the predicted
+  class's score more than blurring a random 10% of the cells (averaged over draws).
 
 Both run the served code: PNG bytes -> decode -> window -> model input -> int8 TFLite -> head ->
 :func:`strokelens.model.cam.class_activation_map`. ``python -m training.faithfulness`` trains a
@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from strokelens.imaging.decode import decode_image
 from strokelens.imaging.preprocess import pad_to_square, resize, to_display, to_model_input
@@ -41,6 +41,17 @@ def _png(array: np.ndarray) -> bytes:
 def mask_in_model_space(mask: np.ndarray, size: int) -> np.ndarray:
     """The lesion mask moved through the same pad-and-resize as the image."""
     return resize(pad_to_square(mask.astype(np.float32)), size) > 0.5
+
+
+def _delete(model_input: np.ndarray, blurred: np.ndarray, cells: np.ndarray, grid_shape: tuple[int, int]) -> np.ndarray:
+    """The input with the given feature-map cells replaced by a heavy blur of the input (information
+    removed, the slice's overall look kept, so the perturbation itself is not out of distribution)."""
+    out = model_input.copy()
+    ch, cw = model_input.shape[0] // grid_shape[0], model_input.shape[1] // grid_shape[1]
+    for cell in cells:
+        r, c = divmod(int(cell), grid_shape[1])
+        out[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw] = blurred[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw]
+    return out
 
 
 def _score(predictor: Predictor, model_input: np.ndarray, class_index: int) -> float:
@@ -65,7 +76,8 @@ def evaluate(predictor: Predictor, n: int = 60, seed: int = 1234, fraction: floa
             continue
         correct += 1
         c = predictor.labels.index(lesion)
-        heat = upsample(class_activation_map(prediction.feature_map, predictor.head, c), size)
+        grid = class_activation_map(prediction.feature_map, predictor.head, c, predictor.cam_baseline)
+        heat = upsample(grid, size)
         mask = mask_in_model_space(phantom.lesion_mask, size)
         tolerance = size // prediction.feature_map.shape[0] // 2
         y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
@@ -73,16 +85,13 @@ def evaluate(predictor: Predictor, n: int = 60, seed: int = 1234, fraction: floa
         hits.append(bool(window.any()))
 
         base = _score(predictor, model_input, c)
-        k = int(fraction * model_input.size)
-        fill = float(model_input[model_input > 0.1].mean())
-        top = model_input.copy().ravel()
-        top[np.argsort(heat.ravel())[-k:]] = fill
-        top_drops.append(base - _score(predictor, top.reshape(model_input.shape), c))
-        drops = []
-        for _ in range(draws):
-            rand = model_input.copy().ravel()
-            rand[rng.choice(rand.size, k, replace=False)] = fill
-            drops.append(base - _score(predictor, rand.reshape(model_input.shape), c))
+        cells = grid.size
+        k = max(1, round(fraction * cells))
+        as_8bit = Image.fromarray(np.round(model_input * 255).astype(np.uint8))  # Pillow blurs 8-bit images
+        blurred = np.asarray(as_8bit.filter(ImageFilter.GaussianBlur(size / 16)), np.float32) / 255.0
+        top_drops.append(base - _score(predictor, _delete(model_input, blurred, np.argsort(grid.ravel())[-k:], grid.shape), c))
+        drops = [base - _score(predictor, _delete(model_input, blurred, rng.choice(cells, k, replace=False), grid.shape), c)
+                 for _ in range(draws)]
         random_drops.append(float(np.mean(drops)))
     return {
         "phantom_lesion_slices": n,
@@ -95,7 +104,7 @@ def evaluate(predictor: Predictor, n: int = 60, seed: int = 1234, fraction: floa
 
 
 def train_phantom_model(out: Path, *, per_class: int = 40, seed: int = 0, epochs: int | None = None,
-                        input_size: int | None = None) -> Path:
+                        input_size: int | None = None, folds: int | None = None) -> Path:
     """Train the served architecture on CT phantoms (3 classes) with ``training.train``: synthetic."""
     from training.phantoms import write_dataset
 
@@ -107,8 +116,19 @@ def train_phantom_model(out: Path, *, per_class: int = 40, seed: int = 0, epochs
             cmd += ["--epochs", str(epochs)]
         if input_size:
             cmd += ["--input-size", str(input_size)]
+        if folds:
+            cmd += ["--folds", str(folds)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return out
+
+
+def measure(seed: int = 0, epochs: int = 20, folds: int = 2) -> dict:
+    """Train a phantom model of the served recipe in a temporary folder and measure its heat maps."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = train_phantom_model(Path(tmp) / "phantom-model", seed=seed, epochs=epochs, folds=folds)
+        report = evaluate(Predictor(folder))
+    report["model"] = f"CT phantoms, 3 classes, same recipe (--epochs {epochs} --folds {folds}), synthetic, discarded"
+    return report
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,8 +27,10 @@ LIMITS = [
 ]
 CAM_METHOD = ("Class activation map of the served int8 model: the TFLite extractor outputs the last feature map F "
               "(h x w x K); serving average-pools it, and the (calibrated) linear head's weights divided by the "
-              "scaler's scale, applied to F at every position, give a map whose spatial mean plus the intercept IS "
-              "the logit the served model computed (exact decomposition, not a gradient proxy).")
+              "scaler's scale, applied to F minus the mean training feature map B at every position, give a map whose "
+              "spatial mean IS the difference between the logit the served model computed and the logit of the "
+              "average training slice (exact decomposition, not a gradient proxy); subtracting B removes what all "
+              "slices share (borders, padding, the skull ring). Positive evidence for the predicted class is shown.")
 
 
 def _origin(data: str, synthetic: bool, n_images: int) -> str:
@@ -88,12 +90,19 @@ def build_card(manifest: dict, metrics: dict, architecture: dict, command: str) 
                          "best head (if any)."),
         "calibration": metrics.get("calibration"),
         "cam_method": CAM_METHOD,
-        "ood": {"image_checks": "modality (MR refused), colour, dark background around a head, head-sized foreground",
+        "ood": {"image_checks": "modality (MR refused), colour, a head-sized foreground",
+                "image_statistics": "Ledoit-Wolf Mahalanobis distance of 15 image statistics (intensity histogram, dark "
+                                    "border, foreground, gradient) of the displayed slice to the training slices'; "
+                                    f"threshold at the {metrics.get('ood', {}).get('percentile')}th percentile of "
+                                    "out-of-fold (grouped folds) in-distribution distances",
                 "embedding": "Ledoit-Wolf Mahalanobis distance of the pooled int8 embedding to the training embeddings; "
                              f"threshold at the {metrics.get('ood', {}).get('percentile')}th percentile of out-of-fold "
                              "in-distribution distances (cross-fitting folds)",
                 "threshold": metrics.get("ood", {}).get("threshold"),
-                "test_false_refusal_rate": metrics.get("ood_false_refusal_rate")},
+                "image_threshold": metrics.get("ood", {}).get("image_threshold"),
+                "test_false_refusal_rate": metrics.get("ood_false_refusal_rate"),
+                "refusal_by_set": metrics.get("ood_sets")},
+        "heatmap_faithfulness": metrics.get("faithfulness"),
         "duplicates": metrics.get("duplicates"),
         "metrics": {"n_test_images": metrics["n_images"], "n_test_groups": metrics["n_groups"],
                     "bootstrap": metrics["bootstrap"], "values": metrics["metrics"],
@@ -133,6 +142,27 @@ def _dup_md(card: dict) -> str:
            if not p["already_grouped"]]
     return (f"{dup.get('method', '')}. Pairs found: {dup.get('pairs_found', 0)}, of which {dup.get('new_pairs', 0)} were not "
             "already in one group: " + ("; ".join(new) if new else "none") + ".")
+
+
+def _faithfulness_md(card: dict) -> str:
+    f = card.get("heatmap_faithfulness")
+    if not f:
+        return "Not measured in this run."
+    return (f"Model: {f.get('model')}. Of {f['phantom_lesion_slices']} fresh lesion slices, {f['correctly_classified']} were "
+            f"classified correctly. Pointing game (peak inside the lesion, half a feature cell of tolerance): "
+            f"{f['pointing_game']:.2f}. Deletion test (top {f['deletion_fraction']:.0%} of pixels by heat vs a random "
+            f"{f['deletion_fraction']:.0%}, replaced by the mean intensity): class score drops "
+            f"{f['deletion_drop_top']:.3f} vs {f['deletion_drop_random']:.3f}.")
+
+
+def _ood_sets_md(card: dict) -> str:
+    sets = (card["ood"].get("refusal_by_set") or {})
+    if not sets:
+        return ""
+    rows = "\n".join(f"| {name} | {v['n']} | {v['refusal_rate']:.2f} |" for name, v in sets["sets"].items())
+    return (f"Refusals on generated out-of-distribution sets ({sets['ood_n']} inputs, overall "
+            f"{sets['ood_refusal_rate']:.3f}; in-distribution test false refusals {sets['false_refusal_rate']:.3f}):\n\n"
+            f"| set | n | refused |\n|---|---|---|\n{rows}")
 
 
 def to_markdown(card: dict) -> str:
@@ -186,9 +216,15 @@ Scores within +-{(card.get('operating_point') or {}).get('uncertain_band')} of i
 ## Heat map
 {card.get('cam_method')}
 
+## Heat-map faithfulness (phantoms with known lesion masks)
+{_faithfulness_md(card)}
+
 ## Out-of-distribution refusal
-Image checks: {card['ood']['image_checks']}. Embedding: {card['ood']['embedding']}; threshold {card['ood']['threshold']}.
-False-refusal rate on the held-out test split (image checks + embedding, via read_scan): {card['ood']['test_false_refusal_rate']}.
+Image checks: {card['ood']['image_checks']}. Image statistics: {card['ood']['image_statistics']}; threshold
+{card['ood']['image_threshold']}. Embedding: {card['ood']['embedding']}; threshold {card['ood']['threshold']}.
+False-refusal rate on the held-out test split (all checks, via read_scan): {card['ood']['test_false_refusal_rate']}.
+
+{_ood_sets_md(card)}
 
 ## Near-duplicates
 {_dup_md(card)}

@@ -127,7 +127,7 @@ def refused(data: bytes, predictor: Predictor) -> tuple[bool, str]:
 
 def evaluate(predictor: Predictor, in_distribution: list[bytes], seed: int = 0) -> dict:
     """Refusal rate per OOD set (and overall), and the false-refusal rate on in-distribution inputs."""
-    report: dict = {"sets": {}}
+    report: dict = {"seed": seed, "sets": {}}
     total = hits = 0
     for name, items in ood_sets(seed).items():
         outcomes = [refused(data, predictor)[0] for _, data in items]

@@ -23,13 +23,15 @@ from PIL import Image
 if importlib.util.find_spec("strokelens") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "functions"))
 
-from training import cnn, dedup, evaluate, export, heads, model_card, ood  # noqa: E402
+from strokelens.imaging.decode import decode_image  # noqa: E402
+from strokelens.imaging.preprocess import to_display  # noqa: E402
+from training import cnn, dedup, evaluate, export, faithfulness, heads, model_card, ood, ood_sets  # noqa: E402
 from training.datasets import detect_layout, discover, labels_of, load_inputs  # noqa: E402
 from training.split import cv_folds, save_split, train_test_split  # noqa: E402
 
 # What this pipeline writes into --out; only these are removed before a run (other tools share the folder).
 ARTIFACT_FILES = ("extractor.tflite", "head.npz", "head.joblib", "labels.json", "manifest.json", "metrics.json",
-                  "split.json", "model_card.json", "model_card.md", "ood.npz")
+                  "split.json", "model_card.json", "model_card.md", "ood.npz", "ood_image.npz", "cam_baseline.npz")
 CROSS_FIT_FOLDS = 4  # grouped folds of the training split: OOF scores for head choice, calibration, threshold, OOD
 TARGET_SENSITIVITY = 0.85
 UNCERTAIN_BAND = 0.1
@@ -167,10 +169,15 @@ def run(args: argparse.Namespace) -> dict:
     # The final CNN on all training images, its int8 export, the head and the OOD model.
     trainer, extractor, history = cnn.train(x_tr, y_tr, len(labels), config, args.seed)
     tflite_bytes = export.to_int8_tflite(extractor, x_tr, out / "extractor.tflite")
-    feats_train = export.embed(out / "extractor.tflite", x_tr)
+    # float64: scikit-learn keeps float32 inputs in float32, which would miss the 1e-6 parity with numpy.
+    feats_train = export.embed(out / "extractor.tflite", x_tr).astype(np.float64)
     pipeline = heads.make_logreg(fitted["choice"]["C"], args.seed).fit(feats_train, y_tr)
     parity = export.save_head(pipeline, labels, out, feats_train, calibration)
     ood.save(out / "ood.npz", feats_train, ood_threshold)
+    # The heat map's reference: the mean feature map of the training slices (see strokelens.model.cam).
+    np.savez(out / "cam_baseline.npz", mean_feature_map=export.feature_maps(out / "extractor.tflite", x_tr).mean(axis=0))
+    displays_tr = [to_display(decode_image(samples[i].path.read_bytes()))[0] for i in train_idx]
+    image_threshold = ood.fit_image_model(displays_tr, tr_groups, out / "ood_image.npz")
     _log(started, f"final CNN trained and exported ({tflite_bytes} bytes)")
 
     manifest = {
@@ -196,8 +203,8 @@ def run(args: argparse.Namespace) -> dict:
         "uncertain_band": band,
         "operating_point": (f"threshold {threshold} chosen on OOF training scores for sensitivity >= {TARGET_SENSITIVITY}"
                             if positive else "argmax"),
-        "ood": {"method": "Ledoit-Wolf Mahalanobis distance of the pooled int8 embedding", "threshold": ood_threshold,
-                "percentile": ood.PERCENTILE},
+        "ood": {"method": "Ledoit-Wolf Mahalanobis distances of the image statistics and of the pooled int8 embedding",
+                "threshold": ood_threshold, "image_threshold": image_threshold, "percentile": ood.PERCENTILE},
         "extractor_bytes": tflite_bytes,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -224,7 +231,10 @@ def run(args: argparse.Namespace) -> dict:
                                   "oof_metrics_at_threshold": oof_point,
                                   "test_uncertain_rate": float(np.mean([r["uncertain"] for r in results]))}
     metrics["ood_false_refusal_rate"] = float(refused.mean()) if len(refused) else None
-    metrics["ood"] = {"threshold": ood_threshold, "percentile": ood.PERCENTILE,
+    metrics["ood_sets"] = ood_sets.evaluate(predictor, [samples[i].path.read_bytes() for i in test_idx], args.seed)
+    if not (args.quick or synthetic):  # the heat map's faithfulness needs lesion masks: a phantom model
+        metrics["faithfulness"] = faithfulness.measure(args.seed)
+    metrics["ood"] = {"threshold": ood_threshold, "image_threshold": image_threshold, "percentile": ood.PERCENTILE,
                       "refused_test_files": [names[i] for i, r in zip(test_idx, refused) if r],
                       "reasons": sorted({r["ood_reason"] for r in results if r["out_of_distribution"]})}
     metrics["calibration"] = {

@@ -22,7 +22,8 @@ from strokelens.model.predictor import Predictor
 OOD_MESSAGE = "This does not look like the head CT slices the model was trained on, so no reading is given."
 UNCERTAIN_MESSAGE = "INDETERMINATE: the model's score is close to its decision threshold; review the image."
 HEATMAP_METHOD = ("class activation map of the served int8 model: the predicted class's head weights applied "
-                  "to the last feature map, positive evidence only, scaled to [0, 1]")
+                  "to the last feature map minus the mean training feature map (an exact decomposition of how the "
+                  "logit differs from an average slice), positive evidence only, scaled to [0, 1]")
 SYNTHETIC_WARNING = "This model was trained on synthetic phantom images; its output is not evidence about real scans."
 
 
@@ -90,7 +91,8 @@ def read_scan(data: bytes, predictor: Predictor, declared_modality: str | None =
     heat = None
     if with_heatmap and prediction.feature_map is not None and not verdict.out_of_distribution:
         t5 = time.perf_counter()
-        cam = class_activation_map(prediction.feature_map, predictor.head, predictor.labels.index(prediction.label))
+        cam = class_activation_map(prediction.feature_map, predictor.head, predictor.labels.index(prediction.label),
+                                   predictor.cam_baseline)
         grid = normalised(cam)
         heat = upsample(grid, predictor.input_size)
         result["heatmap"] = {"method": HEATMAP_METHOD, "class": prediction.label,

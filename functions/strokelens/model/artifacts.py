@@ -3,6 +3,8 @@
 An artifact set is a folder holding:
 - ``extractor.tflite``: int8 TFLite CNN, image -> embedding;
 - ``head.npz``: the fitted scikit-learn head exported as arrays (evaluated in numpy);
+- ``ood.npz`` / ``ood_image.npz``: out-of-distribution models (Mahalanobis, see ``model/ood.py``);
+- ``cam_baseline.npz``: the mean training feature map the heat map is measured against (``model/cam.py``);
 - ``labels.json``: class names in output order (from the training data's folder names);
 - ``manifest.json``: version hash, input size, window, training seed, synthetic flag;
 - ``model_card.json`` / ``model_card.md`` and ``charts/*.json`` (plotly figures).
@@ -16,8 +18,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-# Files whose bytes define the model's behaviour; the version hash covers exactly these.
+# Files whose bytes define the model's behaviour; the version hash covers exactly these
+# (the OOD models when present: they decide whether a reading is given at all).
 VERSIONED_FILES = ("extractor.tflite", "head.npz", "labels.json")
+OPTIONAL_VERSIONED_FILES = ("ood.npz", "ood_image.npz", "cam_baseline.npz")
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "artifacts"
 
@@ -30,7 +34,8 @@ def artifacts_dir() -> Path:
 def version_hash(folder: Path) -> str:
     """First 12 hex digits of SHA-256 over the versioned files, in a fixed order."""
     digest = hashlib.sha256()
-    for name in VERSIONED_FILES:
+    present = [n for n in OPTIONAL_VERSIONED_FILES if (folder / n).exists()]
+    for name in (*VERSIONED_FILES, *present):
         digest.update(name.encode())
         digest.update((folder / name).read_bytes())
     return digest.hexdigest()[:12]

@@ -2,8 +2,11 @@
 
 The extractor outputs the last feature map F (h, w, K); the embedding is its spatial mean, and
 the head computes z_c = sum_k a_ck * mean(F_k) + b_c with a_ck = coef_ck / scale_k (scaling
-folded in). So z_c - b'_c = mean over (x, y) of CAM_c(x, y) with CAM_c = sum_k a_ck F_k: the map
-is an exact spatial decomposition of the logit the served model computed, not a proxy.
+folded in). With B the mean feature map of the training slices (``cam_baseline.npz``),
+CAM_c = sum_k a_ck (F_k - B_k) has spatial mean z_c(scan) - z_c(average training slice): an exact
+decomposition of how this scan's logit differs from the average slice's, location by location.
+Subtracting B removes what every slice shares (borders, padding, the skull ring), which would
+otherwise dominate the map without telling one scan from another.
 """
 
 from __future__ import annotations
@@ -16,14 +19,17 @@ from PIL import Image
 from strokelens.model.head import LinearHead
 
 
-def class_activation_map(feature_map: np.ndarray, head: LinearHead, class_index: int) -> np.ndarray:
-    """Per-location evidence (h, w) for ``class_index``, in logit units (positive = for the class)."""
+def class_activation_map(feature_map: np.ndarray, head: LinearHead, class_index: int,
+                         baseline: np.ndarray | None = None) -> np.ndarray:
+    """Per-location evidence (h, w) for ``class_index``, in logit units (positive = for the class),
+    relative to ``baseline`` (the mean training feature map) when given."""
     weights = head.coef / head.scale  # (1, K) or (C, K)
     if weights.shape[0] == 1:  # binary logistic regression: the row scores class 1, its negative class 0
         w = weights[0] if class_index == 1 else -weights[0]
     else:  # multinomial: evidence for c against the mean of all classes (softmax is shift-invariant)
         w = weights[class_index] - weights.mean(axis=0)
-    return feature_map.astype(np.float64) @ w
+    f = feature_map.astype(np.float64)
+    return (f - baseline if baseline is not None else f) @ w
 
 
 def normalised(cam: np.ndarray) -> np.ndarray:

@@ -75,10 +75,6 @@ class MahalanobisModel:
             return cls(a["mean"].astype(np.float64), a["precision"].astype(np.float64),
                        float(a["threshold"]), float(a["percentile"]))
 
-    def save(self, path: Path) -> None:
-        np.savez(path, mean=self.mean, precision=self.precision, threshold=np.float64(self.threshold),
-                 percentile=np.float64(self.percentile))
-
     def distance(self, embedding: np.ndarray) -> float:
         d = embedding.astype(np.float64) - self.mean
         return float(np.sqrt(max(d @ self.precision @ d, 0.0)))

@@ -88,6 +88,11 @@ class Predictor:
         ood_path, image_path = self.folder / "ood.npz", self.folder / "ood_image.npz"
         self.ood = MahalanobisModel.load(ood_path) if ood_path.exists() else None
         self.ood_image = MahalanobisModel.load(image_path) if image_path.exists() else None
+        baseline_path = self.folder / "cam_baseline.npz"
+        self.cam_baseline: np.ndarray | None = None
+        if baseline_path.exists():
+            with np.load(baseline_path) as arrays:
+                self.cam_baseline = arrays["mean_feature_map"].astype(np.float64)
         raw = self.manifest.raw
         # Operating point for two classes: the positive class wins at or above its threshold.
         self.positive_label: str | None = raw.get("positive_label")
