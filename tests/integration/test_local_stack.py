@@ -78,7 +78,9 @@ def test_real_ct_png_is_read_end_to_end(local, ada):
     assert abs(sum(probabilities.values()) - 1) < 1e-6
     assert result["result"]["model_version"] == local.inference.PREDICTOR.version
     # The previews are served to the owner through short-lived links, as PNGs.
-    assert set(result["previews"]) == {"display", "model_input"}
+    assert {"display", "model_input"} <= set(result["previews"])
+    if not result["result"]["out_of_distribution"] and local.inference.PREDICTOR.extractor.spatial:
+        assert "heatmap" in result["previews"] and result["result"]["heatmap"]["grid"]
     for url in result["previews"].values():
         image = requests.get(url, timeout=10)
         assert image.status_code == 200 and image.content[:8] == b"\x89PNG\r\n\x1a\n"

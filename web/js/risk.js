@@ -9,7 +9,7 @@ const FIELDS = [
   { name: "gender", label: "Sex", type: "select", options: [["Female", "Female"], ["Male", "Male"], ["Other", "Other"]], required: true },
   { name: "hypertension", label: "Hypertension", type: "radio", options: YES_NO, cast: Number, required: true },
   { name: "heart_disease", label: "Heart disease", type: "radio", options: YES_NO, cast: Number, required: true },
-  { name: "avg_glucose_level", label: "Average glucose level", type: "number", min: 30, max: 400, step: "any", unit: "mg/dL", required: true },
+  { name: "avg_glucose_level", label: "Average glucose level", type: "number", min: 40, max: 400, step: "any", unit: "mg/dL", required: true },
   { name: "bmi", label: "BMI", type: "number", min: 10, max: 100, step: "any", unit: "kg/m²", hint: "Leave blank if unknown." },
   { name: "smoking_status", label: "Smoking", type: "select", required: true,
     options: [["never smoked", "Never smoked"], ["formerly smoked", "Formerly smoked"], ["smokes", "Smokes"], ["Unknown", "Unknown"]] },
