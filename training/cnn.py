@@ -13,6 +13,13 @@ The served extractor is ONE Keras graph whose output is the LAST FEATURE MAP (h,
 Serving average-pools that map (``strokelens.model.predictor.Extractor.pool``), so a linear head
 over the pooled vector decomposes exactly into a class activation map.
 
+BatchNorm uses momentum ``bn_momentum`` (default 0.9, not Keras' 0.99): a run is only a few hundred
+steps (~100 images / batch 16 x 40 epochs), and with 0.99 the moving statistics used at inference
+(and by the int8 export) lag the trained weights, which made the trunks' features nearly useless
+(grouped-CV softmax AUC ~0.66 vs ~0.84 with 0.9, ``training.select``). With working BatchNorm, two
+convs per block (the default) lift the cross-fitted OOF ROC AUC of the logistic head on the training
+split from 0.916 (1 conv, momentum 0.99) to 0.957 (4 grouped folds, seed 0, int8 features).
+
 Training: each trunk has its own dropout + softmax layer on its own pooled features and the
 losses are summed (independent members trained on the same augmented batches; the band branch
 has no trainable weights). Adam with cosine-decay LR, label smoothing, a FIXED number of epochs
@@ -37,9 +44,10 @@ class CNNConfig:
     input_size: int = 128
     trunks: int = 2
     widths: tuple[int, ...] = (8, 16, 32, 64)
-    convs_per_block: int = 1
+    convs_per_block: int = 2
     bands: int = 8  # fixed intensity-band channels (0 = none)
     l2: float = 1e-4
+    bn_momentum: float = 0.9  # BatchNorm moving-statistics momentum (few steps per run: 0.99 lags)
     dropout: float = 0.4
     learning_rate: float = 2e-3
     label_smoothing: float = 0.1
@@ -113,7 +121,7 @@ def build_models(n_classes: int, config: CNNConfig):  # -> tuple[keras.Model, ke
             for c in range(config.convs_per_block):
                 x = layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_regularizer=reg,
                                   name=f"t{t}_conv{b}_{c}")(x)
-                x = layers.BatchNormalization(name=f"t{t}_bn{b}_{c}")(x)
+                x = layers.BatchNormalization(momentum=config.bn_momentum, name=f"t{t}_bn{b}_{c}")(x)
                 x = layers.ReLU(name=f"t{t}_relu{b}_{c}")(x)
             x = layers.MaxPooling2D(2, name=f"t{t}_pool{b}")(x)
         maps.append(x)
