@@ -65,7 +65,7 @@ def _cost_inputs(report: dict[str, Any]):
 
 
 def run(settings: Settings) -> dict[str, Any]:
-    from benchmarks import cold, cost, e2e, package, report, scaling, warm
+    from benchmarks import cold, cost, e2e, package, report, scaling, trust, warm
     from strokelens.model.artifacts import Manifest
 
     started = time.perf_counter()
@@ -81,6 +81,7 @@ def run(settings: Settings) -> dict[str, Any]:
     _section(result, "package", lambda: package.run(settings))
     _section(result, "e2e", lambda: e2e.run(settings))
     _section(result, "cost", lambda: cost.run(_cost_inputs(result)))
+    _section(result, "trust", lambda: trust.run(settings))
     result["budgets"] = report.budgets(result)
     result["machine"]["loadavg_end"] = round(os.getloadavg()[0], 2)
     result["machine"]["elapsed_s"] = round(time.perf_counter() - started)

@@ -39,7 +39,7 @@ def _positive(summary: dict) -> bool:
 
 def test_every_section_ran(report):
     assert not report.get("errors"), report.get("errors")
-    for section in ("machine", "warm", "cold", "package", "e2e", "cost", "scaling", "budgets"):
+    for section in ("machine", "warm", "cold", "package", "e2e", "cost", "scaling", "trust", "budgets"):
         assert report[section], section
     assert report["machine"]["logical_cores"] >= 1 and report["machine"]["cpu"]
 
@@ -92,3 +92,10 @@ def test_cost_and_scaling(report):
         assert _positive(size["cnn_ms"]) and set(size["batches"]) == {"1", "4"}
     budgets = report["budgets"]
     assert len(budgets) >= 8 and all(isinstance(b["pass"], bool) for b in budgets)
+
+
+def test_trust_figures(report):
+    ood = report["trust"]["ood"]
+    assert ood["ood_n"] >= 50 and 0 <= ood["ood_refusal_rate"] <= 1
+    assert ood["in_distribution_n"] >= 20 and 0 <= ood["false_refusal_rate"] <= 1
+    assert report["trust"]["faithfulness"] is None  # trains a phantom model: full mode only
