@@ -37,8 +37,13 @@ test: setup lint
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -ra -m "not slow"
 
-train: $(STAMP)
+CLINICAL ?= ../shared/data/clinical/healthcare-dataset-stroke-data.csv
+
+# Both models, then PNG copies of every chart for the README (docs/charts/).
+train: $(STAMP) browser
 	$(PY) -m training.train --data $(DATA) --out functions/strokelens/artifacts --seed $(SEED)
+	$(PY) -m training.clinical --data $(CLINICAL) --out functions/strokelens/artifacts/clinical --seed $(SEED)
+	$(PY) -m training.chart_images
 
 # The site's only build step: plotly.js copied from the installed plotly package (no CDN).
 web: $(STAMP)

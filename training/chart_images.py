@@ -1,0 +1,52 @@
+"""PNG copies of the model's charts for the README (``docs/charts/``), rendered by kaleido with
+Debian's chromium. The plotly JSON in the artifacts stays the source served by ``GET /metrics``.
+
+    python -m training.chart_images [--artifacts functions/strokelens/artifacts] [--out docs/charts]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+
+import plotly.io as pio
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def chart_files(artifacts: Path) -> list[tuple[str, Path]]:
+    out = []
+    for folder in (artifacts / "charts", artifacts / "clinical" / "charts"):
+        index = folder / "index.json"
+        if index.exists():
+            out += [(entry["id"], folder / f"{entry['id']}.json") for entry in json.loads(index.read_text())]
+    return out
+
+
+def render(artifacts: Path, out: Path) -> list[Path]:
+    browser = shutil.which("chromium") or "/usr/bin/chromium"
+    os.environ.setdefault("BROWSER_PATH", browser)  # kaleido drives the system chromium; it downloads nothing
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for chart_id, path in chart_files(artifacts):
+        figure = pio.from_json(path.read_text())
+        target = out / f"{chart_id}.png"
+        figure.write_image(target, width=720, height=460, scale=1)
+        written.append(target)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--artifacts", type=Path, default=ROOT / "functions" / "strokelens" / "artifacts")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "charts")
+    args = parser.parse_args(argv)
+    for path in render(args.artifacts, args.out):
+        print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+
+if __name__ == "__main__":
+    main()
