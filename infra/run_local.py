@@ -14,7 +14,6 @@ import os
 import sys
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from infra.template import ROOT, Stack
 
