@@ -124,3 +124,18 @@ def test_a_crashed_attempt_can_be_reclaimed_after_its_lease(resources, scans):
     assert table.claim(OWNER, scan_id, "third", lease_seconds=60, now=1100) is not None  # lease ran out
     assert not table.complete(OWNER, scan_id, "first", {"label": "x"}, {}, []), "a stale attempt cannot finish"
     assert table.complete(OWNER, scan_id, "third", {"label": "x"}, {}, [])
+
+
+def test_a_failed_preview_write_is_retried_not_lost(inference_app, resources, scans, ct_png, lambda_context, monkeypatch):
+    scan_id, key = upload(resources, scans, ct_png)
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("S3 PutObject failed")
+
+    monkeypatch.setattr(inference_app, "write_preview", broken)
+    with pytest.raises(BatchProcessingError):
+        inference_app.handler(sqs_s3_event(resources.uploads_bucket, key, len(ct_png)), lambda_context)
+    assert record(scans, scan_id)["status"] == "PENDING", "claim released for the SQS retry"
+    monkeypatch.undo()
+    inference_app.handler(sqs_s3_event(resources.uploads_bucket, key, len(ct_png), receive_count=2), lambda_context)
+    assert record(scans, scan_id)["status"] == "DONE"

@@ -72,6 +72,16 @@ def _count_failure(code: str) -> None:
         metric.add_dimension(name="code", value=code)
 
 
+def _give_up_or_release(owner_id: str, scan_id: str, token: str, receive_count: int) -> None:
+    """After an unexpected error: on the last delivery record a failure a clinician can read,
+    otherwise hand the claim back so the SQS retry can take it."""
+    if receive_count >= CONFIG.max_receive_count:
+        _count_failure("INTERNAL_ERROR")
+        SCANS.fail(owner_id, scan_id, token, "INTERNAL_ERROR", MESSAGES["INTERNAL_ERROR"])
+    else:
+        SCANS.release(owner_id, scan_id, token)
+
+
 @tracer.capture_method
 def process_object(key: str, size: int | None, receive_count: int) -> str:
     """Process one uploaded object; returns what happened (for logs and tests)."""
@@ -96,23 +106,20 @@ def process_object(key: str, size: int | None, receive_count: int) -> str:
         data = read_upload(S3, CONFIG.uploads_bucket, key, CONFIG.max_upload_bytes)
         read_ms = (time.perf_counter() - t0) * 1e3
         reading = read_scan(data, PREDICTOR, record.get("modality_declared"), with_previews=True)
-    except ScanError as err:
+        t0 = time.perf_counter()
+        previews = {name: write_preview(S3, CONFIG.artifacts_bucket, owner_id, scan_id, name, png)
+                    for name, png in reading.previews.items()}
+        timings = {"read": round(read_ms, 3), **reading.timings_ms,
+                   "write_previews": round((time.perf_counter() - t0) * 1e3, 3)}
+        SCANS.complete(owner_id, scan_id, token, reading.result, timings, reading.warnings, previews)
+    except ScanError as err:  # bad input is final: the same bytes would fail the same way
         logger.info("Scan refused", extra={"code": err.code, "detail": err.detail})
         _count_failure(err.code)
         SCANS.fail(owner_id, scan_id, token, err.code, err.message)
         return f"failed:{err.code}"
     except Exception:
-        if receive_count >= CONFIG.max_receive_count:
-            _count_failure("INTERNAL_ERROR")
-            SCANS.fail(owner_id, scan_id, token, "INTERNAL_ERROR", MESSAGES["INTERNAL_ERROR"])
-        else:
-            SCANS.release(owner_id, scan_id, token)
+        _give_up_or_release(owner_id, scan_id, token, receive_count)
         raise  # the batch processor reports this record as failed; SQS retries, then the DLQ keeps it
-    t0 = time.perf_counter()
-    previews = {name: write_preview(S3, CONFIG.artifacts_bucket, owner_id, scan_id, name, png)
-                for name, png in reading.previews.items()}
-    timings = {"read": round(read_ms, 3), **reading.timings_ms, "write_previews": round((time.perf_counter() - t0) * 1e3, 3)}
-    SCANS.complete(owner_id, scan_id, token, reading.result, timings, reading.warnings, previews)
     metrics.add_metric(name="InferenceTime", unit=MetricUnit.Milliseconds, value=timings.get("cnn", 0.0))
     metrics.add_metric(name="ScanDone", unit=MetricUnit.Count, value=1)
     logger.info("Scan read", extra={"label": reading.result["label"], "timings_ms": timings})
@@ -130,7 +137,7 @@ def record_handler(record: SQSRecord) -> None:
         process_object(unquote_plus(obj["key"]), obj.get("size"), receive_count)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)  # no scan id leaks into the next invocation's logs
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict, context: LambdaContext) -> dict:
