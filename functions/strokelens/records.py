@@ -17,6 +17,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from strokelens.errors import MESSAGES
+
 
 class Status(StrEnum):
     PENDING = "PENDING"
@@ -132,8 +134,6 @@ def public_view(item: dict[str, Any], upload_expires: int | None = None, now: fl
     if upload_expires is not None and item.get("status") == Status.PENDING and not item.get("attempts"):
         created = calendar.timegm(time.strptime(item["created_at"][:19], "%Y-%m-%dT%H:%M:%S"))
         if (time.time() if now is None else now) > created + upload_expires + UPLOAD_GRACE_SECONDS:
-            from strokelens.errors import MESSAGES
-
             view["status"] = Status.FAILED.value
             view["error"] = {"code": "UPLOAD_NOT_RECEIVED", "message": MESSAGES["UPLOAD_NOT_RECEIVED"]}
     return view
