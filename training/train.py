@@ -185,6 +185,8 @@ def run(args: argparse.Namespace) -> dict:
         "labels": labels,
         "input_size": config.input_size,
         "window": "brain",
+        # What the model has seen; the OOD checks refuse the other modalities (strokelens.model.ood).
+        "modalities": sorted({s.modality or "CT" for s in samples}),
         "synthetic": synthetic,
         "seed": args.seed,
         "data": {"path": str(args.data), "layout": detect_layout(data), "counts": _counts([s.label for s in samples], splits),

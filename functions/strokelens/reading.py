@@ -50,7 +50,8 @@ def read_scan(data: bytes, predictor: Predictor, declared_modality: str | None =
     t2 = time.perf_counter()
     prediction = predictor.predict(model_input)
     t3 = time.perf_counter()
-    verdict = judge(decoded, display, prediction.embedding, predictor.ood, declared_modality, predictor.ood_image)
+    verdict = judge(decoded, display, prediction.embedding, predictor.ood, declared_modality, predictor.ood_image,
+                    predictor.modalities)
     t4 = time.perf_counter()
 
     warnings: list[str] = list(decoded.notes)

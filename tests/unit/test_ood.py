@@ -24,6 +24,7 @@ def test_image_checks_name_their_reason():
     assert image_check(ct, _display(), None) is None
     assert "MRI" in image_check(DecodedImage(np.zeros((2, 2), np.float32), "dicom", modality="MR"), _display(), None)
     assert "MRI" in image_check(ct, _display(), "MR"), "the clinician's choice counts when there is no header"
+    assert image_check(ct, _display(), "MR", trained_modalities=("CT", "MR")) is None
     assert "colour" in image_check(DecodedImage(np.zeros((2, 2), np.float32), "jpeg", chroma=0.3), _display(), None)
     assert "head-sized" in image_check(ct, np.zeros((200, 200), np.float32) + (np.eye(200) > 0), None)
 

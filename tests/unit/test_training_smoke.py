@@ -50,3 +50,28 @@ def test_quick_training_produces_served_artifacts(tmp_path: Path) -> None:
     assert "NOT a medical device" in (out / "model_card.md").read_text()
     split = json.loads((out / "split.json").read_text())
     assert len(split["files"]) == 24
+
+
+def test_three_classes_two_modalities_train_end_to_end(tmp_path: Path) -> None:
+    """The pipeline is not tied to the shipped binary CT model: phantoms of CT and MRI with an
+    ischemic class (layout ROOT/<modality>/<class>) train a 3-class model the server can load,
+    labelled synthetic everywhere."""
+    from strokelens.reading import SYNTHETIC_WARNING, read_scan
+    from training.phantoms import make_mr_slice, write_png
+
+    data, out = tmp_path / "phantoms", tmp_path / "artifacts"
+    files = write_dataset(data, 8, modalities=("CT", "MR"), classes=("hemorrhage", "ischemic", "normal"),
+                          layout="modality", size=96)
+    assert {p.parent.parent.name for p in files} == {"CT", "MRI"}
+    train.main(["--data", str(data), "--out", str(out), "--seed", "0", "--input-size", "64", "--quick"])
+
+    manifest = Manifest.load(out, verify=True)
+    assert manifest.labels == ("hemorrhage", "ischemic", "normal") and manifest.synthetic
+    assert manifest.raw["modalities"] == ["CT", "MR"]
+    split = json.loads((out / "split.json").read_text())
+    assert len(split["files"]) == 48
+    slice_png = write_png(make_mr_slice(np.random.default_rng(5), 96, "ischemic"), tmp_path / "mr.png")
+    reading = read_scan(slice_png.read_bytes(), Predictor(out), declared_modality="MR")
+    assert set(reading.result["probabilities"]) == set(manifest.labels)
+    assert reading.result["synthetic_model"] is True and SYNTHETIC_WARNING in reading.warnings
+    assert "MRI" not in (reading.result["ood_reason"] or ""), "a model trained on MRI does not refuse MRI"

@@ -33,12 +33,17 @@ class OodVerdict:
     threshold: float | None = None
 
 
-def image_check(decoded: DecodedImage, display: np.ndarray, declared_modality: str | None) -> str | None:
-    """A reason this is not a head CT slice like the training data, or None. ``display`` is the
-    windowed slice in [0, 1] before padding (padding would fake a dark background)."""
+MODALITY_NAMES = {"CT": "CT", "MR": "MRI"}
+
+
+def image_check(decoded: DecodedImage, display: np.ndarray, declared_modality: str | None,
+                trained_modalities: tuple[str, ...] = ("CT",)) -> str | None:
+    """A reason this is not a slice like the training data, or None. ``display`` is the windowed
+    slice in [0, 1] before padding (padding would fake a dark background)."""
     modality = decoded.modality or declared_modality
-    if modality == "MR":
-        return "This is an MRI; the model was trained on CT slices only."
+    if modality in MODALITY_NAMES and modality not in trained_modalities:
+        seen = " and ".join(MODALITY_NAMES.get(m, m) for m in trained_modalities)
+        return f"This is an {MODALITY_NAMES[modality]}; the model was trained on {seen} slices only."
     if decoded.chroma > MAX_CHROMA:
         return "This is a colour image (for example a photograph), not a grayscale CT slice."
     if float((_shrink(display) > 0.1).mean()) < MIN_FOREGROUND:
@@ -81,9 +86,10 @@ class MahalanobisModel:
 
 
 def judge(decoded: DecodedImage, display: np.ndarray, embedding: np.ndarray, model: MahalanobisModel | None,
-          declared_modality: str | None = None, image_model: MahalanobisModel | None = None) -> OodVerdict:
+          declared_modality: str | None = None, image_model: MahalanobisModel | None = None,
+          trained_modalities: tuple[str, ...] = ("CT",)) -> OodVerdict:
     """Image checks first, then the image-statistics distance, then the embedding distance."""
-    reason = image_check(decoded, display, declared_modality)
+    reason = image_check(decoded, display, declared_modality, trained_modalities)
     if reason:
         return OodVerdict(True, reason)
     if image_model is not None and image_model.distance(image_stats(display)) > image_model.threshold:

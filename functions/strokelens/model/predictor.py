@@ -98,6 +98,7 @@ class Predictor:
         self.positive_label: str | None = raw.get("positive_label")
         self.threshold = float(raw.get("decision_threshold", 0.5))
         self.uncertain_band = float(raw.get("uncertain_band", 0.15))
+        self.modalities: tuple[str, ...] = tuple(raw.get("modalities", ("CT",)))
 
     @property
     def version(self) -> str:
