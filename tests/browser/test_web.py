@@ -173,6 +173,8 @@ def assert_previews(page, stack, scan: dict) -> None:
     for name in ("display", "model_input"):
         if name in previews:  # presigned links differ per request: compare without the signature
             assert previews[name].split("?")[0] in srcs, (name, srcs)
+    # Wait until every image finished (loaded or failed), then check none failed.
+    page.wait_for_function("() => [...document.querySelectorAll('#viewer img.scan-img')].every(e => e.complete)")
     loaded = page.eval_on_selector_all("#viewer img.scan-img", "els => els.map(e => [e.src, e.complete && e.naturalWidth > 0])")
     for src, ok in loaded:
         if src.startswith(stack.url):
@@ -411,7 +413,9 @@ def test_out_of_distribution_uncertain_heatmap_and_windows_are_rendered(page, st
     assert page.query_selector("#result .result-label") is None  # no label claim
     # Viewer: two panes, window presets, heat map with an opacity slider.
     page.wait_for_selector("#viewer .pane >> nth=1")
-    assert page.eval_on_selector_all("#viewer img.scan-img", "els => els.every(e => e.complete && e.naturalWidth > 0)")
+    # The images load asynchronously: wait for them (fails on timeout) rather than sample once.
+    page.wait_for_function("() => { const els = [...document.querySelectorAll('#viewer img.scan-img')];"
+                           " return els.length >= 2 && els.every(e => e.complete && e.naturalWidth > 0); }")
     assert page.eval_on_selector_all("#viewer [role=radiogroup] label", "els => els.map(e => e.textContent)") == [
         "As displayed", "Brain", "Subdural", "Stroke", "Bone"]
     page.click("#viewer label[for=win-bone]")
