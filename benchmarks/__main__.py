@@ -26,9 +26,9 @@ DOCS = ROOT / "docs" / "benchmarks.md"
 
 
 def _model_dir(arg: str | None) -> Path:
-    from strokelens.model.artifacts import artifacts_dir
+    from strokelens.core.settings import model_dir
 
-    folder = Path(arg) if arg else artifacts_dir()
+    folder = Path(arg) if arg else model_dir()
     if not (folder / "manifest.json").is_file():
         sys.exit(f"no model artifacts in {folder}: run `make train`, or point MODEL_DIR / --model-dir at a model folder")
     return folder.resolve()
@@ -66,10 +66,10 @@ def _cost_inputs(report: dict[str, Any]):
 
 def run(settings: Settings) -> dict[str, Any]:
     from benchmarks import cold, cost, e2e, package, report, scaling, trust, warm
-    from strokelens.model.artifacts import Manifest
+    from strokelens.core.catalogue import Catalogue
 
     started = time.perf_counter()
-    manifest = Manifest.load(settings.model_dir)
+    manifest = Catalogue(settings.model_dir).load_manifest()
     result: dict[str, Any] = {"machine": {**machine(), "quick": settings.quick, "model_dir": _shown(settings.model_dir),
                                           "model_version": manifest.version, "input_size": manifest.input_size,
                                           "loadavg_start": round(os.getloadavg()[0], 2)},

@@ -5,8 +5,8 @@ Three kinds of child, each started ``repeats`` times (alternating, page cache wa
 - ``handler``: ``import strokelens.inference.app`` (config, boto3 clients, powertools, model load,
   exactly what a new Lambda container does at init) with the template's environment and dummy
   credentials; no AWS call happens at import, so nothing is mocked. Then one ``read_scan`` on
-  ``app.PREDICTOR``. S3/DynamoDB calls of the first event are not included.
-- ``predictor``: ``Predictor()`` + one ``read_scan`` (no AWS modules).
+  ``app.MODEL``. S3/DynamoDB calls of the first event are not included.
+- ``predictor``: ``ServedModel()`` + one ``read_scan`` (no AWS modules).
 - ``tensorflow``: ``import tensorflow``, ``keras.models.load_model`` of the baseline ``.keras``,
   the same decode/preprocess, one ``model.predict``.
 
@@ -49,22 +49,22 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor
 tp = time.time()
 import strokelens.inference.app as app
 t1 = time.time()
-from strokelens.reading import read_scan
-reading = read_scan(open(path, "rb").read(), app.PREDICTOR, **core(read_scan))
+from strokelens.reader.reading import read_scan
+reading = read_scan(open(path, "rb").read(), app.MODEL, **core(read_scan))
 t2 = time.time()
 done({"import_s": t1 - t0, "import_boto3_s": tb - t0, "import_powertools_s": tp - tb,
-      "model_load_s": app.MODEL_LOAD_MS / 1e3, "first_inference_s": t2 - t1, "label": reading.result["label"]})
+      "model_load_s": app.MODEL_LOAD_MS / 1e3, "first_inference_s": t2 - t1, "label": reading.result.label})
 """,
     "predictor": _PRELUDE + """
 t0 = time.time()
-from strokelens.model.predictor import Predictor
-from strokelens.reading import read_scan
+from strokelens.reader.model.served import ServedModel
+from strokelens.reader.reading import read_scan
 t1 = time.time()
-predictor = Predictor(num_threads=1)
+predictor = ServedModel(num_threads=1)
 t2 = time.time()
 reading = read_scan(open(path, "rb").read(), predictor, **core(read_scan))
 t3 = time.time()
-done({"import_s": t1 - t0, "model_load_s": t2 - t1, "first_inference_s": t3 - t2, "label": reading.result["label"]})
+done({"import_s": t1 - t0, "model_load_s": t2 - t1, "first_inference_s": t3 - t2, "label": reading.result.label})
 """,
     "tensorflow": _PRELUDE + """
 t0 = time.time()
@@ -73,8 +73,8 @@ import tensorflow as tf
 tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
 import keras
-from strokelens.imaging.decode import decode_image
-from strokelens.imaging.preprocess import to_display, to_model_input
+from strokelens.reader.imaging.decode import decode_image
+from strokelens.reader.imaging.preprocess import to_display, to_model_input
 t1 = time.time()
 model = keras.models.load_model(sys.argv[2])
 t2 = time.time()

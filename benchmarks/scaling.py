@@ -24,7 +24,7 @@ from benchmarks.common import Settings, core_options, png_inputs, run_child, sum
 def convert_child(args: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
-    from strokelens.model.artifacts import version_hash
+    from strokelens.core.catalogue import version_hash
     from benchmarks.baseline import extractor as build_extractor
     from benchmarks.baseline import served_config
     from training import export
@@ -54,14 +54,14 @@ def convert_child(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def time_child(args: dict[str, Any]) -> dict[str, Any]:
-    from strokelens.model.predictor import Predictor
-    from strokelens.reading import read_scan
+    from strokelens.reader.model.served import ServedModel
+    from strokelens.reader.reading import read_scan
 
     data = [Path(p).read_bytes() for p in args["inputs"]]
     core = core_options(read_scan)
     out: dict[str, Any] = {}
     for size, folder in args["folders"].items():
-        predictor = Predictor(Path(folder), num_threads=1)
+        predictor = ServedModel(Path(folder), num_threads=1)
         for blob in data[:3]:
             read_scan(blob, predictor, **core)  # warm-up
         cnn_ms: list[float] = []

@@ -15,13 +15,13 @@ from benchmarks.common import ROOT, Settings
 
 
 def run(settings: Settings) -> dict[str, Any]:
-    from strokelens.model.predictor import Predictor
+    from strokelens.reader.model.served import ServedModel
     from training import faithfulness, ood_sets
 
     split = json.loads((settings.model_dir / "split.json").read_text())
     data_root = (ROOT / json.loads((settings.model_dir / "manifest.json").read_text())["data"]["path"]).resolve()
     test = [(data_root / f["file"]).read_bytes() for f in split["files"] if f["split"] == "test"]
-    out: dict[str, Any] = {"ood": ood_sets.evaluate(Predictor(settings.model_dir), test)}
+    out: dict[str, Any] = {"ood": ood_sets.evaluate(ServedModel(settings.model_dir), test)}
     out["faithfulness"] = None if settings.quick else faithfulness.measure(seed=0)
     return out
 

@@ -1,7 +1,7 @@
 """Warm inference per scan, by stage, for PNG and DICOM: served LiteRT stack vs the float Keras baseline.
 
 Each stack runs in its own child process on one thread. The LiteRT child calls the served
-:func:`strokelens.reading.read_scan` twice per repeat: once with every optional stage off
+:func:`strokelens.reader.reading.read_scan` twice per repeat: once with every optional stage off
 ("core": decode -> probabilities, the budgeted path) and once with every ``with_*`` stage on
 (previews, and heat map / OOD when ``read_scan`` offers them). The TensorFlow child decodes and
 preprocesses with the same strokelens code, then runs the Keras classifier of the same
@@ -28,10 +28,10 @@ def _stats(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
 
 
 def litert_child(args: dict[str, Any]) -> dict[str, Any]:
-    from strokelens.model.predictor import Predictor
-    from strokelens.reading import read_scan
+    from strokelens.reader.model.served import ServedModel
+    from strokelens.reader.reading import read_scan
 
-    predictor = Predictor(Path(args["model_dir"]), num_threads=1)
+    predictor = ServedModel(Path(args["model_dir"]), num_threads=1)
     core_kwargs = core_options(read_scan)
     optional = list(core_kwargs)
     out: dict[str, Any] = {"optional_stages": optional, "input_size": predictor.input_size,
@@ -60,7 +60,7 @@ def litert_child(args: dict[str, Any]) -> dict[str, Any]:
                 full[stage].append(ms)
             full["total"].append(full_ms)
         out[fmt] = {"core": _stats(core), "all_stages": _stats(full),
-                    "image_size": reading.result["image_size"], "files": len(paths)}
+                    "image_size": reading.result.image_size, "files": len(paths)}
     return out
 
 
@@ -71,8 +71,8 @@ def tf_child(args: dict[str, Any]) -> dict[str, Any]:
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from benchmarks.baseline import float_twin
-    from strokelens.imaging.decode import decode_image
-    from strokelens.imaging.preprocess import to_display, to_model_input
+    from strokelens.reader.imaging.decode import decode_image
+    from strokelens.reader.imaging.preprocess import to_display, to_model_input
 
     size, keras_path = int(args["input_size"]), Path(args["keras_path"])
     model, about = float_twin(Path(args["model_dir"]), int(args["n_classes"]))
@@ -106,9 +106,9 @@ def tf_child(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(settings: Settings) -> dict[str, Any]:
-    from strokelens.model.artifacts import Manifest
+    from strokelens.core.catalogue import Catalogue
 
-    manifest = Manifest.load(settings.model_dir)
+    manifest = Catalogue(settings.model_dir).load_manifest()
     work = workdir(settings.out)
     inputs = {"png": [str(p) for p in png_inputs(16)], "dicom": [str(dicom_input(work))]}
     common = {"model_dir": str(settings.model_dir), "inputs": inputs, "repeats": settings.repeats}

@@ -6,7 +6,7 @@ Used by ``functions/Makefile`` (SAM's ``BuildMethod: makefile``) and by the pack
 benchmark, so both measure the same thing. Dependencies are installed cross-platform with
 pip (Linux x86_64 CPython 3.12 wheels only, glibc <= 2.34 = Amazon Linux 2023), then the
 packages the Lambda runtime already provides (boto3 and its dependency tree) are removed,
-then the ``strokelens`` code is copied with the function's include/exclude rules.
+then the function's folders of ``strokelens`` and its model files are copied (``CODE`` below).
 """
 
 from __future__ import annotations
@@ -49,16 +49,24 @@ PRUNE = (
     "numpy/typing/tests",
 )
 
-# Paths relative to functions/strokelens that a function must not ship.
-EXCLUDES: dict[str, tuple[str, ...]] = {
-    "inference": ("artifacts/clinical/*", "clinical.py", "artifacts/head.joblib"),
-    "api": ("inference", "model", "imaging", "reading.py", "cli.py", "__main__.py",
-            "artifacts/*.tflite", "artifacts/head.npz", "artifacts/head.joblib", "artifacts/split.json",
-            "artifacts/ood*.npz", "artifacts/clinical/clinical_pipeline.joblib", "artifacts/clinical/clinical_split.json"),
+# What each function ships of the strokelens package: whole folders (the package layout is the
+# split: core/ and aws/ import no numpy, reader/ is inference-only) plus the model files the
+# artifact catalogue assigns to it. The catalogue is read from source: this script runs before
+# any dependency is installed.
+CODE: dict[str, tuple[str, ...]] = {
+    "inference": ("__init__.py", "core", "aws", "reader", "inference"),
+    "api": ("__init__.py", "core", "aws", "api", "dlq"),
 }
-# Exceptions to EXCLUDES: the API reads the model's manifest/card through this stdlib-only module.
-KEEP: dict[str, tuple[str, ...]] = {"inference": (), "api": ("model/__init__.py", "model/artifacts.py")}
 ALWAYS_EXCLUDED = ("__pycache__", "*.pyc", ".DS_Store")
+
+
+def _artifact_patterns(function: str) -> tuple[str, ...]:
+    sys.path.insert(0, str(SOURCE.parent))
+    try:
+        from strokelens.core import catalogue
+    finally:
+        sys.path.pop(0)
+    return catalogue.INFERENCE_FILES if function == "inference" else catalogue.API_FILES
 
 
 def _pip_install(requirements: Path, outdir: Path) -> None:
@@ -90,24 +98,19 @@ def _remove_distribution(outdir: Path, name: str) -> None:
                 shutil.rmtree(directory)
 
 
-def _excluded(relative: str, patterns: tuple[str, ...]) -> bool:
-    """A bare name excludes that top-level subpackage; a pattern with / or * matches the path."""
-    parts = relative.split("/")
-    if any(fnmatch.fnmatch(part, p) for part in parts for p in ALWAYS_EXCLUDED):
-        return True
-    return any(fnmatch.fnmatch(relative, p) if ("/" in p or "*" in p) else parts[0] == p for p in patterns)
-
-
 def _copy_code(function: str, outdir: Path) -> None:
     target = outdir / "strokelens"
     if target.exists():
         shutil.rmtree(target)
-    for path in sorted(SOURCE.rglob("*")):
-        relative = path.relative_to(SOURCE).as_posix()
-        keep = relative in KEEP[function] or not _excluded(relative, EXCLUDES[function])
-        if path.is_file() and keep:
-            (target / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target / relative)
+    wanted = [SOURCE / name for name in CODE[function]]
+    artifacts = SOURCE / "artifacts"
+    wanted += [p for pattern in _artifact_patterns(function) for p in sorted(artifacts.glob(pattern))]
+    for root in wanted:
+        for path in [root] if root.is_file() else sorted(root.rglob("*")):
+            relative = path.relative_to(SOURCE).as_posix()
+            if path.is_file() and not any(fnmatch.fnmatch(part, p) for part in relative.split("/") for p in ALWAYS_EXCLUDED):
+                (target / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target / relative)
 
 
 def _strip_symbols(outdir: Path) -> bool:

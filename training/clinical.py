@@ -15,7 +15,7 @@ Steps (all deterministic from ``--seed``):
 4. The served model is always the calibrated logistic regression (see ``serving_decision``):
    Platt scaling fitted on out-of-fold decision values (CalibratedClassifierCV, sigmoid,
    ``ensemble=False``), exported as numbers to ``clinical.json`` and evaluated by
-   ``strokelens.clinical`` without scikit-learn.
+   ``strokelens.core.clinical`` without scikit-learn.
 5. Held-out metrics of the served model with 2000-rep bootstrap CIs, plotly charts, card.
 """
 
@@ -49,7 +49,7 @@ from threadpoolctl import threadpool_limits
 if importlib.util.find_spec("strokelens") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "functions"))
 
-from strokelens import clinical as served  # noqa: E402
+from strokelens.core import clinical as served  # noqa: E402
 from training.evaluate import BOOTSTRAP_REPS, roc_chart, write_charts  # noqa: E402
 
 TEST_FRACTION = 0.25
@@ -364,7 +364,7 @@ def bootstrap(y: np.ndarray, p: np.ndarray, threshold: float, seed: int, reps: i
 
 
 def export_spec(calibrated: CalibratedClassifierCV, train: pd.DataFrame, thresholds: dict, seed: int) -> dict:
-    """``clinical.json``: everything :class:`strokelens.clinical.RiskModel` needs, as plain numbers."""
+    """``clinical.json``: everything :class:`strokelens.core.clinical.RiskModel` needs, as plain numbers."""
     pair = calibrated.calibrated_classifiers_[0]
     pipeline, calibrator = pair.estimator, pair.calibrators[0]
     prep, scaler, lr = pipeline.named_steps["prep"], pipeline.named_steps["scale"], pipeline.named_steps["lr"]
@@ -564,7 +564,7 @@ def build_card(spec: dict, metrics: dict, decision: dict, data_path: str, comman
                     "threshold": metrics["threshold"], "bands": metrics["bands"]},
         "serving": {"route": "POST /risk", "output": "calibrated probability, risk band, per-field contributions "
                     "(exact, calibrated log-odds relative to the average training patient), notes",
-                    "bands": spec["bands"], "dependencies": "Python standard library only (strokelens/clinical.py)"},
+                    "bands": spec["bands"], "dependencies": "Python standard library only (strokelens/core/clinical.py)"},
         "not_fused_with_images": NO_FUSION,
         "limitations": [item.format(**d["facts"]) for item in LIMITS],
         "training": {"command": command, "seed": spec["training"]["seed"], "scikit_learn": sklearn.__version__},

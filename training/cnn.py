@@ -10,7 +10,7 @@ The served extractor is ONE Keras graph whose output is the LAST FEATURE MAP (h,
   16x16 cells to the same h x w grid and concatenated. Being part of the graph, it is quantised
   with the rest and stays inside the class activation map.
 
-Serving average-pools that map (``strokelens.model.predictor.Extractor.pool``), so a linear head
+Serving average-pools that map (``strokelens.reader.model.predictor.Extractor.pool``), so a linear head
 over the pooled vector decomposes exactly into a class activation map.
 
 BatchNorm uses momentum ``bn_momentum`` (default 0.9, not Keras' 0.99): a run is only a few hundred

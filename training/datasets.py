@@ -155,10 +155,10 @@ def labels_of(samples: list[Sample]) -> list[str]:
 def load_inputs(samples: list[Sample], size: int) -> tuple[np.ndarray, list[Sample]]:
     """Model inputs (N, size, size) float32 via the serving preprocessing, and the samples kept.
 
-    Files the server would reject (:class:`strokelens.errors.ScanError`) are skipped and reported.
+    Files the server would reject (:class:`strokelens.core.errors.ScanError`) are skipped and reported.
     """
-    from strokelens.errors import ScanError
-    from strokelens.imaging.preprocess import preprocess_bytes
+    from strokelens.core.errors import ScanError
+    from strokelens.reader.imaging.preprocess import preprocess_bytes
 
     arrays: list[np.ndarray] = []
     kept: list[Sample] = []

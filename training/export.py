@@ -1,7 +1,7 @@
 """From a trained Keras extractor to the served artifacts: int8 TFLite CNN + exported linear head.
 
 The TFLite model outputs the LAST FEATURE MAP (1, h, w, K), full-integer int8 in and out; serving
-average-pools it in float (:meth:`strokelens.model.predictor.Extractor.pool`), so a linear head over
+average-pools it in float (:meth:`strokelens.reader.model.predictor.Extractor.pool`), so a linear head over
 the pooled vector decomposes exactly into a class activation map. The head is fitted on embeddings
 computed by the int8 model through that serving class, so it sees exactly what serving computes.
 A Platt calibration (a, b) fitted on out-of-fold logits is folded into the linear head:
@@ -21,8 +21,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from strokelens.model.head import LinearHead
-from strokelens.model.predictor import Extractor
+from strokelens.reader.model.head import LinearHead
+from strokelens.reader.model.predictor import Extractor
 
 C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 PARITY_TOLERANCE = 1e-6

@@ -6,7 +6,7 @@
   class's score more than blurring a random 10% of the cells (averaged over draws).
 
 Both run the served code: PNG bytes -> decode -> window -> model input -> int8 TFLite -> head ->
-:func:`strokelens.model.cam.class_activation_map`. ``python -m training.faithfulness`` trains a
+:func:`strokelens.reader.model.cam.class_activation_map`. ``python -m training.faithfulness`` trains a
 phantom model of the served architecture (synthetic, never the default) and measures it.
 """
 
@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from strokelens.imaging.decode import decode_image
-from strokelens.imaging.preprocess import pad_to_square, resize, to_display, to_model_input
-from strokelens.model.cam import class_activation_map, upsample
-from strokelens.model.predictor import Predictor
+from strokelens.reader.imaging.decode import decode_image
+from strokelens.reader.imaging.preprocess import pad_to_square, resize, to_display, to_model_input
+from strokelens.reader.model.cam import class_activation_map, upsample
+from strokelens.reader.model.served import ServedModel
 from training.phantoms import make_ct_slice, to_display as phantom_display
 
 LESIONS = ("hemorrhage", "ischemic")
@@ -54,16 +54,17 @@ def _delete(model_input: np.ndarray, blurred: np.ndarray, cells: np.ndarray, gri
     return out
 
 
-def _score(predictor: Predictor, model_input: np.ndarray, class_index: int) -> float:
-    return float(predictor.head.predict_proba(predictor.extractor.embed(model_input))[0][class_index])
+def _score(predictor: ServedModel, model_input: np.ndarray, class_index: int) -> float:
+    core = predictor.predictor
+    return float(core.head.predict_proba(core.extractor.embed(model_input))[0][class_index])
 
 
-def evaluate(predictor: Predictor, n: int = 60, seed: int = 1234, fraction: float = 0.1, draws: int = 5) -> dict:
+def evaluate(predictor: ServedModel, n: int = 60, seed: int = 1234, fraction: float = 0.1, draws: int = 5) -> dict:
     """Pointing-game hit rate and deletion drops on fresh phantom lesion slices (not the training ones)."""
-    if not predictor.extractor.spatial:
+    if not predictor.predictor.extractor.spatial:
         raise ValueError("the model does not expose its feature map; no class activation map to test")
     rng = np.random.default_rng(seed)
-    size = predictor.input_size
+    size = predictor.manifest.input_size
     hits, top_drops, random_drops, correct = [], [], [], 0
     for i in range(n):
         lesion = LESIONS[i % len(LESIONS)]
@@ -71,12 +72,12 @@ def evaluate(predictor: Predictor, n: int = 60, seed: int = 1234, fraction: floa
             continue
         phantom = make_ct_slice(rng, 256, lesion)
         model_input = to_model_input(to_display(decode_image(_png(phantom_display(phantom))))[0], size)
-        prediction = predictor.predict(model_input)
+        prediction = predictor.predictor.predict(model_input)
         if prediction.label != lesion:
             continue
         correct += 1
         c = predictor.labels.index(lesion)
-        grid = class_activation_map(prediction.feature_map, predictor.head, c, predictor.cam_baseline)
+        grid = class_activation_map(prediction.feature_map, predictor.predictor.head, c, predictor.cam_baseline)
         heat = upsample(grid, size)
         mask = mask_in_model_space(phantom.lesion_mask, size)
         tolerance = size // prediction.feature_map.shape[0] // 2
@@ -126,7 +127,7 @@ def measure(seed: int = 0, epochs: int = 20, folds: int = 2) -> dict:
     """Train a phantom model of the served recipe in a temporary folder and measure its heat maps."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = train_phantom_model(Path(tmp) / "phantom-model", seed=seed, epochs=epochs, folds=folds)
-        report = evaluate(Predictor(folder))
+        report = evaluate(ServedModel(folder))
     report["model"] = f"CT phantoms, 3 classes, same recipe (--epochs {epochs} --folds {folds}), synthetic, discarded"
     return report
 
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int)
     args = parser.parse_args(argv)
     folder = args.model_dir or train_phantom_model(args.work, epochs=args.epochs)
-    report = evaluate(Predictor(folder))
+    report = evaluate(ServedModel(folder))
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.write_text(text + "\n")

@@ -70,7 +70,7 @@ def build_card(manifest: dict, metrics: dict, architecture: dict, command: str) 
         "preprocessing": (
             "Decode (PNG/JPEG/DICOM; DICOM CT through the modality LUT to HU) -> brain window L40/W80 for DICOM CT; "
             f"PNG/JPEG are taken as already windowed -> pad to a centred square -> resize to {size}x{size} "
-            "(antialiased bilinear) -> [0, 1]. Same code for training and serving (strokelens.imaging.preprocess)."
+            "(antialiased bilinear) -> [0, 1]. Same code for training and serving (strokelens.reader.imaging.preprocess)."
         ),
         "model": {
             "extractor": architecture,

@@ -1,11 +1,11 @@
 """The out-of-distribution models (``ood.npz``, ``ood_image.npz``), fitted at training time.
 
 Ledoit-Wolf shrinkage mean + precision of the TRAINING embeddings of the served int8 extractor
-(pooled, from :class:`strokelens.model.predictor.Extractor`); the refusal threshold is the
+(pooled, from :class:`strokelens.reader.model.predictor.Extractor`); the refusal threshold is the
 ``PERCENTILE``-th percentile of OUT-OF-FOLD in-distribution distances: per cross-fitting fold, the
 Gaussian is fitted on the embeddings the fold's CNN computes for its own training images and the
 distances are measured on the held-out fold (images that CNN never saw), like a new scan at serving.
-The image-statistics model (:func:`strokelens.model.ood.image_stats` of the displayed slice) needs no
+The image-statistics model (:func:`strokelens.reader.model.ood.image_stats` of the displayed slice) needs no
 CNN, so its out-of-fold distances come from plain grouped folds.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.covariance import LedoitWolf
 from sklearn.model_selection import GroupKFold
 
-from strokelens.model.ood import image_stats
+from strokelens.reader.model.ood import image_stats
 
 # Two distances are checked at serving (image statistics, then embedding); 98.75 % each targets
 # about 2.5 % false refusals combined. (A first design with the embedding alone at 97.5 % refused

@@ -7,7 +7,7 @@ Sets (all generated here or shipped by installed packages; nothing is downloaded
 - ``noise``: uniform, Gaussian and salt-and-pepper noise images;
 - ``text``: rendered text screenshots (reports, forms).
 In-distribution inputs are the held-out test split of the training data.
-Every input goes through :func:`strokelens.reading.read_scan`, the served path.
+Every input goes through :func:`strokelens.reader.reading.read_scan`, the served path.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from strokelens.errors import ScanError
-from strokelens.model.predictor import Predictor
-from strokelens.reading import read_scan
+from strokelens.core.errors import ScanError
+from strokelens.reader.model.served import ServedModel
+from strokelens.reader.reading import read_scan
 
 NATURAL = ("astronaut", "brick", "camera", "cat", "cell", "checkerboard", "clock", "coffee", "coins", "colorwheel",
            "grass", "gravel", "horse", "hubble_deep_field", "immunohistochemistry", "logo", "moon", "page",
@@ -116,16 +116,16 @@ def ood_sets(seed: int = 0) -> dict[str, list[tuple[str, bytes]]]:
     }
 
 
-def refused(data: bytes, predictor: Predictor) -> tuple[bool, str]:
+def refused(data: bytes, predictor: ServedModel) -> tuple[bool, str]:
     """Whether the service declines to give a reading: OOD flag, or an input error (also no reading)."""
     try:
         result = read_scan(data, predictor, with_heatmap=False).result
     except ScanError as err:
         return True, err.code
-    return bool(result["out_of_distribution"]), result.get("ood_reason") or ""
+    return bool(result.out_of_distribution), result.ood_reason or ""
 
 
-def evaluate(predictor: Predictor, in_distribution: list[bytes], seed: int = 0) -> dict:
+def evaluate(predictor: ServedModel, in_distribution: list[bytes], seed: int = 0) -> dict:
     """Refusal rate per OOD set (and overall), and the false-refusal rate on in-distribution inputs."""
     report: dict = {"seed": seed, "sets": {}}
     total = hits = 0

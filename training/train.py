@@ -23,8 +23,8 @@ from PIL import Image
 if importlib.util.find_spec("strokelens") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "functions"))
 
-from strokelens.imaging.decode import decode_image  # noqa: E402
-from strokelens.imaging.preprocess import to_display  # noqa: E402
+from strokelens.reader.imaging.decode import decode_image  # noqa: E402
+from strokelens.reader.imaging.preprocess import to_display  # noqa: E402
 from training import cnn, dedup, evaluate, export, faithfulness, heads, model_card, ood, ood_sets  # noqa: E402
 from training.datasets import detect_layout, discover, labels_of, load_inputs  # noqa: E402
 from training.split import cv_folds, save_split, train_test_split  # noqa: E402
@@ -99,9 +99,9 @@ def run(args: argparse.Namespace) -> dict:
     cnn.configure(args.seed)
     import tensorflow as tf
 
-    from strokelens.model.artifacts import version_hash
-    from strokelens.model.predictor import Predictor
-    from strokelens.reading import read_scan
+    from strokelens.core.catalogue import version_hash
+    from strokelens.reader.model.served import ServedModel
+    from strokelens.reader.reading import read_scan
 
     data, out = Path(args.data), Path(args.out)
     synthetic = bool(args.synthetic or "phantom" in str(args.data).lower())
@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> dict:
     pipeline = heads.make_logreg(fitted["choice"]["C"], args.seed).fit(feats_train, y_tr)
     parity = export.save_head(pipeline, labels, out, feats_train, calibration)
     ood.save(out / "ood.npz", feats_train, ood_threshold)
-    # The heat map's reference: the mean feature map of the training slices (see strokelens.model.cam).
+    # The heat map's reference: the mean feature map of the training slices (see strokelens.reader.model.cam).
     np.savez(out / "cam_baseline.npz", mean_feature_map=export.feature_maps(out / "extractor.tflite", x_tr).mean(axis=0))
     displays_tr = [to_display(decode_image(samples[i].path.read_bytes()))[0] for i in train_idx]
     image_threshold = ood.fit_image_model(displays_tr, tr_groups, out / "ood_image.npz")
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> dict:
         "labels": labels,
         "input_size": config.input_size,
         "window": "brain",
-        # What the model has seen; the OOD checks refuse the other modalities (strokelens.model.ood).
+        # What the model has seen; the OOD checks refuse the other modalities (strokelens.reader.model.ood).
         "modalities": sorted({s.modality or "CT" for s in samples}),
         "synthetic": synthetic,
         "seed": args.seed,
@@ -213,14 +213,14 @@ def run(args: argparse.Namespace) -> dict:
     save_split(samples, splits, data, out / "split.json", args.seed)
 
     # Held-out test through the served path (read_scan: decode, preprocess, model, OOD checks).
-    predictor = Predictor(out, num_threads=2)
+    predictor = ServedModel(out, num_threads=2)
     results = [read_scan(samples[i].path.read_bytes(), predictor).result for i in test_idx]
-    proba = np.array([[r["probabilities"][lab] for lab in labels] for r in results])
-    refused = np.array([r["out_of_distribution"] for r in results])
+    proba = np.array([[r.probabilities[lab] for lab in labels] for r in results])
+    refused = np.array([r.out_of_distribution for r in results])
     latency = []
     for i in test_idx[:20]:
         t0 = time.perf_counter()
-        predictor.extractor.run(x[i])
+        predictor.predictor.extractor.run(x[i])
         latency.append((time.perf_counter() - t0) * 1e3)
     test_groups = [groups[i] for i in test_idx]
     reps = 200 if args.quick else evaluate.BOOTSTRAP_REPS
@@ -231,14 +231,14 @@ def run(args: argparse.Namespace) -> dict:
                                   "chosen_on": f"OOF training scores (cross-fitting, {len(folds)} grouped folds), "
                                                f"target sensitivity >= {TARGET_SENSITIVITY}",
                                   "oof_metrics_at_threshold": oof_point,
-                                  "test_uncertain_rate": float(np.mean([r["uncertain"] for r in results]))}
+                                  "test_uncertain_rate": float(np.mean([r.uncertain for r in results]))}
     metrics["ood_false_refusal_rate"] = float(refused.mean()) if len(refused) else None
     metrics["ood_sets"] = ood_sets.evaluate(predictor, [samples[i].path.read_bytes() for i in test_idx], args.seed)
     if not (args.quick or synthetic):  # the heat map's faithfulness needs lesion masks: a phantom model
         metrics["faithfulness"] = faithfulness.measure(args.seed)
     metrics["ood"] = {"threshold": ood_threshold, "image_threshold": image_threshold, "percentile": ood.PERCENTILE,
                       "refused_test_files": [names[i] for i, r in zip(test_idx, refused) if r],
-                      "reasons": sorted({r["ood_reason"] for r in results if r["out_of_distribution"]})}
+                      "reasons": sorted({r.ood_reason for r in results if r.out_of_distribution})}
     metrics["calibration"] = {
         "method": "Platt sigmoid on OOF logits of the logistic head, folded into coef/intercept" if calibration else None,
         "a": calibration[0] if calibration else None, "b": calibration[1] if calibration else None,

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from strokelens.errors import ScanError
+from strokelens.core.errors import ScanError
+from strokelens.core.records import MODALITIES
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom", ""}
 
@@ -28,18 +30,19 @@ def iter_files(paths: list[str]) -> Iterator[Path]:
             yield path
 
 
-def predict(paths: list[str], model_dir: str | None, out=sys.stdout) -> int:
-    from strokelens.model.predictor import Predictor
-    from strokelens.reading import read_scan
+def predict(paths: list[str], model_dir: str | None, modality: str | None = None, out=sys.stdout) -> int:
+    """One JSON line per file; exit status 1 when any file failed."""
+    from strokelens.reader.model.served import ServedModel
+    from strokelens.reader.reading import read_scan
 
-    predictor = Predictor(Path(model_dir) if model_dir else None)
+    model = ServedModel(Path(model_dir) if model_dir else None)
     failures = 0
     for path in iter_files(paths):
         line: dict = {"file": str(path)}
         try:
-            reading = read_scan(path.read_bytes(), predictor)
-            line.update(status="DONE", **{k: reading.result[k] for k in ("label", "probabilities", "model_version")},
-                        warnings=reading.warnings)
+            reading = read_scan(path.read_bytes(), model, modality)
+            line.update(status="DONE", label=reading.result.label, probabilities=reading.result.probabilities,
+                        model_version=reading.result.model_version, warnings=[w.to_dict() for w in reading.warnings])
         except ScanError as err:
             failures += 1
             line.update(status="FAILED", error={"code": err.code, "message": err.message})
@@ -50,11 +53,39 @@ def predict(paths: list[str], model_dir: str | None, out=sys.stdout) -> int:
     return 1 if failures else 0
 
 
+def predict_study(folder: str, model_dir: str | None, modality: str | None = None, out=sys.stdout) -> int:
+    """One JSON line for the whole folder read as one study (files in natural name order)."""
+    from strokelens.reader.model.served import ServedModel
+    from strokelens.reader.reading import read_study
+
+    model = ServedModel(Path(model_dir) if model_dir else None)
+    files = sorted(iter_files([folder]), key=lambda p: natural_key(p.relative_to(folder).as_posix()))
+    reading = read_study([p.read_bytes() for p in files], model, modality)
+    study = reading.result
+    line = {"study": folder, "files": len(files), "label": study.label, "probabilities": study.probabilities,
+            "model_version": study.model_version, "aggregation": study.aggregation,
+            "key_slices": [str(files[i]) for i in study.key_slices], "counts": study.counts,
+            "unreadable": {str(files[i]): code for i, code in reading.failures.items()}}
+    out.write(json.dumps(line) + "\n")
+    return 0 if study.counts["assessed"] else 1
+
+
+def natural_key(name: str) -> list:
+    """'slice2' before 'slice10': digit runs compare as numbers."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m strokelens")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="read PNG/JPEG/TIFF/DICOM files or folders; one JSON line per file")
-    p.add_argument("paths", nargs="+")
+    p.add_argument("paths", nargs="*")
+    p.add_argument("--study", metavar="DIR", help="read every file in DIR as one study; one JSON line")
+    p.add_argument("--modality", choices=MODALITIES, help="declared modality (a DICOM header wins)")
     p.add_argument("--model-dir", help="artifact folder (default: the packaged model)")
     args = parser.parse_args(argv)
-    return predict(args.paths, args.model_dir)
+    if args.study:
+        return predict_study(args.study, args.model_dir, args.modality)
+    if not args.paths:
+        parser.error("give files or folders, or --study DIR")
+    return predict(args.paths, args.model_dir, args.modality)

@@ -46,12 +46,12 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="module")
 def stack():
     from infra.build_web import build_web_assets
-    from strokelens.model.artifacts import artifacts_dir
+    from strokelens.core.settings import model_dir
 
     if not CHROMIUM.exists():
         _unavailable(f"{CHROMIUM} is missing: install Debian's chromium (make browser) to run the browser tests")
-    if not (artifacts_dir() / "manifest.json").is_file():
-        _unavailable(f"no model artifacts in {artifacts_dir()}: run `make train` or set MODEL_DIR")
+    if not (model_dir() / "manifest.json").is_file():
+        _unavailable(f"no model artifacts in {model_dir()}: run `make train` or set MODEL_DIR")
     build_web_assets()
     from infra.run_local import LocalStack
 
@@ -160,7 +160,7 @@ def assert_result_matches_api(page, stack, scan_id: str) -> dict:
     assert page.inner_text("#result .result-label") == result["label"] == top
     assert re.search(r"processing time\s*\d", card, re.I), card
     for warning in scan.get("warnings", []):
-        assert warning.split(":", 1)[-1].strip()[:40] in card
+        assert warning["message"][:40] in card
     return scan
 
 
@@ -249,7 +249,7 @@ def test_dicom_upload_is_read(page, stack, tmp_path):
 
 
 def test_non_image_fails_with_the_clinician_message(page, stack, tmp_path):
-    from strokelens.errors import MESSAGES
+    from strokelens.core.errors import MESSAGES
 
     path = tmp_path / "not-a-scan.png"
     path.write_text("<!doctype html><html><body><h1>Not a scan</h1></body></html>")

@@ -76,10 +76,10 @@ def test_real_ct_png_is_read_end_to_end(local, ada):
     assert time.monotonic() - started < 10
     probabilities = result["result"]["probabilities"]
     assert abs(sum(probabilities.values()) - 1) < 1e-6
-    assert result["result"]["model_version"] == local.inference.PREDICTOR.version
+    assert result["result"]["model_version"] == local.inference.MODEL.version
     # The previews are served to the owner through short-lived links, as PNGs.
     assert {"display", "model_input"} <= set(result["previews"])
-    if not result["result"]["out_of_distribution"] and local.inference.PREDICTOR.extractor.spatial:
+    if not result["result"]["out_of_distribution"] and local.inference.MODEL.predictor.extractor.spatial:
         assert "heatmap" in result["previews"] and result["result"]["heatmap"]["grid"]
     for url in result["previews"].values():
         image = requests.get(url, timeout=10)

@@ -8,7 +8,7 @@ import json
 import boto3
 import pytest
 
-from strokelens.records import new_pending, new_scan_id
+from strokelens.core.records import new_pending, new_scan_id
 from tests.conftest import load_event
 
 OWNER = "0c9f7e1a-1111-4aaa-9bbb-000000000001"
@@ -124,9 +124,10 @@ def test_missing_identity_is_401(api_app, lambda_context):
 
 
 def test_model_card_and_metrics_come_from_the_artifacts(api_app, lambda_context):
-    from strokelens.model.artifacts import Manifest, artifacts_dir
+    from strokelens.core.catalogue import Catalogue
+    from strokelens.core.settings import model_dir
 
-    manifest = Manifest.load(artifacts_dir())
+    manifest = Catalogue(model_dir()).load_manifest()
     status, card = call(api_app, lambda_context, path="/model")
     assert status == 200 and card["version"] == manifest.version
     status, metrics = call(api_app, lambda_context, path="/metrics")
@@ -141,7 +142,7 @@ def test_unknown_route_is_json_404(api_app, lambda_context):
 
 
 def test_an_upload_that_never_arrived_reads_as_failed_once_its_link_expired(api_app, resources, lambda_context):
-    from strokelens.records import new_pending, public_view
+    from strokelens.core.records import new_pending, public_view
 
     item = new_pending(OWNER, new_scan_id(now=1_790_000_000), content_type="image/png", modality=None,
                        retention_days=1, now=1_790_000_000)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from strokelens.errors import MESSAGES
-from strokelens.records import new_pending, new_scan_id, upload_key
+from strokelens.core.errors import MESSAGES
+from strokelens.core.records import new_pending, new_scan_id, upload_key
 from tests.bad_inputs import corpus
 from tests.conftest import sqs_s3_event
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from strokelens.model.artifacts import artifacts_dir
+from strokelens.core.settings import model_dir
 from tests.conftest import CT_DATA, ROOT
 
 pytestmark = pytest.mark.slow
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> dict:
-    if not (artifacts_dir() / "manifest.json").is_file():
+    if not (model_dir() / "manifest.json").is_file():
         pytest.skip("no model artifacts (run `make train` or set MODEL_DIR)")
     if not any(CT_DATA.glob("*/*.png")):
         pytest.skip(f"no CT PNGs under {CT_DATA}")

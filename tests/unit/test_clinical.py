@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
-from strokelens.clinical import (CATEGORIES, REQUIRED, ClinicalInput, ClinicalValidationError, RiskModel, spec_hash,
+from strokelens.core.clinical import (CATEGORIES, REQUIRED, ClinicalInput, ClinicalValidationError, RiskModel, spec_hash,
                                  validate)
 from tests.conftest import ROOT, SHARED_DATA
 from training import clinical as training
@@ -105,7 +105,7 @@ def test_charts_index_lists_every_chart():
 
 
 def test_serving_module_needs_no_ml_libraries():
-    code = ("import sys, json; from strokelens.clinical import RiskModel; "
+    code = ("import sys, json; from strokelens.core.clinical import RiskModel; "
             f"m = RiskModel.load({str(ART)!r}); print(m.predict_payload({VALID!r})['band']); "
             "print(json.dumps(sorted({'numpy', 'sklearn', 'pandas', 'scipy'} & set(sys.modules))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

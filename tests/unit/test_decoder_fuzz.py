@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from strokelens.errors import MESSAGES, ScanError
-from strokelens.imaging.decode import decode_image
-from strokelens.imaging.preprocess import to_display, to_model_input
+from strokelens.core.errors import MESSAGES, ScanError
+from strokelens.reader.imaging.decode import decode_image
+from strokelens.reader.imaging.preprocess import to_display, to_model_input
 
 
 def _seed_png() -> bytes:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from strokelens.model.artifacts import DEFAULT_DIR
+from strokelens.core.settings import PACKAGED_MODEL_DIR as DEFAULT_DIR
 from training.faithfulness import mask_in_model_space, measure
 
 pytestmark = pytest.mark.slow

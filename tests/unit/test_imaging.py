@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from strokelens.errors import ScanError
-from strokelens.imaging.decode import decode_image, sniff_format
-from strokelens.imaging.preprocess import (CT_WINDOWS, apply_window, pad_to_square, preprocess_bytes, to_display,
+from strokelens.core.errors import ScanError
+from strokelens.reader.imaging.decode import decode_image, sniff_format
+from strokelens.reader.imaging.preprocess import (CT_WINDOWS, apply_window, pad_to_square, preprocess_bytes, to_display,
                                            to_model_input)
 from tests.conftest import png_bytes
 
@@ -170,7 +170,7 @@ def test_multiframe_dicom_reads_the_middle_frame_and_says_so():
 
 def test_monochrome1_is_inverted_for_display():
     hu = np.linspace(-100, 200, 128 * 128, dtype=np.float32).reshape(128, 128)
-    from strokelens.imaging.decode import DecodedImage
+    from strokelens.reader.imaging.decode import DecodedImage
 
     normal, _ = to_display(DecodedImage(hu, "dicom", modality="CT"))
     inverted, how = to_display(DecodedImage(hu, "dicom", modality="CT", invert=True))

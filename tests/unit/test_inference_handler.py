@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from strokelens.core.schema import Notice, SliceResult
+
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from strokelens.records import new_pending, new_scan_id, upload_key
+from strokelens.core.records import new_pending, new_scan_id, upload_key
 from tests.conftest import EVENTS, load_event, sqs_s3_event
 
 OWNER = "0c9f7e1a-1111-4aaa-9bbb-000000000001"
@@ -36,10 +38,10 @@ def test_real_ct_slice_is_read(inference_app, resources, scans, ct_png, lambda_c
     item = record(scans, scan_id)
     assert item["status"] == "DONE"
     probs = {k: float(v) for k, v in item["result"]["probabilities"].items()}
-    assert set(probs) == set(inference_app.PREDICTOR.labels)
+    assert set(probs) == set(inference_app.MODEL.labels)
     assert abs(sum(probs.values()) - 1) < 1e-6
     assert item["result"]["label"] == max(probs, key=probs.get)
-    assert item["result"]["model_version"] == inference_app.PREDICTOR.version
+    assert item["result"]["model_version"] == inference_app.MODEL.version
     assert float(item["timings_ms"]["cnn"]) > 0 and "claim_token" not in item
 
 
@@ -122,8 +124,14 @@ def test_a_crashed_attempt_can_be_reclaimed_after_its_lease(resources, scans):
     assert table.claim(OWNER, scan_id, "first", lease_seconds=60, now=1000) is not None
     assert table.claim(OWNER, scan_id, "second", lease_seconds=60, now=1030) is None  # still leased
     assert table.claim(OWNER, scan_id, "third", lease_seconds=60, now=1100) is not None  # lease ran out
-    assert not table.complete(OWNER, scan_id, "first", {"label": "x"}, {}, []), "a stale attempt cannot finish"
-    assert table.complete(OWNER, scan_id, "third", {"label": "x"}, {}, [])
+    result = SliceResult(label="x", model_label="x", probabilities={"x": 1.0}, uncertain=False,
+                         out_of_distribution=False, ood_reason=None, model_version="v", synthetic_model=False,
+                         modality="CT", source_format="png", preprocessing="", image_size=[1, 1])
+    assert not table.complete(OWNER, scan_id, "first", result, {}, []), "a stale attempt cannot finish"
+    assert table.complete(OWNER, scan_id, "third", result, {}, [Notice.of("INDETERMINATE")])
+    item = table.get(OWNER, scan_id)
+    assert item["result"]["label"] == "x" and "heatmap" not in item["result"] and "dicom" not in item["result"]
+    assert item["warnings"] == [{"code": "INDETERMINATE", "message": Notice.of("INDETERMINATE").message}]
 
 
 def test_a_failed_preview_write_is_retried_not_lost(inference_app, resources, scans, ct_png, lambda_context, monkeypatch):

@@ -10,12 +10,13 @@ import sys
 
 from sklearn.metrics import roc_auc_score
 
-from strokelens.model.artifacts import DEFAULT_DIR, Manifest
+from strokelens.core.catalogue import Catalogue
+from strokelens.core.settings import PACKAGED_MODEL_DIR as DEFAULT_DIR
 from tests.conftest import CT_DATA, ROOT
 
 
 def test_cli_on_the_held_out_split_reproduces_the_card_auc():
-    manifest = Manifest.load(DEFAULT_DIR)
+    manifest = Catalogue(DEFAULT_DIR).load_manifest()
     split = json.loads((DEFAULT_DIR / "split.json").read_text())
     metrics = json.loads((DEFAULT_DIR / "metrics.json").read_text())
     test = [f for f in split["files"] if f["split"] == "test"]
@@ -25,7 +26,7 @@ def test_cli_on_the_held_out_split_reproduces_the_card_auc():
                          capture_output=True, text=True, env=env, timeout=300)
     lines = [json.loads(line) for line in run.stdout.splitlines()]
     assert [line["status"] for line in lines] == ["DONE"] * len(test), run.stderr[-2000:]
-    positive = manifest.raw.get("positive_label", metrics["positive_class"])
+    positive = manifest.positive_label or metrics["positive_class"]
     y = [f["label"] == positive for f in test]
     scores = [line["probabilities"][positive] for line in lines]
     assert abs(roc_auc_score(y, scores) - metrics["metrics"]["roc_auc"]["value"]) < 1e-9
@@ -33,7 +34,7 @@ def test_cli_on_the_held_out_split_reproduces_the_card_auc():
 
 
 def test_card_names_the_model_it_describes():
-    manifest = Manifest.load(DEFAULT_DIR)
+    manifest = Catalogue(DEFAULT_DIR).load_manifest()
     card = json.loads((DEFAULT_DIR / "model_card.json").read_text())
     assert card["version"] == manifest.version
     assert manifest.synthetic is False, "the default model is trained on the real CT data"

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from strokelens.imaging.decode import DecodedImage
-from strokelens.model.artifacts import DEFAULT_DIR
-from strokelens.model.ood import MahalanobisModel, image_check, image_stats, judge
+from strokelens.reader.imaging.decode import DecodedImage
+from strokelens.core.settings import PACKAGED_MODEL_DIR as DEFAULT_DIR
+from strokelens.reader.model.ood import MahalanobisModel, OodJudge, image_check, image_stats
 from tests.conftest import CT_DATA
 
 
@@ -34,8 +34,8 @@ def test_mahalanobis_distance_and_threshold():
     model = MahalanobisModel(mean=np.zeros(3), precision=np.eye(3), threshold=3.0, percentile=98.75)
     assert model.distance(np.array([3.0, 4.0, 0.0])) == pytest.approx(5.0)
     ct = DecodedImage(np.zeros((2, 2), np.float32), "png")
-    near = judge(ct, _display(), rng.normal(0, 0.1, 3), model)
-    far = judge(ct, _display(), np.array([10.0, 0, 0]), model)
+    near = OodJudge(model).judge(ct, _display(), rng.normal(0, 0.1, 3))
+    far = OodJudge(model).judge(ct, _display(), np.array([10.0, 0, 0]))
     assert not near.out_of_distribution and far.out_of_distribution and "unlike" in far.reason
     assert image_stats(_display()).shape == (15,)
 
@@ -43,13 +43,13 @@ def test_mahalanobis_distance_and_threshold():
 @pytest.mark.slow
 def test_committed_model_refuses_ood_and_keeps_in_distribution():
     """Recomputed through the served path on the held-out split and the generated OOD sets."""
-    from strokelens.model.predictor import Predictor
+    from strokelens.reader.model.served import ServedModel
     from training.ood_sets import evaluate
 
     metrics = json.loads((DEFAULT_DIR / "metrics.json").read_text())
     split = json.loads((DEFAULT_DIR / "split.json").read_text())
     test = [(CT_DATA / f["file"]).read_bytes() for f in split["files"] if f["split"] == "test"]
-    report = evaluate(Predictor(DEFAULT_DIR), test, seed=metrics["ood_sets"].get("seed", 0))
+    report = evaluate(ServedModel(DEFAULT_DIR), test, seed=metrics["ood_sets"].get("seed", 0))
     assert report == metrics["ood_sets"], "the card's OOD figures are what the committed model does"
     assert report["ood_refusal_rate"] >= 0.95
     assert report["false_refusal_rate"] <= 0.05

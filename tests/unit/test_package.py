@@ -23,15 +23,43 @@ sys.path.insert(0, pkg)
 import numpy, ai_edge_litert
 assert numpy.__file__.startswith(pkg) and ai_edge_litert.__file__.startswith(pkg)
 from pydicom.data import get_testdata_file  # test files are pruned from the package: read them from the venv
-from strokelens.model.predictor import Predictor
-from strokelens.reading import read_scan
-predictor = Predictor()
-assert predictor.folder.as_posix().startswith(pkg)
+from strokelens.reader.model.served import ServedModel
+from strokelens.reader.reading import read_scan
+model = ServedModel()
+assert model.predictor.catalogue.root.as_posix().startswith(pkg)
 out = {}
 for name in sys.argv[2:]:
-    reading = read_scan(open(name, "rb").read(), predictor, with_previews=True)
-    out[name] = sorted(reading.result["probabilities"])
+    reading = read_scan(open(name, "rb").read(), model, with_previews=True)
+    out[name] = sorted(reading.result.probabilities)
 print(json.dumps(out))
+"""
+
+
+# The API handler imported from the built API package with the ML stack made unimportable: the
+# package layout, not luck, keeps numpy out of the API function.
+API_SMOKE = """
+import json, os, sys
+pkg, event_path = sys.argv[1], sys.argv[2]
+class NoMl:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("numpy", "PIL", "pydicom", "ai_edge_litert", "sklearn", "scipy"):
+            raise ImportError(f"{name} is not available in the API function")
+sys.meta_path.insert(0, NoMl())
+sys.path.insert(0, pkg)
+os.environ.update(SCANS_TABLE="t", UPLOADS_BUCKET="u", ARTIFACTS_BUCKET="a", AWS_DEFAULT_REGION="us-east-1",
+                  AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", POWERTOOLS_TRACE_DISABLED="1",
+                  POWERTOOLS_METRICS_NAMESPACE="StrokeLens")
+from strokelens.api import app
+assert app.__file__.startswith(pkg)
+event = json.load(open(event_path))
+event.update(rawPath="/contract", routeKey="GET /contract")
+event["requestContext"]["http"].update(method="GET", path="/contract")
+class Context:
+    function_name, memory_limit_in_mb, aws_request_id = "ApiFunction", 256, "req"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
+response = app.handler(event, Context())
+print(json.dumps({"status": response["statusCode"], "body": json.loads(response["body"]),
+                  "numpy": "numpy" in sys.modules}))
 """
 
 
@@ -61,3 +89,16 @@ def test_pruned_inference_package_still_predicts(packages, ct_png, tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert len(result) == 3 and all(result.values())
+
+
+def test_api_handler_imports_and_serves_from_its_package_without_numpy(packages):
+    from tests.conftest import EVENTS
+
+    run = subprocess.run([sys.executable, "-c", API_SMOKE, str(packages["api"][0]), str(EVENTS / "api_get_scan.json")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["status"] == 200 and out["numpy"] is False
+    assert out["body"]["limits"]["max_upload_bytes"] > 0 and out["body"]["model"]["findings"]
+    api_dir = packages["api"][0] / "strokelens"
+    assert not (api_dir / "reader").exists() and not (api_dir / "artifacts" / "extractor.tflite").exists()

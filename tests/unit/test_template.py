@@ -50,15 +50,27 @@ def test_buckets_are_private_encrypted_and_notify_the_queue(resources):
 
 
 def test_every_environment_variable_the_handlers_read_is_set_by_the_template(stack):
-    for logical_id, module in (("ApiFunction", "api/app.py"), ("InferenceFunction", "inference/app.py")):
-        source = (FUNCTIONS / module).read_text()
-        required = set(re.findall(r'os\.environ\["([A-Z_]+)"\]', source))
-        optional = set(re.findall(r'os\.environ\.get\("([A-Z_]+)"', source)) - {"CLAIM_LEASE_SECONDS"}
+    """Both handlers read one Settings (core/settings.py): what it requires every function gets;
+    each optional variable is set for at least one function (the rest have code defaults)."""
+    source = (FUNCTIONS / "core" / "settings.py").read_text()
+    required = set(re.findall(r'env\["([A-Z_]+)"\]', source))
+    optional = set(re.findall(r'env\.get\("([A-Z_]+)"', source)) - {"CLAIM_LEASE_SECONDS", "MODEL_DIR", "CLINICAL_MODEL_DIR"}
+    assert required and optional
+    set_somewhere: set[str] = set()
+    for logical_id in ("ApiFunction", "InferenceFunction"):
         env = stack.function_environment(logical_id)
-        assert required and required <= set(env), f"{logical_id} misses {required - set(env)}"
-        assert optional <= set(env), f"{logical_id} misses {optional - set(env)}"
+        assert required <= set(env), f"{logical_id} misses {required - set(env)}"
+        set_somewhere |= set(env)
         handler = stack.props(logical_id)["Handler"]
         assert Path(FUNCTIONS.parent / (handler.rsplit(".", 1)[0].replace(".", "/") + ".py")).is_file()
+        assert "Settings.from_env()" in (FUNCTIONS.parent / (handler.rsplit(".", 1)[0].replace(".", "/") + ".py")).read_text()
+    assert optional <= set_somewhere, f"never set: {optional - set_somewhere}"
+
+
+def test_the_upload_limit_default_is_the_code_limit(stack):
+    from strokelens.core.settings import MAX_UPLOAD_BYTES
+
+    assert int(stack.parameters["UploadMaxBytes"]) == MAX_UPLOAD_BYTES
 
 
 def test_http_api_routes_match_the_api_resolver(stack):

@@ -7,7 +7,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from strokelens.imaging.preprocess import preprocess_bytes
+from strokelens.reader.imaging.preprocess import preprocess_bytes
 from training import dedup
 from training.phantoms import ct_to_display, make_ct_slice
 

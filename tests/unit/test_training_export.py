@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from strokelens.model.head import LinearHead
+from strokelens.reader.model.head import LinearHead
 from training.export import check_parity, linear_head, make_head, save_head
 
 
@@ -30,7 +30,7 @@ def test_head_parity(tmp_path: Path, n_classes: int) -> None:
 def test_int8_feature_map_export_agrees_with_float(tmp_path: Path) -> None:
     """The TFLite output is the last feature map (int8 in/out); its float-pooled embedding matches
     the Keras float embedding and a head gives the same class on >= 95 % of phantom inputs."""
-    from strokelens.model.predictor import Extractor
+    from strokelens.reader.model.predictor import Extractor
     from training import cnn
     from training.datasets import discover, labels_of, load_inputs
     from training.export import to_int8_tflite

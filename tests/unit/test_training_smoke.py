@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from strokelens.model.artifacts import Manifest
-from strokelens.model.predictor import Predictor
+from strokelens.core.catalogue import Catalogue
+from strokelens.reader.model.served import ServedModel
 from training import train
 from training.phantoms import write_dataset
 
@@ -24,15 +24,15 @@ def test_quick_training_produces_served_artifacts(tmp_path: Path) -> None:
     train.main(["--data", str(data), "--out", str(out), "--seed", "0", "--input-size", "64", "--quick"])
 
     assert not (out / "charts" / "stale.json").exists() and (out / "other_tool.json").exists()
-    manifest = Manifest.load(out, verify=True)
+    manifest = Catalogue(out).load_manifest(verify=True)
     assert manifest.synthetic and manifest.input_size == 64 and manifest.labels == ("hemorrhage", "normal")
     raw = manifest.raw
     assert raw["created_by"] == "make train" and raw["head"] == "logistic_regression" and raw["seed"] == 0
     assert (out / "extractor.tflite").stat().st_size < 1_000_000
 
-    predictor = Predictor(out)
+    predictor = ServedModel(out)
     rng = np.random.default_rng(0)
-    prediction = predictor.predict(rng.uniform(0, 1, (64, 64)).astype(np.float32))
+    prediction = predictor.predictor.predict(rng.uniform(0, 1, (64, 64)).astype(np.float32))
     assert abs(sum(prediction.probabilities.values()) - 1.0) < 1e-6
     assert prediction.label in manifest.labels and prediction.model_version == manifest.version
 
@@ -56,7 +56,7 @@ def test_three_classes_two_modalities_train_end_to_end(tmp_path: Path) -> None:
     """The pipeline is not tied to the shipped binary CT model: phantoms of CT and MRI with an
     ischemic class (layout ROOT/<modality>/<class>) train a 3-class model the server can load,
     labelled synthetic everywhere."""
-    from strokelens.reading import SYNTHETIC_WARNING, read_scan
+    from strokelens.reader.reading import read_scan
     from training.phantoms import make_mr_slice, write_png
 
     data, out = tmp_path / "phantoms", tmp_path / "artifacts"
@@ -65,13 +65,13 @@ def test_three_classes_two_modalities_train_end_to_end(tmp_path: Path) -> None:
     assert {p.parent.parent.name for p in files} == {"CT", "MRI"}
     train.main(["--data", str(data), "--out", str(out), "--seed", "0", "--input-size", "64", "--quick"])
 
-    manifest = Manifest.load(out, verify=True)
+    manifest = Catalogue(out).load_manifest(verify=True)
     assert manifest.labels == ("hemorrhage", "ischemic", "normal") and manifest.synthetic
     assert manifest.raw["modalities"] == ["CT", "MR"]
     split = json.loads((out / "split.json").read_text())
     assert len(split["files"]) == 48
     slice_png = write_png(make_mr_slice(np.random.default_rng(5), 96, "ischemic"), tmp_path / "mr.png")
-    reading = read_scan(slice_png.read_bytes(), Predictor(out), declared_modality="MR")
-    assert set(reading.result["probabilities"]) == set(manifest.labels)
-    assert reading.result["synthetic_model"] is True and SYNTHETIC_WARNING in reading.warnings
-    assert "MRI" not in (reading.result["ood_reason"] or ""), "a model trained on MRI does not refuse MRI"
+    reading = read_scan(slice_png.read_bytes(), ServedModel(out), declared_modality="MR")
+    assert set(reading.result.probabilities) == set(manifest.labels)
+    assert reading.result.synthetic_model is True and "SYNTHETIC_MODEL" in {w.code for w in reading.warnings}
+    assert "MRI" not in (reading.result.ood_reason or ""), "a model trained on MRI does not refuse MRI"

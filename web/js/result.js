@@ -38,11 +38,9 @@ export function resultSummary(scan) {
   }
 }
 
-function warningItem(text) {
-  const match = /^([A-Z][A-Z0-9_]{3,}):\s*(.*)$/s.exec(String(text));
-  return match
-    ? h("li", {}, h("strong", { text: `${humanize(match[1])}: ` }), match[2])
-    : h("li", { text: String(text) });
+/** A warning is {code, message} (codes registered on the server, served by GET /contract). */
+function warningItem(warning) {
+  return h("li", { dataset: { code: warning.code } }, h("strong", { text: `${humanize(warning.code)}: ` }), String(warning.message));
 }
 
 function probabilityChart(probabilities, highlight) {
@@ -116,8 +114,8 @@ export function renderResult(container, scan) {
 
   const label = r.label || topLabel(r.probabilities);
   const warnings = [...(scan.warnings || [])];
-  if (r.synthetic_model && !warnings.some((w) => /synthetic/i.test(w))) {
-    warnings.push("This model was trained on synthetic images; its output is not evidence about real scans.");
+  if (r.synthetic_model && !warnings.some((w) => w.code === "SYNTHETIC_MODEL")) {
+    warnings.push({ code: "SYNTHETIC_MODEL", message: "This model was trained on synthetic images; its output is not evidence about real scans." });
   }
 
   if (r.out_of_distribution) {

@@ -7,8 +7,6 @@ Bad requests answer 4xx with ``{"error": {"code", "message"}}``, never a 500.
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -23,30 +21,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from strokelens.aws.scans_table import ScansTable, decode_page_token
 from strokelens.aws.uploads import presign_get, presign_upload
-from strokelens.clinical import ClinicalValidationError, RiskModel
-from strokelens.model.artifacts import artifacts_dir
-from strokelens.records import MODALITIES, is_scan_id, new_pending, new_scan_id, public_view, resolve_content_type, upload_key
-
-
-@dataclass(frozen=True)
-class Config:
-    scans_table: str
-    uploads_bucket: str
-    artifacts_bucket: str
-    max_upload_bytes: int
-    upload_expires: int
-    retention_days: int
-
-    @classmethod
-    def from_env(cls) -> "Config":
-        return cls(
-            scans_table=os.environ["SCANS_TABLE"],
-            uploads_bucket=os.environ["UPLOADS_BUCKET"],
-            artifacts_bucket=os.environ["ARTIFACTS_BUCKET"],
-            max_upload_bytes=int(os.environ.get("MAX_UPLOAD_BYTES", 25 * 1024 * 1024)),
-            upload_expires=int(os.environ.get("UPLOAD_URL_EXPIRES", 300)),
-            retention_days=int(os.environ.get("RECORD_RETENTION_DAYS", 90)),
-        )
+from strokelens.core.catalogue import Catalogue
+from strokelens.core.clinical import ClinicalValidationError, RiskModel
+from strokelens.core.contract import site_contract
+from strokelens.core.settings import Settings
+from strokelens.core.records import MODALITIES, is_scan_id, new_pending, new_scan_id, public_view, resolve_content_type, upload_key
 
 
 class RequestError(Exception):
@@ -62,7 +41,8 @@ tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 
-CONFIG = Config.from_env()
+CONFIG = Settings.from_env()
+CATALOGUE = Catalogue(CONFIG.model_dir)
 # SigV4 for presigned URLs: SigV2 is deprecated and refused in newer regions.
 S3 = boto3.client("s3", config=BotoConfig(signature_version="s3v4"))
 SCANS = ScansTable(boto3.resource("dynamodb").Table(CONFIG.scans_table))
@@ -98,7 +78,7 @@ def caller() -> str:
 def json_body() -> dict[str, Any]:
     try:
         body = json.loads(app.current_event.decoded_body or "")
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # deeply nested JSON exhausts the parser's stack
         raise RequestError(400, "INVALID_JSON", "The request body must be a JSON object.")
     if not isinstance(body, dict):
         raise RequestError(400, "INVALID_JSON", "The request body must be a JSON object.")
@@ -178,30 +158,23 @@ def list_scans() -> dict:
 
 @cache
 def _model_card() -> dict:
-    card = json.loads((artifacts_dir() / "model_card.json").read_text())
-    clinical = artifacts_dir() / "clinical" / "clinical_card.json"
-    if clinical.exists():  # the second, separate reading: never fused with the image model
-        card["clinical"] = json.loads(clinical.read_text())
-    return card
-
-
-def _chart_folder(folder) -> list[dict]:
-    index = json.loads((folder / "index.json").read_text())
-    return [{**entry, "figure": json.loads((folder / f"{entry['id']}.json").read_text())} for entry in index]
+    return CATALOGUE.load_card()
 
 
 @cache
 def _charts() -> list[dict]:
-    charts = _chart_folder(artifacts_dir() / "charts")
-    clinical = artifacts_dir() / "clinical" / "charts"
-    if (clinical / "index.json").exists():
-        charts += [{**c, "group": "clinical"} for c in _chart_folder(clinical)]
-    return charts
+    return CATALOGUE.load_charts()
 
 
 @cache
 def _risk_model() -> RiskModel:
-    return RiskModel.load()  # CLINICAL_MODEL_DIR, else strokelens/artifacts/clinical
+    return RiskModel.load(CONFIG.clinical_model_dir)
+
+
+@cache
+def _contract() -> dict:
+    return site_contract(CATALOGUE.load_manifest(verify=False), max_upload_bytes=CONFIG.max_upload_bytes,
+                         upload_expires=CONFIG.upload_expires)
 
 
 @app.exception_handler(ClinicalValidationError)
@@ -218,6 +191,13 @@ def clinical_risk() -> dict:
     result = _risk_model().predict_payload(json_body())
     metrics.add_metric(name="RiskComputed", unit=MetricUnit.Count, value=1)
     return result
+
+
+@app.get("/contract")
+def get_contract() -> dict:
+    """What the site needs to know of the server: accepted files, limits, windows, findings, risk form."""
+    caller()
+    return _contract()
 
 
 @app.get("/model")

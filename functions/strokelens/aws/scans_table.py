@@ -16,7 +16,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from strokelens.records import Status, iso_now, is_scan_id, to_plain
+from strokelens.core.records import Status, iso_now, is_scan_id, to_plain
+from strokelens.core.schema import Notice, SliceResult
 
 
 def to_dynamo(value: Any) -> Any:
@@ -104,9 +105,9 @@ class ScansTable:
                 return False
             raise
 
-    def complete(self, owner_id: str, scan_id: str, token: str, result: dict[str, Any],
-                 timings_ms: dict[str, float], warnings: list[str], previews: dict[str, str] | None = None) -> bool:
-        fields = {"result": result, "timings_ms": timings_ms, "warnings": warnings}
+    def complete(self, owner_id: str, scan_id: str, token: str, result: SliceResult,
+                 timings_ms: dict[str, float], warnings: list[Notice], previews: dict[str, str] | None = None) -> bool:
+        fields = {"result": result.to_dict(), "timings_ms": timings_ms, "warnings": [w.to_dict() for w in warnings]}
         if previews:
             fields["previews"] = previews  # S3 keys; the API hands out short-lived URLs
         return self._finish(owner_id, scan_id, token, Status.DONE, fields)

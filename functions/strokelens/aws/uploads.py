@@ -6,7 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from strokelens.errors import ScanError
+from strokelens.core.errors import ScanError
 
 
 def presign_upload(s3: Any, bucket: str, key: str, content_type: str, max_bytes: int, expires_in: int) -> dict:

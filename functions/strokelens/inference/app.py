@@ -9,10 +9,8 @@ on the last allowed attempt the scan is marked FAILED and the message goes on to
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
-from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 import boto3
@@ -24,32 +22,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from strokelens.aws.scans_table import ScansTable
 from strokelens.aws.uploads import read_upload, write_preview
-from strokelens.errors import MESSAGES, ScanError
-from strokelens.model.predictor import Predictor
-from strokelens.reading import read_scan
-from strokelens.records import parse_upload_key
-
-
-@dataclass(frozen=True)
-class Config:
-    scans_table: str
-    uploads_bucket: str
-    artifacts_bucket: str
-    max_upload_bytes: int
-    max_receive_count: int
-    lease_seconds: int
-
-    @classmethod
-    def from_env(cls) -> "Config":
-        return cls(
-            scans_table=os.environ["SCANS_TABLE"],
-            uploads_bucket=os.environ["UPLOADS_BUCKET"],
-            artifacts_bucket=os.environ["ARTIFACTS_BUCKET"],
-            max_upload_bytes=int(os.environ.get("MAX_UPLOAD_BYTES", 25 * 1024 * 1024)),
-            max_receive_count=int(os.environ.get("MAX_RECEIVE_COUNT", 3)),
-            # A crashed attempt's claim must expire before SQS redelivers (visibility = 6 x timeout).
-            lease_seconds=int(os.environ.get("CLAIM_LEASE_SECONDS", 60)),
-        )
+from strokelens.core.errors import MESSAGES, ScanError
+from strokelens.core.records import parse_upload_key
+from strokelens.core.settings import Settings
+from strokelens.reader.model.served import ServedModel
+from strokelens.reader.reading import read_scan
 
 
 logger = Logger()
@@ -58,11 +35,11 @@ metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 # Once per container: config, clients, model.
-CONFIG = Config.from_env()
+CONFIG = Settings.from_env()
 S3 = boto3.client("s3")
 SCANS = ScansTable(boto3.resource("dynamodb").Table(CONFIG.scans_table))
 _t0 = time.perf_counter()
-PREDICTOR = Predictor()
+MODEL = ServedModel(CONFIG.model_dir)
 MODEL_LOAD_MS = (time.perf_counter() - _t0) * 1e3
 _cold = True
 
@@ -105,7 +82,7 @@ def process_object(key: str, size: int | None, receive_count: int) -> str:
         t0 = time.perf_counter()
         data = read_upload(S3, CONFIG.uploads_bucket, key, CONFIG.max_upload_bytes)
         read_ms = (time.perf_counter() - t0) * 1e3
-        reading = read_scan(data, PREDICTOR, record.get("modality_declared"), with_previews=True)
+        reading = read_scan(data, MODEL, record.get("modality_declared"), with_previews=True)
         t0 = time.perf_counter()
         previews = {name: write_preview(S3, CONFIG.artifacts_bucket, owner_id, scan_id, name, png)
                     for name, png in reading.previews.items()}
@@ -122,7 +99,7 @@ def process_object(key: str, size: int | None, receive_count: int) -> str:
         raise  # the batch processor reports this record as failed; SQS retries, then the DLQ keeps it
     metrics.add_metric(name="InferenceTime", unit=MetricUnit.Milliseconds, value=timings.get("cnn", 0.0))
     metrics.add_metric(name="ScanDone", unit=MetricUnit.Count, value=1)
-    logger.info("Scan read", extra={"label": reading.result["label"], "timings_ms": timings})
+    logger.info("Scan read", extra={"label": reading.result.label, "timings_ms": timings})
     return "done"
 
 

@@ -1,20 +1,21 @@
 """Serving-time model: int8 TFLite feature extractor (LiteRT) + numpy linear head.
 
 Loaded once per container; ``predict`` takes the preprocessed model input from
-:func:`strokelens.imaging.preprocess.to_model_input`.
+:func:`strokelens.reader.imaging.preprocess.to_model_input`.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from strokelens.model.artifacts import Manifest, artifacts_dir
-from strokelens.model.head import LinearHead
-from strokelens.model.ood import MahalanobisModel
+from strokelens.core.catalogue import Catalogue
+from strokelens.core.schema import Manifest
+from strokelens.core.settings import model_dir
+from strokelens.reader.model.head import LinearHead
+from strokelens.reader.timing import Timer
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,6 @@ class Prediction:
     probabilities: dict[str, float]
     model_version: str
     uncertain: bool = False
-    timings_ms: dict[str, float] = field(default_factory=dict)
     embedding: np.ndarray | None = field(default=None, repr=False)
     feature_map: np.ndarray | None = field(default=None, repr=False)  # (h, w, K) when the model exposes it
 
@@ -78,27 +78,15 @@ class Extractor:
 
 
 class Predictor:
-    """The served model. Not thread-safe (one TFLite interpreter); Lambda runs one event at a time."""
+    """CNN + head + decision rule of one model folder. Not thread-safe (one TFLite interpreter);
+    Lambda runs one event at a time. :class:`strokelens.reader.model.served.ServedModel` adds the
+    out-of-distribution checks and heat map around it."""
 
     def __init__(self, folder: Path | None = None, num_threads: int = 1) -> None:
-        self.folder = Path(folder) if folder else artifacts_dir()
-        self.manifest = Manifest.load(self.folder)
-        self.head = LinearHead.load(self.folder / "head.npz")
-        self.extractor = Extractor(self.folder / "extractor.tflite", num_threads=num_threads)
-        ood_path, image_path = self.folder / "ood.npz", self.folder / "ood_image.npz"
-        self.ood = MahalanobisModel.load(ood_path) if ood_path.exists() else None
-        self.ood_image = MahalanobisModel.load(image_path) if image_path.exists() else None
-        baseline_path = self.folder / "cam_baseline.npz"
-        self.cam_baseline: np.ndarray | None = None
-        if baseline_path.exists():
-            with np.load(baseline_path) as arrays:
-                self.cam_baseline = arrays["mean_feature_map"].astype(np.float64)
-        raw = self.manifest.raw
-        # Operating point for two classes: the positive class wins at or above its threshold.
-        self.positive_label: str | None = raw.get("positive_label")
-        self.threshold = float(raw.get("decision_threshold", 0.5))
-        self.uncertain_band = float(raw.get("uncertain_band", 0.15))
-        self.modalities: tuple[str, ...] = tuple(raw.get("modalities", ("CT",)))
+        self.catalogue = Catalogue(Path(folder) if folder else model_dir())
+        self.manifest: Manifest = self.catalogue.load_manifest()
+        self.head = LinearHead.load(self.catalogue.head)
+        self.extractor = Extractor(self.catalogue.extractor, num_threads=num_threads)
 
     @property
     def version(self) -> str:
@@ -115,28 +103,28 @@ class Predictor:
     def decide(self, proba: np.ndarray) -> tuple[str, bool]:
         """(label, uncertain): the operating threshold for two classes, else the top class; uncertain
         when the score lies within the stated band of the threshold (or the top two are that close)."""
-        if len(self.labels) == 2 and self.positive_label in self.labels:
-            pos = self.labels.index(self.positive_label)
+        m = self.manifest
+        if len(self.labels) == 2 and m.positive_label in self.labels:
+            pos = self.labels.index(m.positive_label)
             p = float(proba[pos])
-            label = self.positive_label if p >= self.threshold else self.labels[1 - pos]
-            return label, abs(p - self.threshold) < self.uncertain_band
+            label = m.positive_label if p >= m.decision_threshold else self.labels[1 - pos]
+            return label, abs(p - m.decision_threshold) < m.uncertain_band
         top2 = np.sort(proba)[-2:]
-        return self.labels[int(np.argmax(proba))], float(top2[1] - top2[0]) < 2 * self.uncertain_band
+        return self.labels[int(np.argmax(proba))], float(top2[1] - top2[0]) < 2 * m.uncertain_band
 
-    def predict(self, model_input: np.ndarray) -> Prediction:
-        t0 = time.perf_counter()
-        output = self.extractor.run(model_input)
-        features = self.extractor.pool(output)
-        t1 = time.perf_counter()
-        proba = self.head.predict_proba(features)[0]
-        label, uncertain = self.decide(proba)
-        t2 = time.perf_counter()
+    def predict(self, model_input: np.ndarray, timer: Timer | None = None) -> Prediction:
+        timer = timer or Timer()
+        with timer("cnn"):
+            output = self.extractor.run(model_input)
+            features = self.extractor.pool(output)
+        with timer("head"):
+            proba = self.head.predict_proba(features)[0]
+            label, uncertain = self.decide(proba)
         return Prediction(
             label=label,
             probabilities={name: float(p) for name, p in zip(self.labels, proba)},
             model_version=self.version,
             uncertain=uncertain,
-            timings_ms={"cnn": (t1 - t0) * 1e3, "head": (t2 - t1) * 1e3},
             embedding=features,
             feature_map=output if output.ndim == 3 else None,
         )

@@ -17,7 +17,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from strokelens.errors import MESSAGES
+from strokelens.core.errors import MESSAGES
 
 
 class Status(StrEnum):

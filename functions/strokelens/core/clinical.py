@@ -27,14 +27,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from strokelens.core.settings import clinical_model_dir
+
 FORMAT = "strokelens-clinical-risk/1"
 MODEL_FILE = "clinical.json"
-DEFAULT_DIR = Path(__file__).resolve().parent / "artifacts" / "clinical"
 
 # The API contract: field -> levels, in the data set's spelling.
 GENDERS = ("Male", "Female", "Other")
@@ -161,11 +161,6 @@ def spec_hash(spec: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def default_dir() -> Path:
-    """``CLINICAL_MODEL_DIR`` from the environment, else the artifacts packaged with the code."""
-    return Path(os.environ.get("CLINICAL_MODEL_DIR") or DEFAULT_DIR)
-
-
 def _sigmoid(t: float) -> float:
     if t >= 0:
         return 1.0 / (1.0 + math.exp(-t))
@@ -179,7 +174,7 @@ class RiskModel:
 
     @classmethod
     def load(cls, folder: Path | str | None = None, verify: bool = True) -> "RiskModel":
-        path = Path(folder if folder is not None else default_dir()) / MODEL_FILE
+        path = Path(folder if folder is not None else clinical_model_dir()) / MODEL_FILE
         spec = json.loads(path.read_text())
         if spec.get("format") != FORMAT:
             raise RuntimeError(f"{path}: unsupported format {spec.get('format')!r} (expected {FORMAT})")

@@ -17,10 +17,20 @@ MESSAGES: dict[str, str] = {
     "DICOM_NO_PIXELS": "The DICOM file has no image data (it may be a report or structured document).",
     "DICOM_UNSUPPORTED_COMPRESSION": "The DICOM file uses a compression this service cannot decode. Please export it uncompressed.",
     "UNSUPPORTED_MODALITY": "This DICOM is not a CT or MR image (for example ultrasound or a dose map); StrokeLens reads head CT and MRI slices only.",
-    "MODALITY_MISMATCH": "The scan's own header says a different modality than the one chosen.",
     "UPLOAD_MISSING": "The upload could not be found. Please upload the scan again.",
     "UPLOAD_NOT_RECEIVED": "The file never arrived (the upload was refused, cancelled or timed out). Please upload it again.",
     "INTERNAL_ERROR": "Something went wrong on our side while reading this scan. Please try again later.",
+}
+
+
+# Warnings on a result that was read: the reading stands, with a caveat. Codes are stable, messages
+# are for people; a specific detail may follow the message (``schema.Notice.of``).
+WARNINGS: dict[str, str] = {
+    "MODALITY_MISMATCH": "The modality chosen differs from the one in the DICOM header; the header was used.",
+    "OUT_OF_DISTRIBUTION": "This does not look like the images the model was trained on, so no reading is given.",
+    "INDETERMINATE": "The model's score is close to its decision threshold; review the image.",
+    "SYNTHETIC_MODEL": "This model was trained on synthetic phantom images; its output is not evidence about real scans.",
+    "IMAGE_CONVERTED": "The image was adjusted before reading:",
 }
 
 

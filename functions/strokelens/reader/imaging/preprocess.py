@@ -1,6 +1,6 @@
 """Decoded pixels -> what is displayed -> what the model sees. Training and serving call this.
 
-Order of operations (after :func:`strokelens.imaging.decode.decode_image`, which already
+Order of operations (after :func:`strokelens.reader.imaging.decode.decode_image`, which already
 applied the DICOM modality LUT):
 1. ``to_display``: CT in Hounsfield units is windowed (level/width -> [0, 1]); other DICOM
    (MR...) is normalised by robust percentiles; raster images are already display intensities;
@@ -11,28 +11,16 @@ applied the DICOM modality LUT):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from PIL import Image
 
-from strokelens.imaging.decode import DecodedImage
+from strokelens.core.schema import WINDOW_PRESETS
+from strokelens.core.schema import WindowPreset as Window
+from strokelens.reader.imaging.decode import DecodedImage
 
-
-@dataclass(frozen=True)
-class Window:
-    name: str
-    level: float
-    width: float
-
-
+# The presets are part of the served contract (the site names them); the values live in core/schema.py.
+CT_WINDOWS: dict[str, Window] = {w.name: w for w in WINDOW_PRESETS}
 # Brain window: the training images are brain-windowed slices, so the model input uses it.
-CT_WINDOWS: dict[str, Window] = {
-    "brain": Window("brain", 40.0, 80.0),
-    "subdural": Window("subdural", 75.0, 215.0),
-    "stroke": Window("stroke", 40.0, 40.0),
-    "bone": Window("bone", 600.0, 2800.0),
-}
 MODEL_WINDOW = CT_WINDOWS["brain"]
 
 
@@ -92,7 +80,7 @@ def preprocess_bytes(data: bytes, size: int) -> tuple[DecodedImage, np.ndarray, 
 
     The entry point training uses; the service calls the same three steps one by one (to time them).
     """
-    from strokelens.imaging.decode import decode_image
+    from strokelens.reader.imaging.decode import decode_image
 
     decoded = decode_image(data)
     display, how = to_display(decoded)

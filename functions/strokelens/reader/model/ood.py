@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from strokelens.imaging.decode import DecodedImage
+from strokelens.reader.imaging.decode import DecodedImage
 
 # Measured on the 160 real CT slices: foreground (> 0.1) covers 41-100% of the slice.
 MIN_FOREGROUND = 0.25
@@ -85,19 +85,33 @@ class MahalanobisModel:
         return float(np.sqrt(max(d @ self.precision @ d, 0.0)))
 
 
-def judge(decoded: DecodedImage, display: np.ndarray, embedding: np.ndarray, model: MahalanobisModel | None,
-          declared_modality: str | None = None, image_model: MahalanobisModel | None = None,
-          trained_modalities: tuple[str, ...] = ("CT",)) -> OodVerdict:
-    """Image checks first, then the image-statistics distance, then the embedding distance."""
-    reason = image_check(decoded, display, declared_modality, trained_modalities)
-    if reason:
-        return OodVerdict(True, reason)
-    if image_model is not None and image_model.distance(image_stats(display)) > image_model.threshold:
-        return OodVerdict(True, "Its intensities and texture are unlike the head CT slices the model was trained on.")
-    if model is None:
-        return OodVerdict(False, None)
-    distance = model.distance(embedding)
-    if distance > model.threshold:
-        return OodVerdict(True, "The image is unlike the head CT slices the model was trained on "
-                                f"(feature distance {distance:.1f} > {model.threshold:.1f}).", distance, model.threshold)
-    return OodVerdict(False, None, distance, model.threshold)
+@dataclass(frozen=True)
+class OodJudge:
+    """The served out-of-distribution checks, as fitted by training for one model."""
+
+    embedding_model: MahalanobisModel | None = None
+    image_model: MahalanobisModel | None = None
+    trained_modalities: tuple[str, ...] = ("CT",)
+
+    @classmethod
+    def load(cls, embedding_path: Path, image_path: Path, trained_modalities: tuple[str, ...]) -> "OodJudge":
+        return cls(MahalanobisModel.load(embedding_path) if embedding_path.exists() else None,
+                   MahalanobisModel.load(image_path) if image_path.exists() else None,
+                   trained_modalities)
+
+    def judge(self, decoded: DecodedImage, display: np.ndarray, embedding: np.ndarray,
+              declared_modality: str | None = None) -> OodVerdict:
+        """Image checks first, then the image-statistics distance, then the embedding distance."""
+        reason = image_check(decoded, display, declared_modality, self.trained_modalities)
+        if reason:
+            return OodVerdict(True, reason)
+        image_model, model = self.image_model, self.embedding_model
+        if image_model is not None and image_model.distance(image_stats(display)) > image_model.threshold:
+            return OodVerdict(True, "Its intensities and texture are unlike the head CT slices the model was trained on.")
+        if model is None:
+            return OodVerdict(False, None)
+        distance = model.distance(embedding)
+        if distance > model.threshold:
+            return OodVerdict(True, "The image is unlike the head CT slices the model was trained on "
+                                    f"(feature distance {distance:.1f} > {model.threshold:.1f}).", distance, model.threshold)
+        return OodVerdict(False, None, distance, model.threshold)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from strokelens.errors import ScanError
+from strokelens.core.errors import ScanError
 
 MAX_BYTES = 25 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # ~6300 x 6300; far above any CT/MR slice

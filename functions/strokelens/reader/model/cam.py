@@ -16,7 +16,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from strokelens.model.head import LinearHead
+from strokelens.reader.model.head import LinearHead
 
 
 def class_activation_map(feature_map: np.ndarray, head: LinearHead, class_index: int,

@@ -11,8 +11,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from strokelens.imaging.decode import DecodedImage
-from strokelens.imaging.preprocess import CT_WINDOWS, apply_window
+from strokelens.reader.imaging.decode import DecodedImage
+from strokelens.reader.imaging.preprocess import CT_WINDOWS, apply_window
 
 MAX_PREVIEW_SIDE = 512
 

@@ -1,0 +1,64 @@
+"""``GET /contract``: what the site must know of the server, served instead of copied into JavaScript.
+
+Accepted file types, limits, modalities, CT window presets, the model's findings, error and
+warning codes with their messages, and the clinical risk form (fields, levels, ranges, units).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from strokelens.core import clinical
+from strokelens.core.errors import MESSAGES, WARNINGS
+from strokelens.core.records import CONTENT_TYPES, EXTENSION_TYPES, MODALITIES
+from strokelens.core.schema import WINDOW_PRESETS, Manifest
+
+# How the risk form presents each field (the validation rules come from core/clinical.py).
+RISK_LABELS = {
+    "age": "Age", "gender": "Sex", "hypertension": "Hypertension", "heart_disease": "Heart disease",
+    "avg_glucose_level": "Average glucose level", "bmi": "BMI", "smoking_status": "Smoking",
+    "ever_married": "Ever married", "work_type": "Work type", "Residence_type": "Residence",
+}
+RISK_LEVEL_LABELS = {
+    "work_type": {"Private": "Private sector", "Govt_job": "Government job", "children": "Child",
+                  "Never_worked": "Never worked"},
+    "smoking_status": {"never smoked": "Never smoked", "formerly smoked": "Formerly smoked", "smokes": "Smokes"},
+}
+RISK_ORDER = ("age", "gender", "hypertension", "heart_disease", "avg_glucose_level", "bmi", "smoking_status",
+              "ever_married", "work_type", "Residence_type")
+RISK_HINTS = {"bmi": "Leave blank if unknown."}
+
+
+def risk_form() -> list[dict[str, Any]]:
+    """The clinical risk form's fields in display order, with the API's own levels and ranges."""
+    out: list[dict[str, Any]] = []
+    for name in RISK_ORDER:
+        field: dict[str, Any] = {"name": name, "label": RISK_LABELS[name], "required": name in clinical.REQUIRED}
+        if name in clinical.RANGES:
+            low, high = clinical.RANGES[name]
+            field.update(type="number", min=low, max=high, unit=clinical.UNITS.get(name))
+        elif name in clinical.FLAGS:
+            field.update(type="flag", options=[[1, "Yes"], [0, "No"]])
+        else:
+            labels = RISK_LEVEL_LABELS.get(name, {})
+            field.update(type="choice", options=[[level, labels.get(level, level)] for level in clinical.CATEGORIES[name]])
+        if name in RISK_HINTS:
+            field["hint"] = RISK_HINTS[name]
+        out.append(field)
+    return out
+
+
+def site_contract(manifest: Manifest, *, max_upload_bytes: int, upload_expires: int) -> dict[str, Any]:
+    return {
+        "accepted": {"content_types": sorted(CONTENT_TYPES), "extensions": sorted(EXTENSION_TYPES)},
+        "limits": {"max_upload_bytes": max_upload_bytes, "upload_expires_seconds": upload_expires},
+        "modalities": list(MODALITIES),
+        "window_presets": [asdict(w) for w in WINDOW_PRESETS],
+        "model": {"version": manifest.version, "findings": list(manifest.labels),
+                  "positive_label": manifest.positive_label, "modalities": list(manifest.modalities),
+                  "synthetic": manifest.synthetic},
+        "errors": dict(MESSAGES),
+        "warnings": dict(WARNINGS),
+        "risk_form": risk_form(),
+    }

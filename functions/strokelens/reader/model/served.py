@@ -1,0 +1,123 @@
+"""The served model as one object: a decoded image in, the typed slice result out.
+
+Order for one slice: display window -> model input -> CNN + head + decision -> out-of-distribution
+judgement -> heat map of the predicted class (skipped when out of distribution). Loaded once per
+container; the reading pipelines (``reader/reading.py``) only decode, call :meth:`ServedModel.read`
+and render previews.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from strokelens.core.schema import Heatmap, Manifest, Notice, SliceResult
+from strokelens.reader.imaging.decode import DecodedImage
+from strokelens.reader.imaging.preprocess import to_display, to_model_input
+from strokelens.reader.model.cam import class_activation_map, normalised, upsample
+from strokelens.reader.model.ood import OodJudge, OodVerdict
+from strokelens.reader.model.predictor import Prediction, Predictor
+from strokelens.reader.timing import Timer
+
+HEATMAP_METHOD = ("class activation map of the served int8 model: the predicted class's head weights applied "
+                  "to the last feature map minus the mean training feature map (an exact decomposition of how the "
+                  "logit differs from an average slice), positive evidence only, scaled to [0, 1]")
+
+
+@dataclass(frozen=True)
+class SliceReading:
+    """A slice's typed result, its warnings, and the images the previews are drawn from."""
+
+    result: SliceResult
+    notices: list[Notice]
+    display: np.ndarray = field(repr=False)
+    model_input: np.ndarray = field(repr=False)
+    heat: np.ndarray | None = field(default=None, repr=False)  # heat map in model-input space
+
+
+class ServedModel:
+    """Predictor + OOD checks + CAM baseline of one model folder."""
+
+    def __init__(self, folder: Path | None = None, num_threads: int = 1) -> None:
+        self.predictor = Predictor(folder, num_threads=num_threads)
+        catalogue = self.predictor.catalogue
+        self.ood = OodJudge.load(catalogue.ood, catalogue.ood_image, self.manifest.modalities)
+        self.cam_baseline: np.ndarray | None = None
+        if catalogue.cam_baseline.exists():
+            with np.load(catalogue.cam_baseline) as arrays:
+                self.cam_baseline = arrays["mean_feature_map"].astype(np.float64)
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.predictor.manifest
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.manifest.labels
+
+    def heatmap_grid(self, prediction: Prediction, class_name: str) -> np.ndarray | None:
+        """Positive evidence for ``class_name`` on the feature-map grid, in [0, 1] (None without a map)."""
+        if prediction.feature_map is None:
+            return None
+        cam = class_activation_map(prediction.feature_map, self.predictor.head, self.labels.index(class_name),
+                                   self.cam_baseline)
+        return normalised(cam)
+
+    def read(self, decoded: DecodedImage, declared_modality: str | None = None, *, timer: Timer | None = None,
+             with_heatmap: bool = True) -> SliceReading:
+        timer = timer or Timer()
+        with timer("preprocess"):
+            display, display_how = to_display(decoded)
+            model_input = to_model_input(display, self.manifest.input_size)
+        prediction = self.predictor.predict(model_input, timer)
+        with timer("ood"):
+            verdict = self.ood.judge(decoded, display, prediction.embedding, declared_modality)
+
+        heat, heatmap = None, None
+        if with_heatmap and not verdict.out_of_distribution:
+            with timer("heatmap"):
+                grid = self.heatmap_grid(prediction, prediction.label)
+                if grid is not None:
+                    heat = upsample(grid, self.manifest.input_size)
+                    heatmap = Heatmap(HEATMAP_METHOD, prediction.label, np.round(grid, 3).tolist())
+        result = SliceResult(
+            # No label claim for an image unlike the training data; the model output stays visible.
+            label=None if verdict.out_of_distribution else prediction.label,
+            model_label=prediction.label,
+            probabilities=prediction.probabilities,
+            uncertain=prediction.uncertain,
+            out_of_distribution=verdict.out_of_distribution,
+            ood_reason=verdict.reason,
+            model_version=prediction.model_version,
+            synthetic_model=self.manifest.synthetic,
+            modality=decoded.modality or declared_modality,
+            source_format=decoded.source_format,
+            preprocessing=display_how,
+            image_size=list(decoded.pixels.shape),
+            ood_distance=None if verdict.distance is None else round(verdict.distance, 3),
+            ood_threshold=None if verdict.threshold is None else round(verdict.threshold, 3),
+            dicom=decoded.dicom_tags or None,
+            heatmap=heatmap,
+        )
+        return SliceReading(result, self._notices(decoded, declared_modality, verdict, prediction),
+                            display, model_input, heat)
+
+    def _notices(self, decoded: DecodedImage, declared_modality: str | None, verdict: OodVerdict,
+                 prediction: Prediction) -> list[Notice]:
+        notices = [Notice.of("IMAGE_CONVERTED", note) for note in decoded.notes]
+        if decoded.modality and declared_modality and decoded.modality != declared_modality:
+            # The header wins over what was chosen in the UI; say so rather than refuse.
+            notices.append(Notice.of("MODALITY_MISMATCH", f"Chosen {declared_modality}, header {decoded.modality}."))
+        if verdict.out_of_distribution:
+            notices.append(Notice.of("OUT_OF_DISTRIBUTION", verdict.reason))
+        elif prediction.uncertain:
+            notices.append(Notice.of("INDETERMINATE"))
+        if self.manifest.synthetic:
+            notices.append(Notice.of("SYNTHETIC_MODEL"))
+        return notices
