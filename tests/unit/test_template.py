@@ -242,3 +242,13 @@ def test_patient_data_buckets_write_access_logs_to_the_audit_bucket(stack):
     assert stack.template["Parameters"]["AccessLogRetentionDays"]["Default"] == 365
     deny = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
     assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_every_alarm_has_a_runbook_section(stack):
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    headings = set(re.findall(r"^### (\S+)$", doc, flags=re.MULTILINE))
+    for logical_id in stack.of_type("AWS::CloudWatch::Alarm"):
+        props = stack.props(logical_id)
+        name = stack.resolve(props["AlarmName"]).removeprefix(f"{stack.name}-")
+        assert name in headings, f"docs/operations.md has no section for the {name} alarm"
+        assert f"docs/operations.md#{name})" in props["AlarmDescription"]
