@@ -56,9 +56,18 @@ $(SAM_STAMP): requirements/sam.txt
 	.venv-sam/bin/python -m pip install --quiet -r requirements/sam.txt
 	touch $(SAM_STAMP)
 
-lint: $(STAMP) $(SAM_STAMP)
+# checkov (security checks of the template) too: exits non-zero on any failed check. Accepted
+# trade-offs and false positives are skipped per resource in template.yaml, each with its reason.
+CHECKOV_STAMP := .venv-checkov/.installed
+$(CHECKOV_STAMP): requirements/checkov.txt
+	test -x .venv-checkov/bin/python || $(PYTHON_SYS) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet -r requirements/checkov.txt
+	touch $(CHECKOV_STAMP)
+
+lint: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint --template template.yaml
+	.venv-checkov/bin/checkov --framework cloudformation -f template.yaml --quiet --compact --skip-download
 
 # Benchmarks (not part of `make test`): bench/report.json + bench/report.md; full mode also rewrites docs/benchmarks.md.
 bench: $(STAMP)

@@ -1,9 +1,9 @@
 """Read ``template.yaml`` so the local stack and the tests use the deployed settings.
 
 Only what the local stack needs is resolved: parameter defaults, ``!Ref``, ``!GetAtt X.Arn``
-and ``!Sub`` over pseudo parameters and resources. Physical names follow one rule:
-an explicit ``BucketName``/``QueueName``/``TableName`` is resolved, anything else is
-``<stack>-<logical id in lower case>``.
+and ``!Sub`` over pseudo parameters and resources. Physical names follow one rule: an explicit
+``BucketName``/``QueueName``/``TableName``/``FunctionName``/``LogGroupName`` is resolved,
+anything else is ``<stack>-<logical id in lower case>``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ ACCOUNT_ID = "123456789012"  # moto's default account
 REGION = "us-east-1"
 
 _NAME_PROPERTY = {"AWS::S3::Bucket": "BucketName", "AWS::SQS::Queue": "QueueName",
-                  "AWS::DynamoDB::Table": "TableName"}
+                  "AWS::DynamoDB::Table": "TableName", "AWS::Serverless::Function": "FunctionName",
+                  "AWS::Logs::LogGroup": "LogGroupName"}
 _ARN = {"AWS::SQS::Queue": "arn:aws:sqs:{region}:{account}:{name}",
         "AWS::S3::Bucket": "arn:aws:s3:::{name}",
         "AWS::DynamoDB::Table": "arn:aws:dynamodb:{region}:{account}:table/{name}"}

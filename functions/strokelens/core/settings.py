@@ -46,14 +46,16 @@ class Settings:
     max_receive_count: int = 3  # deliveries before SQS moves a message to the DLQ
     # A crashed attempt's claim must expire before SQS redelivers (visibility = 6 x timeout).
     lease_seconds: int = 60
+    rate_table: str = ""  # per-clinician creation counters (empty: no limit)
+    create_limit_per_hour: int = 120
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
         return cls(
             scans_table=env["SCANS_TABLE"],
-            uploads_bucket=env["UPLOADS_BUCKET"],
-            artifacts_bucket=env["ARTIFACTS_BUCKET"],
+            uploads_bucket=env.get("UPLOADS_BUCKET", ""),  # not needed by the dead-letter consumer
+            artifacts_bucket=env.get("ARTIFACTS_BUCKET", ""),
             model_dir=model_dir(env),
             clinical_model_dir=clinical_model_dir(env),
             max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", MAX_UPLOAD_BYTES)),
@@ -61,4 +63,6 @@ class Settings:
             retention_days=int(env.get("RECORD_RETENTION_DAYS", 90)),
             max_receive_count=int(env.get("MAX_RECEIVE_COUNT", 3)),
             lease_seconds=int(env.get("CLAIM_LEASE_SECONDS", 60)),
+            rate_table=env.get("RATE_TABLE", ""),
+            create_limit_per_hour=int(env.get("CREATE_LIMIT_PER_HOUR", 120)),
         )
