@@ -40,6 +40,7 @@ from infra.s3_auth import S3Signatures
 from infra.template import ACCOUNT_ID, REGION
 
 MAX_FORM_OVERHEAD = 64 * 1024
+MAX_LOGIN_BODY = 4 * 1024
 # Form fields S3 does not require the policy to list.
 _UNLISTED_FIELDS = {"x-amz-signature", "file", "policy"}
 # Virtual-hosted (https://bucket.s3.amazonaws.com/) or path-style (https://s3.amazonaws.com/bucket/) URLs.
@@ -137,9 +138,17 @@ class Gateway:
         return Response(file.read_bytes(), mimetype=mimetype, headers={"Cache-Control": "no-cache"})
 
     def login(self, request: Request) -> Response:
-        body = request.get_json(silent=True) or {}
+        raw = request.stream.read(MAX_LOGIN_BODY + 1)
+        if len(raw) > MAX_LOGIN_BODY:
+            return self._json(400, {"error": {"code": "INVALID_JSON", "message": "The sign-in request is too large."}})
+        try:
+            body = json.loads(raw or b"{}")
+        except (ValueError, RecursionError):  # RecursionError: a deeply nested body
+            body = None
+        if not isinstance(body, dict):
+            return self._json(400, {"error": {"code": "INVALID_JSON", "message": "Send a JSON object: {\"username\": ...}."}})
         username = body.get("username")
-        if username not in {c["username"] for c in self.resources.clinicians}:
+        if not isinstance(username, str) or username not in {c["username"] for c in self.resources.clinicians}:
             return self._json(400, {"error": {"code": "UNKNOWN_USER", "message": "Choose one of the local clinicians."}})
         auth = self.cognito.initiate_auth(ClientId=self.resources.client_id, AuthFlow="USER_PASSWORD_AUTH",
                                           AuthParameters={"USERNAME": username, "PASSWORD": LOCAL_PASSWORD})
