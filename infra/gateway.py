@@ -169,7 +169,7 @@ class Gateway:
             return self._json(401, {"message": "Unauthorized"})
         event = self.http_api_event(request, path, f"{method} {template_path}", match.groupdict(), claims)
         with self._api_lock:
-            result = self.api_handler(event, FakeContext("ApiFunction"))
+            result = self.api_handler(event, FakeContext.for_function(self.resources.stack, "ApiFunction"))
         body = result.get("body") or ""
         raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
         raw = self._local_s3_urls(raw)
