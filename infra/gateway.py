@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import logging
 import re
 import threading
 import time
@@ -39,6 +40,7 @@ from infra.local_stack import LOCAL_PASSWORD, LocalResources
 from infra.s3_auth import S3Signatures
 from infra.template import ACCOUNT_ID, REGION
 
+LOG = logging.getLogger(__name__)
 MAX_FORM_OVERHEAD = 64 * 1024
 MAX_LOGIN_BODY = 4 * 1024
 # Form fields S3 does not require the policy to list.
@@ -169,7 +171,11 @@ class Gateway:
             return self._json(401, {"message": "Unauthorized"})
         event = self.http_api_event(request, path, f"{method} {template_path}", match.groupdict(), claims)
         with self._api_lock:
-            result = self.api_handler(event, FakeContext.for_function(self.resources.stack, "ApiFunction"))
+            try:
+                result = self.api_handler(event, FakeContext.for_function(self.resources.stack, "ApiFunction"))
+            except Exception:  # the function errored: HTTP API answers its own 500, not the traceback
+                LOG.exception("ApiFunction raised on %s", event["routeKey"])
+                return self._json(500, {"message": "Internal Server Error"})
         body = result.get("body") or ""
         raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
         raw = self._local_s3_urls(raw)
