@@ -5,8 +5,11 @@
   JWKS, issuer, audience/client_id, expiry); the request becomes an HTTP API v2 event for the
   real handler.
 - ``POST /s3/<bucket>``: browser uploads with a presigned POST. moto does not enforce POST
-  policies, so this checks them as S3 does (expiry, exact key, content type, size range) and
-  then writes the object, which makes moto send the S3 -> SQS notification.
+  policies, so this checks them as S3 does (the policy's SigV4 signature by a known access key,
+  expiry, exact key, content type, size range, no unlisted fields) and only then writes the
+  object, which makes moto send the S3 -> SQS notification.
+- ``GET /s3/<bucket>/<key>``: the presigned preview links, answered only for a valid, unexpired
+  SigV4 query signature (:mod:`infra.s3_auth`).
 - ``POST /local/login``: stand-in for Cognito's hosted sign-in; returns the user pool's real
   tokens for one of the local clinicians (127.0.0.1 only).
 - everything else: the static site in ``web/``, plus a generated ``config.json``.
@@ -17,12 +20,14 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import logging
 import re
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
+from xml.sax.saxutils import escape
 
 import boto3
 import jwt
@@ -32,9 +37,14 @@ from werkzeug.wrappers import Request, Response
 
 from infra.lambda_context import FakeContext
 from infra.local_stack import LOCAL_PASSWORD, LocalResources
+from infra.s3_auth import S3Signatures
 from infra.template import ACCOUNT_ID, REGION
 
+LOG = logging.getLogger(__name__)
 MAX_FORM_OVERHEAD = 64 * 1024
+MAX_LOGIN_BODY = 4 * 1024
+# Form fields S3 does not require the policy to list.
+_UNLISTED_FIELDS = {"x-amz-signature", "file", "policy"}
 # Virtual-hosted (https://bucket.s3.amazonaws.com/) or path-style (https://s3.amazonaws.com/bucket/) URLs.
 _S3_URL = re.compile(rb"https://(?:([a-z0-9.-]+)\.s3\.amazonaws\.com|s3\.amazonaws\.com/([a-z0-9.-]+))/")
 
@@ -70,7 +80,7 @@ class JwtVerifier:
 
 class Gateway:
     def __init__(self, resources: LocalResources, api_handler: Callable[[dict, Any], dict],
-                 web_dir: Path, base_url: str = "") -> None:
+                 web_dir: Path, base_url: str = "", signatures: S3Signatures | None = None) -> None:
         self.resources = resources
         self.api_handler = api_handler
         self.web_dir = web_dir
@@ -80,6 +90,8 @@ class Gateway:
         self.verifier = JwtVerifier(resources.user_pool_id, [resources.client_id])
         self.s3 = boto3.client("s3", region_name=REGION)
         self.cognito = boto3.client("cognito-idp", region_name=REGION)
+        # The keys the handlers presign with (moto's, locally): S3 checks signatures against them.
+        self.signatures = signatures or S3Signatures.from_environment(REGION)
         # One API "container": Lambda runs one request at a time per container, and the handler's
         # resolver keeps the current event in module state, so concurrent requests take turns.
         self._api_lock = threading.Lock()
@@ -128,9 +140,17 @@ class Gateway:
         return Response(file.read_bytes(), mimetype=mimetype, headers={"Cache-Control": "no-cache"})
 
     def login(self, request: Request) -> Response:
-        body = request.get_json(silent=True) or {}
+        raw = request.stream.read(MAX_LOGIN_BODY + 1)
+        if len(raw) > MAX_LOGIN_BODY:
+            return self._json(400, {"error": {"code": "INVALID_JSON", "message": "The sign-in request is too large."}})
+        try:
+            body = json.loads(raw or b"{}")
+        except (ValueError, RecursionError):  # RecursionError: a deeply nested body
+            body = None
+        if not isinstance(body, dict):
+            return self._json(400, {"error": {"code": "INVALID_JSON", "message": "Send a JSON object: {\"username\": ...}."}})
         username = body.get("username")
-        if username not in {c["username"] for c in self.resources.clinicians}:
+        if not isinstance(username, str) or username not in {c["username"] for c in self.resources.clinicians}:
             return self._json(400, {"error": {"code": "UNKNOWN_USER", "message": "Choose one of the local clinicians."}})
         auth = self.cognito.initiate_auth(ClientId=self.resources.client_id, AuthFlow="USER_PASSWORD_AUTH",
                                           AuthParameters={"USERNAME": username, "PASSWORD": LOCAL_PASSWORD})
@@ -151,7 +171,11 @@ class Gateway:
             return self._json(401, {"message": "Unauthorized"})
         event = self.http_api_event(request, path, f"{method} {template_path}", match.groupdict(), claims)
         with self._api_lock:
-            result = self.api_handler(event, FakeContext("ApiFunction"))
+            try:
+                result = self.api_handler(event, FakeContext.for_function(self.resources.stack, "ApiFunction"))
+            except Exception:  # the function errored: HTTP API answers its own 500, not the traceback
+                LOG.exception("ApiFunction raised on %s", event["routeKey"])
+                return self._json(500, {"message": "Internal Server Error"})
         body = result.get("body") or ""
         raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
         raw = self._local_s3_urls(raw)
@@ -214,7 +238,9 @@ class Gateway:
         if "file" not in files or "policy" not in form or "key" not in form:
             return self._s3_error(400, "InvalidArgument", "POST requires key, policy and file fields", cors)
         data = files["file"].read()
-        problem = check_post_policy(form["policy"], bucket, dict(form), len(data))
+        # S3's order: who signed the policy, then what the policy allows. Nothing is stored on a refusal.
+        problem = (self.signatures.post_problem(form)
+                   or check_post_policy(form["policy"], bucket, dict(form), len(data)))
         if problem:
             return self._s3_error(*problem, cors)
         self.s3.put_object(Bucket=bucket, Key=form["key"], Body=data,
@@ -222,19 +248,14 @@ class Gateway:
         return Response(status=204, headers=cors)
 
     def s3_get(self, request: Request, bucket: str, key: str) -> Response:
-        """A presigned GET: only artifacts (previews), only with an unexpired signature."""
-        args = request.args
+        """A presigned GET: only artifacts (previews), only with a valid, unexpired SigV4 signature."""
         if bucket != self.resources.artifacts_bucket or not key.startswith("previews/"):
             return self._s3_error(403, "AccessDenied", "Access Denied", {})
-        if "X-Amz-Signature" in args:
-            signed = dt.datetime.strptime(args.get("X-Amz-Date", ""), "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
-            expires = signed + dt.timedelta(seconds=int(args.get("X-Amz-Expires", "0")))
-        elif "Signature" in args:  # SigV2 query auth
-            expires = dt.datetime.fromtimestamp(int(args.get("Expires", "0")), dt.UTC)
-        else:
+        if not request.args:  # anonymous: the bucket blocks public access
             return self._s3_error(403, "AccessDenied", "Access Denied", {})
-        if expires < dt.datetime.now(dt.UTC):
-            return self._s3_error(403, "AccessDenied", "Request has expired", {})
+        problem = self.signatures.get_problem(bucket, key, request.args.items(multi=True), request.headers)
+        if problem:
+            return self._s3_error(*problem, {})
         try:
             obj = self.s3.get_object(Bucket=bucket, Key=key)
         except self.s3.exceptions.NoSuchKey:
@@ -244,7 +265,8 @@ class Gateway:
 
     @staticmethod
     def _s3_error(status: int, code: str, message: str, headers: dict) -> Response:
-        xml = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>'
+        xml = (f'<?xml version="1.0" encoding="UTF-8"?>\n'
+               f'<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message></Error>')
         return Response(xml, status=status, mimetype="application/xml", headers=headers)
 
     @staticmethod
@@ -253,30 +275,50 @@ class Gateway:
 
 
 def check_post_policy(policy_b64: str, bucket: str, form: dict[str, str], size: int) -> tuple[int, str, str] | None:
-    """S3's presigned-POST policy rules; (status, code, message) of the first broken one, else None."""
+    """S3's presigned-POST policy rules; (status, code, message) of the first broken one, else None.
+
+    The policy's signature is checked before this (:meth:`infra.s3_auth.S3Signatures.post_problem`).
+    """
     try:
         policy = json.loads(base64.b64decode(policy_b64))
         expires = dt.datetime.fromisoformat(policy["expiration"].replace("Z", "+00:00"))
-    except (ValueError, KeyError, TypeError):
+        conditions = policy.get("conditions", [])
+        if not isinstance(conditions, list) or not all(
+                (isinstance(c, dict) and len(c) == 1) or (isinstance(c, list) and len(c) == 3) for c in conditions):
+            raise ValueError("conditions")
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return 400, "InvalidPolicyDocument", "Invalid Policy: Invalid JSON."
-    if expires < dt.datetime.now(dt.UTC):
+    if expires.tzinfo is None or expires < dt.datetime.now(dt.UTC):
         return 403, "AccessDenied", "Invalid according to Policy: Policy expired."
     fields = {k.lower(): v for k, v in form.items()} | {"bucket": bucket}
-    for condition in policy.get("conditions", []):
+    listed = set()
+    for condition in conditions:
         if isinstance(condition, dict):
             (name, expected), = condition.items()
+            listed.add(name.lower().lstrip("$"))
             if fields.get(name.lower()) != expected:
                 return 403, "AccessDenied", f"Invalid according to Policy: Policy Condition failed: [\"eq\", \"${name}\", \"{expected}\"]"
         elif condition[0] == "content-length-range":
-            low, high = int(condition[1]), int(condition[2])
+            try:
+                low, high = int(condition[1]), int(condition[2])
+            except (ValueError, TypeError):
+                return 400, "InvalidPolicyDocument", "Invalid Policy: Invalid content-length-range."
             if size > high:
                 return 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size"
             if size < low:
                 return 400, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed size"
-        elif condition[0] in ("eq", "starts-with"):
+        elif condition[0] in ("eq", "starts-with") and isinstance(condition[1], str) and isinstance(condition[2], str):
             name, expected = condition[1].lstrip("$").lower(), condition[2]
+            listed.add(name)
             actual = fields.get(name, "")
             ok = actual == expected if condition[0] == "eq" else actual.startswith(expected)
             if not ok:
                 return 403, "AccessDenied", f"Invalid according to Policy: Policy Condition failed: {json.dumps(condition)}"
+        else:
+            return 400, "InvalidPolicyDocument", f"Invalid Policy: Invalid Condition: {json.dumps(condition)}"
+    # Every field sent must be allowed by a condition, except the signature, the file, the policy, x-ignore-*.
+    extra = sorted(name for name in fields if name not in listed and name not in _UNLISTED_FIELDS
+                   and not name.startswith("x-ignore-") and name != "bucket")
+    if extra:
+        return 403, "AccessDenied", f"Invalid according to Policy: Extra input fields: {', '.join(extra)}"
     return None

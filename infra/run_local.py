@@ -8,10 +8,8 @@ endpoint are served by :class:`infra.gateway.Gateway`.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
-import sys
 import threading
 from dataclasses import dataclass
 
@@ -39,6 +37,7 @@ class LocalStack:
         self._mock = mock_aws()
         self._mock.start()
         from infra.gateway import Gateway
+        from infra.lambda_context import load_handler
         from infra.local_stack import provision
         from infra.worker import QueueWorker
 
@@ -48,15 +47,15 @@ class LocalStack:
         self.resources = provision(Stack.load(**(self.parameters or {})))
         os.environ.update(self.resources.environment())
         # Handlers read config, create clients and load the model at import: once per "container".
-        self.api = _fresh_import("strokelens.api.app")
-        self.inference = _fresh_import("strokelens.inference.app")
-        self.gateway = Gateway(self.resources, self.api.handler, WEB_DIR)
+        self.api, api_handler = load_handler(self.resources.stack, "ApiFunction")
+        self.inference, inference_handler = load_handler(self.resources.stack, "InferenceFunction")
+        self.gateway = Gateway(self.resources, api_handler, WEB_DIR)
         self.server = make_server(self.host, self.port, self.gateway, threaded=True)
         self.port = self.server.server_port
         self.gateway.base_url = self.url
         if self.write_config:
             (WEB_DIR / "config.json").write_text(json.dumps(self.gateway.site_config(), indent=2) + "\n")
-        self.worker = QueueWorker(self.resources.stack, self.resources.queue_url, self.inference.handler).start()
+        self.worker = QueueWorker(self.resources.stack, self.resources.queue_url, inference_handler).start()
         self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
         self._thread.start()
         return self
@@ -69,13 +68,6 @@ class LocalStack:
         self.server.shutdown()
         self.worker.stop()
         self._mock.stop()
-
-
-def _fresh_import(name: str):
-    """Import a handler module anew, as a new Lambda container would."""
-    if name in sys.modules:
-        return importlib.reload(sys.modules[name])
-    return importlib.import_module(name)
 
 
 def main() -> None:

@@ -40,6 +40,7 @@ class QueueWorker:
         self.queue_arn = stack.arn("ScanQueue")
         self.queue_url = queue_url
         self.handler = handler
+        self.stack = stack
         self.poll_interval = poll_interval
         self.sqs = boto3.client("sqs", region_name=REGION)
         self._stop = threading.Event()
@@ -62,7 +63,7 @@ class QueueWorker:
             return 0
         self.invocations += 1
         try:
-            response = self.handler(sqs_event(messages, self.queue_arn), FakeContext("InferenceFunction"))
+            response = self.handler(sqs_event(messages, self.queue_arn), FakeContext.for_function(self.stack, "InferenceFunction"))
             failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         except Exception:  # a failed invocation leaves the whole batch for redelivery
             failed = {m["MessageId"] for m in messages}
