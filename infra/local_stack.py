@@ -30,13 +30,15 @@ class LocalResources:
     queue_url: str
     dlq_url: str
     table: str
+    rate_table: str = ""
     user_pool_id: str = ""
     client_id: str = ""
     clinicians: list[dict[str, str]] = field(default_factory=list)
 
     def environment(self) -> dict[str, str]:
-        """Both functions' environment from the template (they share every variable name)."""
-        env = {**self.stack.function_environment("ApiFunction"), **self.stack.function_environment("InferenceFunction")}
+        """Every function's environment from the template (they share every variable name)."""
+        env = {k: v for fn in self.stack.of_type("AWS::Serverless::Function")
+               for k, v in self.stack.function_environment(fn).items()}
         env.update({"AWS_DEFAULT_REGION": REGION, "POWERTOOLS_TRACE_DISABLED": "1"})
         return env
 
@@ -135,6 +137,7 @@ def provision(stack: Stack | None = None, *, with_cognito: bool = True) -> Local
         queue_url=queue,
         dlq_url=dlq,
         table=_table(dynamodb, stack, "ScansTable"),
+        rate_table=_table(dynamodb, stack, "RateLimitTable"),
     )
     # S3 -> SQS notifications exactly as the bucket's NotificationConfiguration says.
     notification = stack.resolve(stack.props("UploadsBucket"))["NotificationConfiguration"]

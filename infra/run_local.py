@@ -49,6 +49,7 @@ class LocalStack:
         # Handlers read config, create clients and load the model at import: once per "container".
         self.api, api_handler = load_handler(self.resources.stack, "ApiFunction")
         self.inference, inference_handler = load_handler(self.resources.stack, "InferenceFunction")
+        self.dead_letter, dead_letter_handler = load_handler(self.resources.stack, "DeadLetterFunction")
         self.gateway = Gateway(self.resources, api_handler, WEB_DIR)
         self.server = make_server(self.host, self.port, self.gateway, threaded=True)
         self.port = self.server.server_port
@@ -56,6 +57,8 @@ class LocalStack:
         if self.write_config:
             (WEB_DIR / "config.json").write_text(json.dumps(self.gateway.site_config(), indent=2) + "\n")
         self.worker = QueueWorker(self.resources.stack, self.resources.queue_url, inference_handler).start()
+        self.dead_letter_worker = QueueWorker(self.resources.stack, self.resources.dlq_url, dead_letter_handler,
+                                              function="DeadLetterFunction", queue="ScanDeadLetterQueue").start()
         self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
         self._thread.start()
         return self
@@ -67,6 +70,7 @@ class LocalStack:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.worker.stop()
+        self.dead_letter_worker.stop()
         self._mock.stop()
 
 

@@ -34,10 +34,11 @@ def sqs_event(messages: list[dict], queue_arn: str) -> dict:
 
 class QueueWorker:
     def __init__(self, stack: Stack, queue_url: str, handler: Callable[[dict, Any], dict],
-                 poll_interval: float = 0.2) -> None:
-        (event,) = stack.function_events("InferenceFunction", "SQS")
+                 poll_interval: float = 0.2, function: str = "InferenceFunction", queue: str = "ScanQueue") -> None:
+        (event,) = stack.function_events(function, "SQS")
         self.batch_size = int(event.get("BatchSize", 10))
-        self.queue_arn = stack.arn("ScanQueue")
+        self.function = function
+        self.queue_arn = stack.arn(queue)
         self.queue_url = queue_url
         self.handler = handler
         self.stack = stack
@@ -45,7 +46,7 @@ class QueueWorker:
         self.sqs = boto3.client("sqs", region_name=REGION)
         self._stop = threading.Event()
         self.invocations = 0
-        self.thread = threading.Thread(target=self._run, name="sqs-esm", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"sqs-esm-{queue}", daemon=True)
 
     def start(self) -> "QueueWorker":
         self.thread.start()
@@ -63,7 +64,7 @@ class QueueWorker:
             return 0
         self.invocations += 1
         try:
-            response = self.handler(sqs_event(messages, self.queue_arn), FakeContext.for_function(self.stack, "InferenceFunction"))
+            response = self.handler(sqs_event(messages, self.queue_arn), FakeContext.for_function(self.stack, self.function))
             failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         except Exception:  # a failed invocation leaves the whole batch for redelivery
             failed = {m["MessageId"] for m in messages}

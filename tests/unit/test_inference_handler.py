@@ -91,10 +91,10 @@ def test_unexpected_error_fails_only_that_record_and_releases_the_claim(
     bad_id, bad_key = upload(resources, scans, ct_png)
     real_read = inference_app.read_upload
 
-    def flaky(s3, bucket, key, max_bytes):
+    def flaky(s3, bucket, key, max_bytes, etag=None):
         if key == bad_key:
             raise ConnectionError("S3 hiccup")
-        return real_read(s3, bucket, key, max_bytes)
+        return real_read(s3, bucket, key, max_bytes, etag)
 
     monkeypatch.setattr(inference_app, "read_upload", flaky)
     event = sqs_s3_event(resources.uploads_bucket, good_key, len(ct_png))

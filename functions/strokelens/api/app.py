@@ -19,6 +19,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from strokelens.aws.rate_limit import CreationLimiter
 from strokelens.aws.scans_table import ScansTable, decode_page_token
 from strokelens.aws.uploads import presign_get, presign_upload
 from strokelens.core.catalogue import Catalogue
@@ -31,9 +32,9 @@ from strokelens.core.records import MODALITIES, is_scan_id, new_pending, new_sca
 class RequestError(Exception):
     """A client mistake: answered with its status and a JSON error."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
 logger = Logger()
@@ -43,6 +44,8 @@ app = APIGatewayHttpResolver()
 
 CONFIG = Settings.from_env()
 CATALOGUE = Catalogue(CONFIG.model_dir)
+LIMITER = (CreationLimiter(boto3.resource("dynamodb").Table(CONFIG.rate_table), CONFIG.create_limit_per_hour)
+           if CONFIG.rate_table else None)
 # SigV4 for presigned URLs: SigV2 is deprecated and refused in newer regions.
 S3 = boto3.client("s3", config=BotoConfig(signature_version="s3v4"))
 SCANS = ScansTable(boto3.resource("dynamodb").Table(CONFIG.scans_table))
@@ -51,14 +54,14 @@ MAX_PAGE = 50
 PREVIEW_URL_SECONDS = 300
 
 
-def _error(status: int, code: str, message: str) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, headers=headers,
                     body=json.dumps({"error": {"code": code, "message": message}}))
 
 
 @app.exception_handler(RequestError)
 def _request_error(exc: RequestError) -> Response:
-    return _error(exc.status, exc.code, exc.message)
+    return _error(exc.status, exc.code, exc.message, exc.headers)
 
 
 @app.exception_handler(NotFoundError)
@@ -105,6 +108,12 @@ def create_scan() -> Response:
     if modality is not None and modality not in MODALITIES:
         raise RequestError(400, "INVALID_MODALITY", f"modality must be one of {', '.join(MODALITIES)} or omitted.")
 
+    if LIMITER is not None:
+        allowed, retry_after = LIMITER.allow(owner)
+        if not allowed:
+            metrics.add_metric(name="ScanRateLimited", unit=MetricUnit.Count, value=1)
+            raise RequestError(429, "RATE_LIMITED", f"At most {LIMITER.limit} scans per hour can be started per "
+                               "clinician. Please try again later.", {"Retry-After": str(retry_after)})
     scan_id = new_scan_id()
     SCANS.put_pending(new_pending(owner, scan_id, content_type=content_type, modality=modality,
                                   retention_days=CONFIG.retention_days))
@@ -127,7 +136,7 @@ def get_scan(scan_id: str) -> dict:
     item = SCANS.get(owner, scan_id) if is_scan_id(scan_id) else None
     if item is None:  # unknown and not-yours look the same on purpose
         raise RequestError(404, "SCAN_NOT_FOUND", "No scan with this id for your account.")
-    view = public_view(item, CONFIG.upload_expires)
+    view = public_view(item, CONFIG.upload_expires, CONFIG.max_receive_count)
     if "previews" in view:  # short-lived links, handed only to the owner
         view["previews"] = {name: presign_get(S3, CONFIG.artifacts_bucket, key, PREVIEW_URL_SECONDS)
                             for name, key in view["previews"].items()}
@@ -152,7 +161,7 @@ def list_scans() -> dict:
         except ValueError:
             raise RequestError(400, "INVALID_PAGE_TOKEN", "The page token is not valid.")
     items, next_token = SCANS.list_for_owner(owner, limit, token)
-    scans = [{k: v for k, v in public_view(i, CONFIG.upload_expires).items() if k != "previews"} for i in items]
+    scans = [{k: v for k, v in public_view(i, CONFIG.upload_expires, CONFIG.max_receive_count).items() if k != "previews"} for i in items]
     return {"scans": scans, "next": next_token}
 
 

@@ -61,10 +61,14 @@ class ScansTable:
         next_token = encode_page_token(last["scan_id"]) if last else None
         return [to_plain(i) for i in page.get("Items", [])], next_token
 
-    def claim(self, owner_id: str, scan_id: str, token: str, lease_seconds: int,
+    def claim(self, owner_id: str, scan_id: str, token: str, lease_seconds: int, max_attempts: int = 1_000_000,
               now: float | None = None) -> dict[str, Any] | None:
         """Move to PROCESSING for this attempt and return the record; None when it is done,
-        failed, unknown or being processed by another attempt."""
+        failed, unknown, being processed by another attempt, or out of attempts.
+
+        ``attempts`` counts claims and survives crashes, so a file that kills the reader (timeout,
+        out of memory) is not read again once ``max_attempts`` claims were made.
+        """
         t = time.time() if now is None else now
         try:
             response = self.table.update_item(
@@ -72,18 +76,45 @@ class ScansTable:
                 ReturnValues="ALL_NEW",
                 UpdateExpression="SET #s = :processing, claim_token = :token, lease_until = :lease, "
                 "updated_at = :now, attempts = if_not_exists(attempts, :zero) + :one",
-                ConditionExpression="attribute_exists(scan_id) AND (#s = :pending OR (#s = :processing AND lease_until < :t))",
+                ConditionExpression="attribute_exists(scan_id) AND (#s = :pending OR (#s = :processing AND lease_until < :t)) "
+                "AND (attribute_not_exists(attempts) OR attempts < :max)",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
                     ":processing": Status.PROCESSING.value, ":pending": Status.PENDING.value,
                     ":token": token, ":lease": int(t + lease_seconds), ":t": int(t),
-                    ":now": iso_now(t), ":zero": 0, ":one": 1,
+                    ":now": iso_now(t), ":zero": 0, ":one": 1, ":max": max_attempts,
                 },
             )
             return to_plain(response["Attributes"])
         except ClientError as exc:
             if _conditional_failed(exc):
                 return None
+            raise
+
+    def fail_unfinished(self, owner_id: str, scan_id: str, code: str, message: str, *, min_attempts: int = 0,
+                        now: float | None = None) -> bool:
+        """FAILED with ``code`` unless the scan is DONE/FAILED or a live attempt holds it; with
+        ``min_attempts`` only once that many claims were made. True when this call ended it."""
+        t = time.time() if now is None else now
+        condition = "attribute_exists(scan_id) AND (#s = :pending OR (#s = :processing AND lease_until < :t))"
+        values: dict[str, Any] = {":failed": Status.FAILED.value, ":pending": Status.PENDING.value,
+                                  ":processing": Status.PROCESSING.value, ":t": int(t), ":now": iso_now(t),
+                                  ":error": {"code": code, "message": message}}
+        if min_attempts:
+            condition += " AND attempts >= :min"
+            values[":min"] = min_attempts
+        try:
+            self.table.update_item(
+                Key={"owner_id": owner_id, "scan_id": scan_id},
+                UpdateExpression="SET #s = :failed, #e = :error, updated_at = :now REMOVE claim_token, lease_until",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#s": "status", "#e": "error"},
+                ExpressionAttributeValues=values,
+            )
+            return True
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
             raise
 
     def _finish(self, owner_id: str, scan_id: str, token: str, status: Status, fields: dict[str, Any]) -> bool:
@@ -106,8 +137,12 @@ class ScansTable:
             raise
 
     def complete(self, owner_id: str, scan_id: str, token: str, result: SliceResult,
-                 timings_ms: dict[str, float], warnings: list[Notice], previews: dict[str, str] | None = None) -> bool:
-        fields = {"result": result.to_dict(), "timings_ms": timings_ms, "warnings": [w.to_dict() for w in warnings]}
+                 timings_ms: dict[str, float], warnings: list[Notice], previews: dict[str, str] | None = None,
+                 upload_etag: str | None = None) -> bool:
+        fields: dict[str, Any] = {"result": result.to_dict(), "timings_ms": timings_ms,
+                                  "warnings": [w.to_dict() for w in warnings]}
+        if upload_etag:  # the exact object that was read; a later replacement is not this result's input
+            fields["upload_etag"] = upload_etag
         if previews:
             fields["previews"] = previews  # S3 keys; the API hands out short-lived URLs
         return self._finish(owner_id, scan_id, token, Status.DONE, fields)

@@ -26,21 +26,28 @@ def presign_upload(s3: Any, bucket: str, key: str, content_type: str, max_bytes:
     )
 
 
-def read_upload(s3: Any, bucket: str, key: str, max_bytes: int) -> bytes:
-    """The object's bytes, never more than ``max_bytes`` (+1 to detect overflow) read."""
+def read_upload(s3: Any, bucket: str, key: str, max_bytes: int, etag: str | None = None) -> tuple[bytes, str]:
+    """The object's bytes (never more than ``max_bytes`` + 1 read, to detect overflow) and its ETag.
+
+    With ``etag`` (from the S3 notification) only that version of the object is read: a file
+    replaced through a still-valid upload form is a different input, not this event's.
+    """
+    extra = {"IfMatch": etag if etag.startswith('"') else f'"{etag}"'} if etag else {}
     try:
-        obj = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{max_bytes}")
+        obj = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{max_bytes}", **extra)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code")
         if code in ("NoSuchKey", "404", "NotFound"):
             raise ScanError("UPLOAD_MISSING", key) from exc
         if code == "InvalidRange":  # a Range request on an empty object
             raise ScanError("EMPTY_FILE") from exc
+        if code in ("PreconditionFailed", "412"):  # replaced after this event was sent
+            raise ScanError("UPLOAD_REPLACED", key) from exc
         raise
     data = obj["Body"].read(max_bytes + 1)
     if len(data) > max_bytes:
         raise ScanError("TOO_LARGE", f"more than {max_bytes} bytes")
-    return data
+    return data, str(obj.get("ETag", "")).strip('"')
 
 
 def preview_key(owner_id: str, scan_id: str, name: str) -> str:

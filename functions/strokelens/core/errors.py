@@ -18,8 +18,12 @@ MESSAGES: dict[str, str] = {
     "DICOM_UNSUPPORTED_COMPRESSION": "The DICOM file uses a compression this service cannot decode. Please export it uncompressed.",
     "UNSUPPORTED_MODALITY": "This DICOM is not a CT or MR image (for example ultrasound or a dose map); StrokeLens reads head CT and MRI slices only.",
     "UPLOAD_MISSING": "The upload could not be found. Please upload the scan again.",
+    "UPLOAD_REPLACED": "The file was replaced by another upload before it could be read. Please upload it again as a new scan.",
     "UPLOAD_NOT_RECEIVED": "The file never arrived (the upload was refused, cancelled or timed out). Please upload it again.",
     "INTERNAL_ERROR": "Something went wrong on our side while reading this scan. Please try again later.",
+    "READ_ABORTED": "Reading this file was started several times and never finished (it may be too demanding to "
+                    "read). Please export the slice again, uncompressed, and upload it again.",
+    "NOT_PROCESSED": "The service could not start reading this scan because of a fault on our side. Please upload it again.",
 }
 
 

@@ -124,16 +124,28 @@ PUBLIC_FIELDS = ("scan_id", "status", "created_at", "updated_at", "modality_decl
 UPLOAD_GRACE_SECONDS = 120
 
 
-def public_view(item: dict[str, Any], upload_expires: int | None = None, now: float | None = None) -> dict[str, Any]:
+def public_view(item: dict[str, Any], upload_expires: int | None = None, max_attempts: int | None = None,
+                now: float | None = None) -> dict[str, Any]:
     """What the owner sees of a record (no owner id, no internal claim fields).
 
-    With ``upload_expires``, a PENDING scan that was never claimed and whose upload link has
-    expired reads as FAILED/UPLOAD_NOT_RECEIVED, so a refused upload never looks "in progress".
+    Never shows a dead attempt as live work:
+    - a PENDING scan that was never claimed and whose upload link has expired reads as
+      FAILED/UPLOAD_NOT_RECEIVED, so a refused upload never looks "in progress";
+    - a PROCESSING scan whose lease ran out reads as PENDING (a retry will claim it) or, with
+      ``max_attempts`` claims spent, as FAILED/READ_ABORTED (what the queue's consumers will record).
     """
+    t = time.time() if now is None else now
     view = {k: to_plain(item[k]) for k in PUBLIC_FIELDS if k in item}
-    if upload_expires is not None and item.get("status") == Status.PENDING and not item.get("attempts"):
+    status, attempts = item.get("status"), int(item.get("attempts") or 0)
+    if upload_expires is not None and status == Status.PENDING and not attempts:
         created = calendar.timegm(time.strptime(item["created_at"][:19], "%Y-%m-%dT%H:%M:%S"))
-        if (time.time() if now is None else now) > created + upload_expires + UPLOAD_GRACE_SECONDS:
+        if t > created + upload_expires + UPLOAD_GRACE_SECONDS:
             view["status"] = Status.FAILED.value
             view["error"] = {"code": "UPLOAD_NOT_RECEIVED", "message": MESSAGES["UPLOAD_NOT_RECEIVED"]}
+    if status == Status.PROCESSING and int(item.get("lease_until") or 0) < t:
+        if max_attempts is not None and attempts >= max_attempts:
+            view["status"] = Status.FAILED.value
+            view["error"] = {"code": "READ_ABORTED", "message": MESSAGES["READ_ABORTED"]}
+        else:
+            view["status"] = Status.PENDING.value
     return view

@@ -59,8 +59,27 @@ def _give_up_or_release(owner_id: str, scan_id: str, token: str, receive_count: 
         SCANS.release(owner_id, scan_id, token)
 
 
+def _not_claimed(owner_id: str, scan_id: str, record_etag: str | None) -> str:
+    """Why a scan could not be claimed: out of attempts (ended here as READ_ABORTED: earlier
+    attempts died without a word, e.g. a timeout or out-of-memory kill), or a duplicate event."""
+    if SCANS.fail_unfinished(owner_id, scan_id, "READ_ABORTED", MESSAGES["READ_ABORTED"],
+                             min_attempts=CONFIG.max_receive_count):
+        logger.warning("Scan out of attempts: marked FAILED", extra={"scan_id": scan_id})
+        _count_failure("READ_ABORTED")
+        return "failed:READ_ABORTED"
+    logger.info("Scan already finished or in progress; duplicate event skipped", extra={"scan_id": scan_id})
+    metrics.add_metric(name="DuplicateEvent", unit=MetricUnit.Count, value=1)
+    if record_etag:
+        stored = (SCANS.get(owner_id, scan_id) or {}).get("upload_etag")
+        if stored and stored != record_etag.strip('"'):
+            logger.warning("Upload replaced after it was read; the result stays with the file that was read",
+                           extra={"scan_id": scan_id})
+            metrics.add_metric(name="UploadReplaced", unit=MetricUnit.Count, value=1)
+    return "duplicate"
+
+
 @tracer.capture_method
-def process_object(key: str, size: int | None, receive_count: int) -> str:
+def process_object(key: str, size: int | None, receive_count: int, etag: str | None = None) -> str:
     """Process one uploaded object; returns what happened (for logs and tests)."""
     parsed = parse_upload_key(key)
     if parsed is None:
@@ -68,11 +87,9 @@ def process_object(key: str, size: int | None, receive_count: int) -> str:
         return "ignored"
     owner_id, scan_id = parsed
     token = secrets.token_hex(8)
-    record = SCANS.claim(owner_id, scan_id, token, CONFIG.lease_seconds)
+    record = SCANS.claim(owner_id, scan_id, token, CONFIG.lease_seconds, max_attempts=CONFIG.max_receive_count)
     if record is None:
-        logger.info("Scan already finished or in progress; duplicate event skipped", extra={"scan_id": scan_id})
-        metrics.add_metric(name="DuplicateEvent", unit=MetricUnit.Count, value=1)
-        return "duplicate"
+        return _not_claimed(owner_id, scan_id, etag)
     logger.append_keys(scan_id=scan_id)
     try:
         if size == 0:
@@ -80,7 +97,7 @@ def process_object(key: str, size: int | None, receive_count: int) -> str:
         if size is not None and size > CONFIG.max_upload_bytes:
             raise ScanError("TOO_LARGE", f"{size} bytes")
         t0 = time.perf_counter()
-        data = read_upload(S3, CONFIG.uploads_bucket, key, CONFIG.max_upload_bytes)
+        data, read_etag = read_upload(S3, CONFIG.uploads_bucket, key, CONFIG.max_upload_bytes, etag)
         read_ms = (time.perf_counter() - t0) * 1e3
         reading = read_scan(data, MODEL, record.get("modality_declared"), with_previews=True)
         t0 = time.perf_counter()
@@ -88,7 +105,7 @@ def process_object(key: str, size: int | None, receive_count: int) -> str:
                     for name, png in reading.previews.items()}
         timings = {"read": round(read_ms, 3), **reading.timings_ms,
                    "write_previews": round((time.perf_counter() - t0) * 1e3, 3)}
-        SCANS.complete(owner_id, scan_id, token, reading.result, timings, reading.warnings, previews)
+        SCANS.complete(owner_id, scan_id, token, reading.result, timings, reading.warnings, previews, read_etag)
     except ScanError as err:  # bad input is final: the same bytes would fail the same way
         logger.info("Scan refused", extra={"code": err.code, "detail": err.detail})
         _count_failure(err.code)
@@ -96,22 +113,32 @@ def process_object(key: str, size: int | None, receive_count: int) -> str:
         return f"failed:{err.code}"
     except Exception:
         _give_up_or_release(owner_id, scan_id, token, receive_count)
-        raise  # the batch processor reports this record as failed; SQS retries, then the DLQ keeps it
+        raise  # the batch processor reports this record as failed; SQS retries, then the DLQ consumer ends it
     metrics.add_metric(name="InferenceTime", unit=MetricUnit.Milliseconds, value=timings.get("cnn", 0.0))
     metrics.add_metric(name="ScanDone", unit=MetricUnit.Count, value=1)
     logger.info("Scan read", extra={"label": reading.result.label, "timings_ms": timings})
     return "done"
 
 
-def record_handler(record: SQSRecord) -> None:
-    body = json.loads(record.body)
-    if body.get("Event") == "s3:TestEvent":  # sent once when the notification is configured
+class NotStarted(Exception):
+    """Too little of the invocation is left to read another file: SQS redelivers the record."""
+
+
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
+    try:
+        body = json.loads(record.body)
+        objects = [r["s3"]["object"] for r in body.get("Records", [])] if body.get("Event") != "s3:TestEvent" else []
+        keys = [(unquote_plus(o["key"]), o.get("size"), o.get("eTag")) for o in objects]
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        # Never a scan notification, and never will be: retrying would only feed the DLQ.
+        logger.warning("Dropping a malformed queue message", extra={"message_id": record.message_id})
+        metrics.add_metric(name="MalformedMessage", unit=MetricUnit.Count, value=1)
         return
     receive_count = int(record.attributes.approximate_receive_count or 1)
-    for s3_record in body.get("Records", []):
-        obj = s3_record["s3"]["object"]
-        # S3 URL-encodes keys in notifications (spaces as '+').
-        process_object(unquote_plus(obj["key"]), obj.get("size"), receive_count)
+    for key, size, etag in keys:  # S3 URL-encodes keys in notifications (spaces as '+')
+        if lambda_context is not None and lambda_context.get_remaining_time_in_millis() < CONFIG.record_budget_ms:
+            raise NotStarted(f"{lambda_context.get_remaining_time_in_millis()} ms left")
+        process_object(key, size, receive_count, etag)
 
 
 @logger.inject_lambda_context(clear_state=True)  # no scan id leaks into the next invocation's logs

@@ -1,0 +1,74 @@
+"""Dead-letter consumer: whatever SQS gave up on ends as FAILED, so no scan stays PENDING/PROCESSING.
+
+A message reaches the dead-letter queue after ``MAX_RECEIVE_COUNT`` deliveries that never
+finished: the reader was killed (timeout, out of memory) or a dependency kept failing. Per
+notification: parse the key -> mark the scan FAILED with a code saying what happened (unless it
+is already DONE/FAILED, or a live attempt holds it) -> the message is consumed. No image is read
+here, so this function ships without the ML stack.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import unquote_plus
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from strokelens.aws.scans_table import ScansTable
+from strokelens.core.errors import MESSAGES
+from strokelens.core.records import parse_upload_key
+from strokelens.core.settings import Settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+CONFIG = Settings.from_env()
+SCANS = ScansTable(boto3.resource("dynamodb").Table(CONFIG.scans_table))
+
+
+def dead_letter_code(record: dict | None) -> str:
+    """READ_ABORTED when reading was attempted (and died), NOT_PROCESSED when it never started."""
+    return "READ_ABORTED" if record and int(record.get("attempts", 0)) > 0 else "NOT_PROCESSED"
+
+
+def end_scan(key: str) -> str:
+    """Mark the scan behind one dead-lettered upload key FAILED; returns what happened."""
+    parsed = parse_upload_key(key)
+    if parsed is None:
+        return "ignored"
+    owner_id, scan_id = parsed
+    record = SCANS.get(owner_id, scan_id)
+    if record is None:
+        return "unknown"
+    code = dead_letter_code(record)
+    if SCANS.fail_unfinished(owner_id, scan_id, code, MESSAGES[code]):
+        logger.warning("Dead-lettered scan marked FAILED", extra={"scan_id": scan_id, "code": code})
+        metrics.add_metric(name="ScanDeadLettered", unit=MetricUnit.Count, value=1)
+        return f"failed:{code}"
+    return "already-final"
+
+
+def record_handler(record: SQSRecord) -> None:
+    try:
+        body = json.loads(record.body)
+        keys = [unquote_plus(r["s3"]["object"]["key"]) for r in body.get("Records", [])]
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        logger.warning("Malformed dead-letter message consumed", extra={"message_id": record.message_id})
+        metrics.add_metric(name="MalformedMessage", unit=MetricUnit.Count, value=1)
+        return
+    for key in keys:
+        end_scan(key)  # a DynamoDB error raises: the record stays in the DLQ for the next try
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> dict:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
