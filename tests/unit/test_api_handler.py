@@ -69,6 +69,7 @@ def test_dicom_without_a_browser_type_is_recognised_by_extension(api_app, lambda
     (json.dumps({"filename": "report.pdf", "content_type": "application/pdf"}), 415, "UNSUPPORTED_CONTENT_TYPE"),
     (json.dumps({"filename": "a.exe", "content_type": ""}), 415, "UNSUPPORTED_CONTENT_TYPE"),
     (json.dumps({"filename": "a.png", "content_type": "image/png", "modality": "XR"}), 400, "INVALID_MODALITY"),
+    ("[" * 100_000 + "]" * 100_000, 400, "INVALID_JSON"),  # nesting deeper than the parser's stack
 ])
 def test_bad_create_requests_get_4xx_json(api_app, lambda_context, raw, status, code):
     got_status, body = call(api_app, lambda_context, method="POST", raw_body=raw)
@@ -172,3 +173,64 @@ def test_metrics_include_the_clinical_charts_and_card(api_app, lambda_context):
     assert any(c.get("group") == "clinical" for c in metrics["charts"])
     _, card = call(api_app, lambda_context, path="/model")
     assert "clinical" in card
+
+
+def test_an_expired_lease_is_never_shown_as_live_work():
+    from strokelens.core.records import new_pending, public_view
+
+    item = {**new_pending(OWNER, new_scan_id(now=1_790_000_000), content_type="image/png", modality=None,
+                          retention_days=1, now=1_790_000_000), "status": "PROCESSING", "attempts": 1,
+            "lease_until": 1_790_000_060}
+    assert public_view(item, 300, 3, now=1_790_000_030)["status"] == "PROCESSING", "a live attempt"
+    assert public_view(item, 300, 3, now=1_790_000_061)["status"] == "PENDING", "the lease ran out: a retry will claim it"
+    spent = public_view({**item, "attempts": 3}, 300, 3, now=1_790_000_061)
+    assert spent["status"] == "FAILED" and spent["error"]["code"] == "READ_ABORTED"
+    assert "lease_until" not in spent and "attempts" not in spent and "owner_id" not in spent
+
+
+def test_the_contract_serves_what_the_site_would_otherwise_copy(api_app, lambda_context):
+    from strokelens.core import clinical
+    from strokelens.core.records import CONTENT_TYPES
+    from strokelens.core.settings import MAX_UPLOAD_BYTES
+
+    status, body = call(api_app, lambda_context, path="/contract")
+    assert status == 200
+    assert body["accepted"]["content_types"] == sorted(CONTENT_TYPES) and ".dcm" in body["accepted"]["extensions"]
+    assert body["limits"]["max_upload_bytes"] == MAX_UPLOAD_BYTES
+    assert [w["name"] for w in body["window_presets"]] == ["brain", "subdural", "stroke", "bone"]
+    assert body["model"]["findings"] and body["model"]["positive_label"] in body["model"]["findings"]
+    assert "OUT_OF_DISTRIBUTION" in body["warnings"] and "CORRUPT_FILE" in body["errors"]
+    fields = {f["name"]: f for f in body["risk_form"]}
+    assert set(fields) == set(clinical.ALLOWED)
+    assert (fields["avg_glucose_level"]["min"], fields["avg_glucose_level"]["max"]) == clinical.RANGES["avg_glucose_level"]
+    assert [o[0] for o in fields["work_type"]["options"]] == list(clinical.CATEGORIES["work_type"])
+    assert fields["bmi"]["required"] is False and fields["age"]["required"] is True
+    assert call(api_app, lambda_context, path="/contract", sub=None)[0] == 401
+
+
+def test_creating_scans_is_limited_per_clinician_per_hour(api_app, resources, lambda_context, monkeypatch):
+    monkeypatch.setattr(api_app.LIMITER, "limit", 3)
+    body = {"filename": "a.png", "content_type": "image/png"}
+    statuses = [call(api_app, lambda_context, method="POST", body=body)[0] for _ in range(4)]
+    assert statuses == [201, 201, 201, 429]
+    event = load_event("api_create_scan.json")
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = OWNER
+    event["body"] = json.dumps(body)
+    response = api_app.handler(event, lambda_context)
+    assert response["statusCode"] == 429 and json.loads(response["body"])["error"]["code"] == "RATE_LIMITED"
+    assert 0 < int(response["headers"]["Retry-After"]) <= 3600
+    assert call(api_app, lambda_context, method="POST", body=body, sub=OTHER)[0] == 201, "another clinician's own budget"
+    scans = boto3.resource("dynamodb").Table(resources.table).scan()["Items"]
+    assert sum(1 for i in scans if i["owner_id"] == OWNER) == 3, "a refused request writes no scan"
+
+
+def test_the_limiter_counts_per_hour_window(resources):
+    from strokelens.aws.rate_limit import CreationLimiter
+
+    limiter = CreationLimiter(boto3.resource("dynamodb").Table(resources.rate_table), 2)
+    t = 1_790_000_000
+    assert [limiter.allow(OWNER, now=t)[0] for _ in range(3)] == [True, True, False]
+    assert limiter.allow(OWNER, now=t + 3600)[0] is True, "a new window"
+    item = boto3.resource("dynamodb").Table(resources.rate_table).get_item(
+        Key={"bucket_key": f"{OWNER}#{t // 3600}"})["Item"]
+    assert item["count"] == 2 and item["expires_at"] > t
