@@ -50,6 +50,12 @@ def read_upload(s3: Any, bucket: str, key: str, max_bytes: int, etag: str | None
     return data, str(obj.get("ETag", "")).strip('"')
 
 
+def delete_upload(s3: Any, bucket: str, key: str) -> None:
+    """Delete a raw upload once its scan is final: the file may carry identifiers, and nothing
+    needs it again (previews and the result are stored separately, without metadata)."""
+    s3.delete_object(Bucket=bucket, Key=key)
+
+
 def preview_key(owner_id: str, scan_id: str, name: str) -> str:
     return f"previews/{owner_id}/{scan_id}/{name}.png"
 

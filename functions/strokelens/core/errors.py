@@ -35,6 +35,9 @@ WARNINGS: dict[str, str] = {
     "INDETERMINATE": "The model's score is close to its decision threshold; review the image.",
     "SYNTHETIC_MODEL": "This model was trained on synthetic phantom images; its output is not evidence about real scans.",
     "IMAGE_CONVERTED": "The image was adjusted before reading:",
+    "IDENTIFIERS_REMOVED_ON_SERVER": "Patient identifiers were still in the uploaded file; they were removed on the "
+                                     "server and the upload was deleted after reading. Use the web app's upload, "
+                                     "which removes them in your browser, so they never leave it.",
 }
 
 

@@ -123,11 +123,13 @@ class SliceResult:
     ood_threshold: float | None = None
     dicom: dict[str, Any] | None = None  # allow-listed technical tags only
     heatmap: Heatmap | None = None
+    # DICOM: {"removed_by": "browser" | "server" | "none", "counts": {category: n}} (counts, never values)
+    deidentification: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The stored/served shape: optional fields are left out rather than null."""
         out = {k: v for k, v in asdict(self).items() if k not in ("heatmap",)}
-        for optional in ("ood_distance", "ood_threshold", "dicom"):
+        for optional in ("ood_distance", "ood_threshold", "dicom", "deidentification"):
             if out[optional] is None:
                 del out[optional]
         if self.heatmap is not None:

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from strokelens.aws.scans_table import ScansTable
-from strokelens.aws.uploads import read_upload, write_preview
+from strokelens.aws.uploads import delete_upload, read_upload, write_preview
 from strokelens.core.errors import MESSAGES, ScanError
 from strokelens.core.records import parse_upload_key
 from strokelens.core.settings import Settings
@@ -49,32 +49,36 @@ def _count_failure(code: str) -> None:
         metric.add_dimension(name="code", value=code)
 
 
-def _give_up_or_release(owner_id: str, scan_id: str, token: str, receive_count: int) -> None:
+def _give_up_or_release(owner_id: str, scan_id: str, key: str, token: str, receive_count: int) -> None:
     """After an unexpected error: on the last delivery record a failure a clinician can read,
     otherwise hand the claim back so the SQS retry can take it."""
     if receive_count >= CONFIG.max_receive_count:
         _count_failure("INTERNAL_ERROR")
-        SCANS.fail(owner_id, scan_id, token, "INTERNAL_ERROR", MESSAGES["INTERNAL_ERROR"])
+        if SCANS.fail(owner_id, scan_id, token, "INTERNAL_ERROR", MESSAGES["INTERNAL_ERROR"]):
+            delete_upload(S3, CONFIG.uploads_bucket, key)
     else:
         SCANS.release(owner_id, scan_id, token)
 
 
-def _not_claimed(owner_id: str, scan_id: str, record_etag: str | None) -> str:
+def _not_claimed(owner_id: str, scan_id: str, key: str, record_etag: str | None) -> str:
     """Why a scan could not be claimed: out of attempts (ended here as READ_ABORTED: earlier
     attempts died without a word, e.g. a timeout or out-of-memory kill), or a duplicate event."""
     if SCANS.fail_unfinished(owner_id, scan_id, "READ_ABORTED", MESSAGES["READ_ABORTED"],
                              min_attempts=CONFIG.max_receive_count):
         logger.warning("Scan out of attempts: marked FAILED", extra={"scan_id": scan_id})
         _count_failure("READ_ABORTED")
+        delete_upload(S3, CONFIG.uploads_bucket, key)
         return "failed:READ_ABORTED"
     logger.info("Scan already finished or in progress; duplicate event skipped", extra={"scan_id": scan_id})
     metrics.add_metric(name="DuplicateEvent", unit=MetricUnit.Count, value=1)
-    if record_etag:
-        stored = (SCANS.get(owner_id, scan_id) or {}).get("upload_etag")
-        if stored and stored != record_etag.strip('"'):
-            logger.warning("Upload replaced after it was read; the result stays with the file that was read",
-                           extra={"scan_id": scan_id})
+    record = SCANS.get(owner_id, scan_id) or {}
+    if record.get("status") in ("DONE", "FAILED"):
+        # A final scan's file is never read again: an upload arriving now (a re-used upload form,
+        # or a late duplicate) is deleted unread, and the result stays with the file that was read.
+        if record_etag and record.get("upload_etag") and record["upload_etag"] != record_etag.strip('"'):
+            logger.warning("Upload replaced after its scan was read; deleted unread", extra={"scan_id": scan_id})
             metrics.add_metric(name="UploadReplaced", unit=MetricUnit.Count, value=1)
+        delete_upload(S3, CONFIG.uploads_bucket, key)
     return "duplicate"
 
 
@@ -89,7 +93,7 @@ def process_object(key: str, size: int | None, receive_count: int, etag: str | N
     token = secrets.token_hex(8)
     record = SCANS.claim(owner_id, scan_id, token, CONFIG.lease_seconds, max_attempts=CONFIG.max_receive_count)
     if record is None:
-        return _not_claimed(owner_id, scan_id, etag)
+        return _not_claimed(owner_id, scan_id, key, etag)
     logger.append_keys(scan_id=scan_id)
     try:
         if size == 0:
@@ -105,15 +109,18 @@ def process_object(key: str, size: int | None, receive_count: int, etag: str | N
                     for name, png in reading.previews.items()}
         timings = {"read": round(read_ms, 3), **reading.timings_ms,
                    "write_previews": round((time.perf_counter() - t0) * 1e3, 3)}
-        SCANS.complete(owner_id, scan_id, token, reading.result, timings, reading.warnings, previews, read_etag)
+        stored = SCANS.complete(owner_id, scan_id, token, reading.result, timings, reading.warnings, previews, read_etag)
     except ScanError as err:  # bad input is final: the same bytes would fail the same way
         logger.info("Scan refused", extra={"code": err.code, "detail": err.detail})
         _count_failure(err.code)
-        SCANS.fail(owner_id, scan_id, token, err.code, err.message)
+        if SCANS.fail(owner_id, scan_id, token, err.code, err.message):
+            delete_upload(S3, CONFIG.uploads_bucket, key)
         return f"failed:{err.code}"
     except Exception:
-        _give_up_or_release(owner_id, scan_id, token, receive_count)
+        _give_up_or_release(owner_id, scan_id, key, token, receive_count)
         raise  # the batch processor reports this record as failed; SQS retries, then the DLQ consumer ends it
+    if stored:  # only once the result is stored: a retry still has the file
+        delete_upload(S3, CONFIG.uploads_bucket, key)
     metrics.add_metric(name="InferenceTime", unit=MetricUnit.Milliseconds, value=timings.get("cnn", 0.0))
     metrics.add_metric(name="ScanDone", unit=MetricUnit.Count, value=1)
     logger.info("Scan read", extra={"label": reading.result.label, "timings_ms": timings})

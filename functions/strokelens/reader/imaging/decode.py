@@ -15,6 +15,7 @@ Only an allow-list of technical DICOM tags leaves this module; no patient identi
 from __future__ import annotations
 
 import io
+import secrets
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from strokelens.core.errors import ScanError
+from strokelens.reader.imaging.deid import Identity, check_and_deidentify
 
 MAX_BYTES = 25 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # ~6300 x 6300; far above any CT/MR slice
@@ -43,7 +45,6 @@ DICOM_TAG_ALLOWLIST = (
     "BitsStored",
     "PixelSpacing",
     "SliceThickness",
-    "ManufacturerModelName",
     "RescaleSlope",
     "RescaleIntercept",
     "NumberOfFrames",
@@ -65,6 +66,7 @@ class DecodedImage:
     invert: bool = False  # DICOM MONOCHROME1: low values display white
     notes: tuple[str, ...] = ()
     dicom_tags: dict[str, Any] = field(default_factory=dict)
+    identity: Identity | None = None  # DICOM only: who removed identifiers (browser, server, none needed)
     chroma: float = 0.0  # mean (max - min) over colour channels in [0, 1]; 0 for grayscale sources
 
     @property
@@ -232,9 +234,13 @@ def _decode_dicom(data: bytes) -> DecodedImage:
     else:
         raise ScanError("CORRUPT_FILE", f"unexpected pixel array shape {raw.shape}")
 
+    # Identifiers left by a client that skipped the browser's de-identification are removed before
+    # any tag is kept (the raw upload itself is deleted by the inference function after reading).
+    identity = check_and_deidentify(ds, salt=secrets.token_hex(8))
     return DecodedImage(
         pixels=np.ascontiguousarray(values, dtype=np.float32),
         source_format="dicom",
+        identity=identity,
         modality=modality,
         invert=photometric == "MONOCHROME1",
         notes=tuple(notes),

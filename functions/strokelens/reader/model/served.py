@@ -104,6 +104,8 @@ class ServedModel:
             ood_threshold=None if verdict.threshold is None else round(verdict.threshold, 3),
             dicom=decoded.dicom_tags or None,
             heatmap=heatmap,
+            deidentification=None if decoded.identity is None else
+            {"removed_by": decoded.identity.removed_by, "counts": decoded.identity.counts},
         )
         return SliceReading(result, self._notices(decoded, declared_modality, verdict, prediction),
                             display, model_input, heat)
@@ -111,6 +113,9 @@ class ServedModel:
     def _notices(self, decoded: DecodedImage, declared_modality: str | None, verdict: OodVerdict,
                  prediction: Prediction) -> list[Notice]:
         notices = [Notice.of("IMAGE_CONVERTED", note) for note in decoded.notes]
+        if decoded.identity is not None and decoded.identity.removed_by == "server":
+            counts = ", ".join(f"{n} {category}" for category, n in sorted(decoded.identity.counts.items()))
+            notices.append(Notice.of("IDENTIFIERS_REMOVED_ON_SERVER", f"Removed: {counts}."))
         if decoded.modality and declared_modality and decoded.modality != declared_modality:
             # The header wins over what was chosen in the UI; say so rather than refuse.
             notices.append(Notice.of("MODALITY_MISMATCH", f"Chosen {declared_modality}, header {decoded.modality}."))
