@@ -1,7 +1,8 @@
 // The result card: model output (never a diagnosis), probabilities, warnings, timings, model version.
 "use strict";
 
-import { h, add, clear, formatMs, formatPercent, formatDate, humanize } from "./dom.js";
+import { h, add, clear } from "./dom.js";
+import { formatMs, formatPercent, formatDate, humanize } from "./format.js";
 
 export const OOD_TEXT = "This does not look like the head CT slices the model was trained on.";
 export const UNCERTAIN_TEXT = "Indeterminate — review";

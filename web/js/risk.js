@@ -1,7 +1,8 @@
 // Clinical risk form: tabular risk factors -> model probability, band and contributing factors.
 "use strict";
 
-import { $, h, add, clear, formatPercent, humanize } from "./dom.js";
+import { $, h, add, clear } from "./dom.js";
+import { formatPercent, humanize } from "./format.js";
 
 const YES_NO = [["1", "Yes"], ["0", "No"]];
 const FIELDS = [

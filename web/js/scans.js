@@ -1,7 +1,8 @@
 // The scans view: upload (presigned POST straight to S3), live status, result, viewer, history.
 "use strict";
 
-import { $, h, clear, formatBytes, formatDate, sleep, showMessage, hideMessage } from "./dom.js";
+import { $, h, clear, sleep, showMessage, hideMessage } from "./dom.js";
+import { formatBytes, formatDate } from "./format.js";
 import { renderResult, resultSummary } from "./result.js";
 import { renderViewer } from "./viewer.js";
 

@@ -2,7 +2,8 @@
 // heat-map overlay with an opacity slider, each only when the backend provides it.
 "use strict";
 
-import { h, clear, humanize } from "./dom.js";
+import { h, clear } from "./dom.js";
+import { humanize } from "./format.js";
 
 const WINDOW_ORDER = ["brain", "subdural", "stroke", "bone"];
 const WINDOW_HINT = { brain: "L40 / W80", subdural: "L75 / W215", stroke: "L40 / W40", bone: "L600 / W2800" };
