@@ -35,13 +35,6 @@ export function clear(el) {
   return el;
 }
 
-export function sleep(ms, signal) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => { clearTimeout(timer); reject(new DOMException("Aborted", "AbortError")); }, { once: true });
-  });
-}
-
 /** Show a message box (role=alert element) with a kind: "error" | "warning" | "info" | "success". */
 export function showMessage(el, kind, text, detail) {
   el.className = `alert alert-${kind}`;
