@@ -17,20 +17,22 @@ const NO_UPLOAD_AFTER_MS = 15 * 60_000; // a PENDING scan this old will never ge
 const PREVIEW_REFRESH_MS = 30_000;
 
 export class ScansView {
-  constructor(api, router) {
+  constructor(api, contract, router) {
     this.api = api;
+    this.contract = contract;
     this.router = router;
     this.localPreview = null; // {scanId, url}: a browser-side preview of the file just uploaded
     this.pollAbort = null;
     this.currentScanId = null;
     this.history = new History(api);
-    this.uploader = new UploadForm(api, {
+    this.uploader = new UploadForm(api, contract, {
       uploaded: (scan, file, contentType) => this._uploaded(scan, file, contentType),
       created: () => this.history.load(),
     });
   }
 
   show(scanId) {
+    this.contract.loaded().then(() => this.uploader.configure());
     if (scanId && scanId !== this.currentScanId) this.openScan(scanId);
     if (!scanId && !this.uploader.busy) this._hidePanel();
     this.history.load();
@@ -94,6 +96,7 @@ export class ScansView {
     const fresh = this.localPreview?.scanId === scanId; // just uploaded here: the file did reach storage
     let abandoned = false;
     try {
+      await this.contract.loaded(); // the result and viewer read texts and presets from it
       const scan = await pollScan(this.api, scanId, controller.signal, (s, elapsed) => {
         $("scan-panel").dataset.status = s.status;
         this._stepper(s.status, fresh || s.status !== "PENDING");
@@ -113,7 +116,7 @@ export class ScansView {
     const status = $("scan-status");
     status.className = "scan-status";
     status.textContent = abandoned
-      ? "No file was received for this scan (the upload was cancelled, refused or never finished)."
+      ? this.contract.error("UPLOAD_NOT_RECEIVED", "No file was received for this scan.")
       : "Still processing. It will appear in “My recent scans” when it is ready.";
   }
 
@@ -134,22 +137,23 @@ export class ScansView {
     status.className = "scan-status";
     status.textContent = scan.status === "DONE" ? "Reading complete." : "The scan could not be read.";
     const local = this.localPreview?.scanId === scan.scan_id ? this.localPreview.url : null;
-    renderResult($("result"), scan);
+    renderResult($("result"), scan, this.contract);
     this._renderViewer(scan, local);
     $("scan-h").textContent = scan.status === "DONE" ? "Model output" : "Scan not read";
     this.history.load();
   }
 
-  _renderViewer(scan, local) {
-    renderViewer($("viewer"), scan, local, () => {
+  _renderViewer(scan, localUrl) {
+    const presets = this.contract.windowPresets;
+    renderViewer($("viewer"), scan, { localUrl, presets, onExpired: () => {
       // Preview links are short-lived: fetch the scan again (at most every 30 s) for fresh ones.
       if (this.currentScanId !== scan.scan_id || Date.now() - (this.previewsFetchedAt || 0) < PREVIEW_REFRESH_MS) return false;
       this.previewsFetchedAt = Date.now();
       this.api.get(`/scans/${encodeURIComponent(scan.scan_id)}`)
-        .then((fresh) => { if (this.currentScanId === scan.scan_id) this._renderViewer(fresh, local); })
-        .catch(() => renderViewer($("viewer"), scan, local, null));
+        .then((fresh) => { if (this.currentScanId === scan.scan_id) this._renderViewer(fresh, localUrl); })
+        .catch(() => renderViewer($("viewer"), scan, { localUrl, presets }));
       return true;
-    });
+    } });
   }
 
   reset() {

@@ -5,11 +5,6 @@
 import { $, h, clear, showMessage, hideMessage } from "./dom.js";
 import { formatBytes } from "./format.js";
 
-const ACCEPTED_TYPES = new Set(["image/png", "image/jpeg", "image/tiff", "application/dicom"]);
-const EXTENSION_TYPES = { ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".tif": "image/tiff",
-  ".tiff": "image/tiff", ".dcm": "application/dicom", ".dicom": "application/dicom" };
-const MAX_BYTES_KEY = "strokelens.maxBytes";
-
 class UploadError extends Error {
   constructor(message, detail, kind = "error") {
     super(message);
@@ -18,27 +13,41 @@ class UploadError extends Error {
   }
 }
 
-/** What the file is: the browser's type when we accept it, else the extension, else its magic bytes. */
-async function contentTypeOf(file) {
-  if (ACCEPTED_TYPES.has(file.type)) return file.type;
-  const ext = (file.name.toLowerCase().match(/\.[a-z0-9]+$/) || [""])[0];
-  if (EXTENSION_TYPES[ext]) return EXTENSION_TYPES[ext];
+/** The type its first bytes say, for files without a usable type or extension (e.g. DICOM "DICM"). */
+async function sniffedType(file) {
   const head = new Uint8Array(await file.slice(0, 132).arrayBuffer());
   const at = (offset, bytes) => bytes.every((b, i) => head[offset + i] === b);
-  if (head.length >= 132 && at(128, [0x44, 0x49, 0x43, 0x4d])) return "application/dicom"; // "DICM": extension-less DICOM
+  if (head.length >= 132 && at(128, [0x44, 0x49, 0x43, 0x4d])) return "application/dicom";
   if (at(0, [0x89, 0x50, 0x4e, 0x47])) return "image/png";
   if (at(0, [0xff, 0xd8, 0xff])) return "image/jpeg";
   if (at(0, [0x49, 0x49, 0x2a, 0x00]) || at(0, [0x4d, 0x4d, 0x00, 0x2a])) return "image/tiff";
-  return file.type || "";
+  return "";
 }
 
-function tooLargeError(size, maxBytes, byServer) {
+/** The content type to declare in POST /scans: the browser's when the contract accepts it; none when
+ * only the extension is accepted (the API maps extensions itself); else the sniffed one. Throws when
+ * the contract accepts none of these; without a contract the API alone decides. */
+async function declaredType(file, contract) {
+  if (contract.acceptsType(file.type)) return file.type;
+  if (contract.acceptsName(file.name)) return undefined;
+  const sniffed = await sniffedType(file);
+  if (!contract.known) return sniffed || file.type || undefined;
+  if (contract.acceptsType(sniffed)) return sniffed;
+  throw new UploadError("This file type is not accepted.",
+    `StrokeLens reads ${contract.typeNames} files (${contract.extensions.join(" ")}). Export the slice in one of these formats.`);
+}
+
+/** The advice that ends a size refusal, naming the accepted formats when they are known. */
+function sliceAdvice(contract) {
+  return `Upload a single slice${contract.known ? `, exported as ${contract.typeNames}` : ""}.`;
+}
+
+function tooLargeError(size, maxBytes, byServer, advice) {
   // The storage's own limit is authoritative: quote max_bytes only when it agrees with the refusal.
   const limit = maxBytes && size > maxBytes ? ` (${formatBytes(maxBytes)})` : "";
   return new UploadError(
     `This file is larger than the upload limit${limit}.`,
-    `${byServer ? "The storage service refused it" : "It was not sent"}${size ? `: the file is ${formatBytes(size)}` : ""}. ` +
-      "Upload a single slice, exported as PNG, JPEG or uncompressed DICOM.");
+    `${byServer ? "The storage service refused it" : "It was not sent"}${size ? `: the file is ${formatBytes(size)}` : ""}. ${advice}`);
 }
 
 const S3_MESSAGES = {
@@ -60,7 +69,7 @@ function s3ErrorCode(xhr) {
 }
 
 /** POST the file to the presigned S3 form; resolves on 2xx, rejects with a clinician-readable error. */
-function postToStorage(upload, file, maxBytes, onProgress, signal) {
+function postToStorage(upload, file, maxBytes, advice, onProgress, signal) {
   return new Promise((resolve, reject) => {
     const form = new FormData();
     for (const [key, value] of Object.entries(upload.fields || {})) form.append(key, value);
@@ -71,12 +80,12 @@ function postToStorage(upload, file, maxBytes, onProgress, signal) {
     xhr.addEventListener("load", () => {
       if (xhr.status >= 200 && xhr.status < 300) { onProgress(1, 1); resolve(); return; }
       const code = s3ErrorCode(xhr);
-      if (code === "EntityTooLarge") { reject(tooLargeError(file.size, maxBytes, true)); return; }
+      if (code === "EntityTooLarge") { reject(tooLargeError(file.size, maxBytes, true, advice)); return; }
       const [message, detail] = S3_MESSAGES[code] || ["The storage service refused this upload.", `Please try again (${code || "HTTP " + xhr.status}).`];
       reject(new UploadError(message, detail));
     });
     xhr.addEventListener("error", () => reject(new UploadError("The upload failed: the storage service could not be reached.",
-      file.size > maxBytes ? `The file (${formatBytes(file.size)}) is also over the upload limit (${formatBytes(maxBytes)}).` : "Check your connection and try again.")));
+      maxBytes && file.size > maxBytes ? `The file (${formatBytes(file.size)}) is also over the upload limit (${formatBytes(maxBytes)}).` : "Check your connection and try again.")));
     xhr.addEventListener("abort", () => reject(new UploadError("Upload cancelled.", "Nothing was read. Choose a file to start again.", "info")));
     signal.addEventListener("abort", () => xhr.abort(), { once: true });
     xhr.send(form);
@@ -86,8 +95,9 @@ function postToStorage(upload, file, maxBytes, onProgress, signal) {
 /** The upload form: choose or drop a file, send it, report progress. Hooks: ``uploaded(scan, file,
  * contentType)`` once the storage has the file; ``created()`` when a scan exists but the upload failed. */
 export class UploadForm {
-  constructor(api, hooks) {
+  constructor(api, contract, hooks) {
     this.api = api;
+    this.contract = contract;
     this.hooks = hooks;
     this.file = null;
     this.abort = null; // the AbortController of the upload in flight
@@ -124,13 +134,17 @@ export class UploadForm {
     const chosen = clear($("file-chosen"));
     if (file) {
       chosen.append(h("span", { class: "file-name", text: file.name }), h("span", { class: "muted", text: ` · ${formatBytes(file.size)}` }));
-      const known = Number(sessionStorage.getItem(MAX_BYTES_KEY));
-      if (known && file.size > known) {
-        showMessage($("upload-msg"), "warning", `This file is larger than the upload limit (${formatBytes(known)}).`,
-          "It will be refused. Upload a single slice, exported as PNG, JPEG or uncompressed DICOM.");
-      }
+      this.contract.loaded().then(() => this._warnIfTooLarge(file));
     }
     $("dropzone").classList.toggle("has-file", Boolean(file));
+  }
+
+  /** Say at once when the chosen file is over the contract's limit (it would not be sent). */
+  _warnIfTooLarge(file) {
+    const max = this.contract.maxUploadBytes;
+    if (this.file !== file || this.busy || !max || file.size <= max) return;
+    showMessage($("upload-msg"), "warning", `This file is larger than the upload limit (${formatBytes(max)}).`,
+      `It will not be sent. ${sliceAdvice(this.contract)}`);
   }
 
   _setProgress(loaded, total, label) {
@@ -179,34 +193,49 @@ export class UploadForm {
 
   /** POST /scans, then the file to storage. Returns {scan, contentType}; errors carry ``scan`` once one exists. */
   async _send(file, signal) {
-    const contentType = await contentTypeOf(file);
-    const modality = $("modality").value || undefined;
-    let scan;
+    await this.contract.loaded(); // fetched at sign-in; without it the API and the storage still check
+    const advice = sliceAdvice(this.contract);
+    const declared = await declaredType(file, this.contract);
+    const limit = this.contract.maxUploadBytes;
+    if (limit && file.size > limit) throw tooLargeError(file.size, limit, false, advice); // no scan is created
+    const scan = await this._create(file, declared);
     try {
-      scan = await this.api.post("/scans", { filename: file.name, content_type: contentType, modality });
-    } catch (err) {
-      if (err.code === "UNSUPPORTED_CONTENT_TYPE") throw new UploadError("This file type is not accepted.", err.message);
-      throw new UploadError("The upload could not be started.", err.message);
-    }
-    try {
-      const maxBytes = Number(scan.max_bytes) || 0;
-      if (maxBytes) sessionStorage.setItem(MAX_BYTES_KEY, String(maxBytes));
-      if (maxBytes && file.size > maxBytes) throw tooLargeError(file.size, maxBytes, false);
+      const maxBytes = Number(scan.max_bytes) || limit; // this upload's own limit, as the API states it
+      if (maxBytes && file.size > maxBytes) throw tooLargeError(file.size, maxBytes, false, advice);
       if (signal.aborted) throw new UploadError("Upload cancelled.", "Nothing was read.", "info");
-      await postToStorage(scan.upload, file, maxBytes, (loaded, total) => this._setProgress(loaded, total), signal);
+      await postToStorage(scan.upload, file, maxBytes, advice, (loaded, total) => this._setProgress(loaded, total), signal);
     } catch (err) {
       err.scan = scan;
       throw err;
     }
     this._setProgress(1, 1, `Uploaded ${file.name}`);
     $("upload-progress").classList.add("complete");
-    return { scan, contentType };
+    return { scan, contentType: scan.upload?.fields?.["Content-Type"] || declared || "" };
+  }
+
+  async _create(file, contentType) {
+    const modality = $("modality").value || undefined;
+    try {
+      return await this.api.post("/scans", { filename: file.name, content_type: contentType, modality });
+    } catch (err) {
+      if (err.code === "UNSUPPORTED_CONTENT_TYPE") throw new UploadError("This file type is not accepted.", err.message);
+      throw new UploadError("The upload could not be started.", err.message);
+    }
+  }
+
+  /** Accepted types and the size limit from the contract: the file picker's filter and the hint. */
+  configure() {
+    const c = this.contract;
+    if (!c.known) return;
+    $("file").setAttribute("accept", c.acceptList.join(","));
+    const limit = c.maxUploadBytes ? `, up to ${formatBytes(c.maxUploadBytes)}` : "";
+    $("file-hint").textContent = `One axial slice: ${c.typeNames} (${c.extensions.join(" ")})${limit}. ` +
+      "Files are sent straight to encrypted storage.";
   }
 
   reset() {
     this.abort?.abort();
     $("upload-progress").hidden = true;
     hideMessage($("upload-msg"));
-    sessionStorage.removeItem(MAX_BYTES_KEY);
   }
 }
