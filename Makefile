@@ -12,7 +12,7 @@ PORT ?= 8000
 
 .PHONY: setup run test test-fast train lint package bench bench-quick clean browser web
 
-setup: $(STAMP) browser
+setup: $(STAMP) browser $(NODE_STAMP)
 
 $(STAMP): requirements/*.txt pyproject.toml
 	@$(PYTHON_SYS) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 12) else "Python 3.12 (the Lambda runtime) is required; install it with pyenv")'
@@ -49,6 +49,15 @@ train: $(STAMP) browser
 web: $(STAMP)
 	$(PY) -m infra.build_web
 
+# ESLint for the site's JavaScript, pinned by package.json + package-lock.json (npm ci installs
+# exactly the lockfile). Re-installed only when those change; Debian's nodejs/npm when missing.
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "Installing Debian nodejs and npm"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $(NODE_STAMP)
+
 # SAM CLI lives in its own venv: its pins would fight the project's.
 SAM_STAMP := .venv-sam/.installed
 $(SAM_STAMP): requirements/sam.txt
@@ -64,7 +73,8 @@ $(CHECKOV_STAMP): requirements/checkov.txt
 	.venv-checkov/bin/python -m pip install --quiet -r requirements/checkov.txt
 	touch $(CHECKOV_STAMP)
 
-lint: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP)
+lint: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) $(NODE_STAMP)
+	node_modules/.bin/eslint --max-warnings 0 .
 	$(VENV)/bin/cfn-lint template.yaml
 	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint --template template.yaml
 	.venv-checkov/bin/checkov --framework cloudformation -f template.yaml --quiet --compact --skip-download

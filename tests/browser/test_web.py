@@ -1,9 +1,10 @@
 """The clinician web app in a real browser (Debian chromium driven by Playwright) on the local stack.
 
 Sign in -> upload a real CT PNG and a DICOM (presigned POST straight to "S3") -> live status ->
-result card whose numbers match the API -> viewer; refusals (non-image, oversize by the client
-check and by the storage policy, cancel); per-clinician history; model card and plotly charts;
-the clinical risk form; a phone-width layout. Screenshots go to test-artifacts/.
+result card whose numbers match the API -> viewer; refusals (non-image, wrong type and oversize by
+the client check, oversize by the storage policy, cancel); per-clinician history; model card and
+plotly charts; the clinical risk form; forms, limits and presets from GET /contract (and a page
+that copes without it); a phone-width layout. Screenshots go to test-artifacts/.
 """
 
 from __future__ import annotations
@@ -124,6 +125,25 @@ def api_get(stack, page, path: str) -> dict:
     response = requests.get(f"{stack.url}/api{path}", headers={"Authorization": f"Bearer {token(page)}"}, timeout=10)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def served_contract(stack) -> dict:
+    """GET /contract through the local gateway (as the browser reaches it), with a fresh token."""
+    login = requests.post(f"{stack.url}/local/login", json={"username": stack.resources.clinicians[0]["username"]}, timeout=10)
+    response = requests.get(f"{stack.url}/api/contract", headers={"Authorization": f"Bearer {login.json()['id_token']}"}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def stub_contract(page, change) -> None:
+    """Serve the real contract, edited by ``change(contract)``: what the page shows must follow it."""
+    def edit(route):
+        response = route.fetch()
+        body = response.json()
+        change(body)
+        route.fulfill(response=response, json=body)
+
+    page.route("**/api/contract", edit)
 
 
 def upload(page, path: Path, modality: str = "") -> None:
@@ -263,30 +283,37 @@ def test_non_image_fails_with_the_clinician_message(page, stack, tmp_path):
     assert api_get(stack, page, f"/scans/{scan_id}")["error"]["code"] == "UNSUPPORTED_FORMAT"
 
 
-def test_unsupported_type_is_refused_by_the_api(page, stack, tmp_path):
+def test_unsupported_type_is_refused_by_the_client_check(page, stack, tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("clinical notes")
+    contract = served_contract(stack)
     sign_in(page, stack)
+    api_posts = []
+    page.on("request", lambda r: r.method == "POST" and r.url.endswith("/api/scans") and api_posts.append(r.url))
     upload(page, path)
     page.wait_for_selector("#upload-msg.alert-error")
     text = page.inner_text("#upload-msg")
-    assert "not accepted" in text and "PNG, JPEG" in text  # the API's 415 message, shown as is
+    assert "not accepted" in text
+    assert all(ext in text for ext in contract["accepted"]["extensions"]), text  # the contract's list, not a copy
+    assert api_posts == []  # refused before a scan is created
 
 
 def test_oversize_is_refused_by_the_client_check_and_by_the_storage_policy(page, stack, tmp_path):
     path = write_png(tmp_path / "big.png", LIMIT + 20_000)
     sign_in(page, stack)
-    s3_posts = []
-    page.on("request", lambda r: r.method == "POST" and "/s3/" in r.url and s3_posts.append(r.url))
-    # 1. The client knows max_bytes from POST /scans and does not send the file.
-    upload(page, path)
+    posts = []
+    page.on("request", lambda r: r.method == "POST" and ("/s3/" in r.url or r.url.endswith("/api/scans")) and posts.append(r.url))
+    # 1. The client knows the limit from GET /contract: no scan is created and the file is not sent.
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("#upload-msg.alert-warning")  # said as soon as the file is chosen
+    page.click("#upload-btn")
     page.wait_for_selector("#upload-msg.alert-error")
     assert "larger than the upload limit" in page.inner_text("#upload-msg")
     assert "not sent" in page.inner_text("#upload-msg")
-    assert s3_posts == []
+    assert posts == []
 
-    # 2. With the client check out of the way (max_bytes raised in the API answer), the presigned
-    #    POST policy (content-length-range) makes the storage refuse it: 400 EntityTooLarge.
+    # 2. With the client check out of the way (the limit raised in the contract and in the API's
+    #    answer), the presigned POST policy (content-length-range) makes the storage refuse it.
     def raise_limit(route):
         response = route.fetch()
         body = response.json()
@@ -295,7 +322,9 @@ def test_oversize_is_refused_by_the_client_check_and_by_the_storage_policy(page,
         route.fulfill(response=response, json=body)
 
     page.route("**/api/scans", lambda route: raise_limit(route) if route.request.method == "POST" else route.fallback())
-    page.evaluate("sessionStorage.removeItem('strokelens.maxBytes')")
+    stub_contract(page, lambda c: c["limits"].update(max_upload_bytes=10**9))
+    page.reload()  # the contract is fetched once per page: fetch the raised one
+    page.wait_for_selector("html[data-ready=true]")
     with page.expect_response(lambda r: "/s3/" in r.url and r.request.method == "POST") as s3:
         upload(page, path)
     assert s3.value.status == 400 and "<Code>EntityTooLarge</Code>" in s3.value.text()
@@ -382,12 +411,19 @@ def test_out_of_distribution_uncertain_heatmap_and_windows_are_rendered(page, st
     path = tmp_path / "slice.png"
     source = sorted((CT_DATA / "hemorrhage").glob("*.png"))[2]
     path.write_bytes(source.read_bytes())
+    from strokelens.core.errors import WARNINGS
+    from strokelens.reader.model.cam import overlay_png, upsample
+
+    # Window labels and L/W hints come from the contract: rename them there, the viewer follows.
+    stub_contract(page, lambda c: [p.update(label=f"{p['label']} (served)") for p in c["window_presets"]])
     sign_in(page, stack)
     upload(page, path, "CT")
     scan_id = wait_final(page)
-    png = source.read_bytes()
-    page.route("**/__test__/*.png", lambda route: route.fulfill(status=200, content_type="image/png", body=png))
+    presets = served_contract(stack)["window_presets"]
     grid = [[float(np.exp(-((x - 9) ** 2 + (y - 6) ** 2) / 12)) for x in range(16)] for y in range(16)]
+    images = {"heatmap.png": overlay_png(upsample(np.array(grid), 224)), "default": source.read_bytes()}
+    page.route("**/__test__/*.png", lambda route: route.fulfill(
+        status=200, content_type="image/png", body=images.get(route.request.url.rsplit("/", 1)[-1], images["default"])))
     mode = {"value": "uncertain"}
 
     def inject(route):
@@ -395,8 +431,9 @@ def test_out_of_distribution_uncertain_heatmap_and_windows_are_rendered(page, st
         scan = response.json()
         base = f"{stack.url}/__test__"
         scan["previews"] = {"display": f"{base}/display.png", "model_input": f"{base}/model.png",
-                            "windows": {w: f"{base}/{w}.png" for w in ("brain", "subdural", "stroke", "bone")}}
-        scan["result"]["heatmap"] = {"method": "occlusion", "grid": grid}
+                            "heatmap": f"{base}/heatmap.png",
+                            "windows": {w: f"{base}/{w}.png" for w in ("bone", "stroke", "subdural", "brain")}}
+        scan["result"]["heatmap"] = {"method": "class activation map", "class": "hemorrhage", "grid": grid}
         if mode["value"] == "uncertain":
             scan["result"]["uncertain"] = True
         else:
@@ -409,6 +446,7 @@ def test_out_of_distribution_uncertain_heatmap_and_windows_are_rendered(page, st
     page.goto(f"{stack.url}/#/scan/{scan_id}")
     page.wait_for_selector("#uncertain-message")
     assert page.inner_text("#uncertain-message") == "Indeterminate \u2014 review"
+    assert WARNINGS["INDETERMINATE"] in page.inner_text("#result")  # the contract's sentence under it
     page.locator("#scan-panel").screenshot(path=str(ARTIFACTS / "05a-uncertain.png"))
     assert page.query_selector("#result .result-label") is None  # no label claim
     # Viewer: two panes, window presets, heat map with an opacity slider.
@@ -416,16 +454,23 @@ def test_out_of_distribution_uncertain_heatmap_and_windows_are_rendered(page, st
     # The images load asynchronously: wait for them (fails on timeout) rather than sample once.
     page.wait_for_function("() => { const els = [...document.querySelectorAll('#viewer img.scan-img')];"
                            " return els.length >= 2 && els.every(e => e.complete && e.naturalWidth > 0); }")
-    assert page.eval_on_selector_all("#viewer [role=radiogroup] label", "els => els.map(e => e.textContent)") == [
-        "As displayed", "Brain", "Subdural", "Stroke", "Bone"]
+    labels = page.eval_on_selector_all("#viewer [role=radiogroup] label", "els => els.map(e => [e.textContent, e.title])")
+    assert labels == [["As displayed", ""]] + [[f"{p['label']} (served)", f"L{p['level']:g} / W{p['width']:g}"] for p in presets]
     page.click("#viewer label[for=win-bone]")
     page.wait_for_selector("#viewer img[src$='/bone.png']")
-    assert page.eval_on_selector("canvas.heatmap", "c => c.style.opacity") == "0.5"
+    bone = next(p for p in presets if p["name"] == "bone")
+    assert f"L{bone['level']:g} / W{bone['width']:g}" in page.inner_text("#viewer .pane figcaption")
+    # One heat-map path: the server's PNG over the model input (no canvas drawn from the grid).
+    assert page.query_selector("#viewer canvas") is None
+    assert page.get_attribute("#viewer img.overlay.heatmap", "src").endswith("/__test__/heatmap.png")
+    page.wait_for_function("() => { const o = document.querySelector('#viewer img.heatmap'); return o.complete && o.naturalWidth === 224; }")
+    assert page.eval_on_selector("img.heatmap", "c => c.style.opacity") == "0.5"
+    assert "hemorrhage" in page.inner_text("#viewer .heat-note") and page.is_visible("#viewer .heat-legend")
     page.fill("#heat-opacity", "80")
     page.dispatch_event("#heat-opacity", "input")
-    assert page.eval_on_selector("canvas.heatmap", "c => c.style.opacity") == "0.8"
+    assert page.eval_on_selector("img.heatmap", "c => c.style.opacity") == "0.8"
     page.uncheck("#heat-toggle")
-    assert page.eval_on_selector("canvas.heatmap", "c => c.style.opacity") == "0"
+    assert page.eval_on_selector("img.heatmap", "c => c.style.opacity") == "0"
     page.check("#heat-toggle")
     page.click("#viewer label[for=win-brain]")
     page.locator("#viewer").screenshot(path=str(ARTIFACTS / "05-viewer-heatmap.png"))
@@ -435,7 +480,7 @@ def test_out_of_distribution_uncertain_heatmap_and_windows_are_rendered(page, st
     page.goto(f"{stack.url}/#/scan/{scan_id}")
     page.wait_for_selector("#ood-message")
     text = page.inner_text("#result")
-    assert "This does not look like the head CT slices the model was trained on" in text
+    assert page.inner_text("#ood-message") == WARNINGS["OUT_OF_DISTRIBUTION"]  # the contract's text
     assert "Intensity histogram far from the training images." in text
     assert page.query_selector("#result .prob-row") is None and page.query_selector("#result .result-label") is None
     page.locator("#scan-panel").screenshot(path=str(ARTIFACTS / "05b-out-of-distribution.png"))
@@ -563,6 +608,66 @@ def test_risk_form_renders_an_answer_and_server_field_errors(page, stack):
     assert [e for e in page.console_errors if "status of 400" not in e] == []  # the stubbed 400 is logged
 
 
+def test_upload_and_risk_form_follow_the_served_contract(page, stack):
+    """GET /contract (reached through the gateway's /api routes) drives the file picker, the hint,
+    and the risk form's fields, ranges, units and options: edit the contract, the page follows."""
+    served = served_contract(stack)
+    assert served["limits"]["max_upload_bytes"] == LIMIT
+    names = [f["name"] for f in served["risk_form"]]
+
+    def edit(c):
+        age = next(f for f in c["risk_form"] if f["name"] == "age")
+        age.update(max=99, unit="years old")
+        work = next(f for f in c["risk_form"] if f["name"] == "work_type")
+        work["options"] = [[v, f"{label} (served)"] for v, label in work["options"]]
+
+    stub_contract(page, edit)
+    with page.expect_response(lambda r: r.url.endswith("/api/contract")) as fetched:
+        sign_in(page, stack)
+    assert fetched.value.status == 200
+    page.wait_for_selector("#file[accept]")
+    accepted = served["accepted"]
+    assert page.get_attribute("#file", "accept").split(",") == accepted["extensions"] + accepted["content_types"]
+    hint = page.inner_text("#file-hint")
+    assert all(ext in hint for ext in accepted["extensions"]) and "293 KB" in hint  # LIMIT, formatted
+
+    page.click("nav a[data-route=risk]")
+    page.wait_for_selector("#risk-form")
+    shown = page.eval_on_selector_all("#risk-form [id^=risk-][id$=-error]", "els => els.map(e => e.id.slice(5, -6))")
+    assert shown == names  # every field, in the contract's order
+    assert page.get_attribute("#risk-age", "max") == "99" and page.inner_text("#risk-age-unit") == "years old"
+    glucose = next(f for f in served["risk_form"] if f["name"] == "avg_glucose_level")
+    assert float(page.get_attribute("#risk-avg_glucose_level", "min")) == glucose["min"]
+    work = next(f for f in served["risk_form"] if f["name"] == "work_type")
+    options = page.eval_on_selector_all("#risk-work_type option", "els => els.slice(1).map(e => [e.value, e.textContent])")
+    assert options == [[v, f"{label} (served)"] for v, label in work["options"]]
+    page.fill("#risk-age", "105")
+    page.click("#risk-form button[type=submit]")
+    assert page.inner_text("#risk-age-error") == "Age must be between 0 and 99 years old."
+    assert page.get_attribute("#risk-age", "aria-invalid") == "true"
+    assert page.console_errors == []
+
+
+def test_the_page_copes_without_the_contract(page, stack):
+    """GET /contract failing: the page says so, the risk form offers a retry, nothing crashes."""
+    failing = {"on": True}
+    page.route("**/api/contract", lambda route: route.fulfill(status=503, json={"message": "Service Unavailable"})
+               if failing["on"] else route.fallback())
+    sign_in(page, stack)
+    page.wait_for_selector("#global-error:not([hidden])")
+    assert "could not be loaded" in page.inner_text("#global-error")
+    assert page.get_attribute("#file", "accept") is None  # no guessed list: the API decides
+    page.click("nav a[data-route=risk]")
+    page.wait_for_selector("#risk-form-host .alert-error")
+    assert "risk form could not be loaded" in page.inner_text("#risk-form-host")
+    failing["on"] = False
+    page.click("#risk-form-host button:has-text('Try again')")
+    page.wait_for_selector("#risk-form #risk-age")
+    page.click("nav a[data-route=scans]")
+    page.wait_for_selector("#global-error", state="hidden")  # fetched again on the next page
+    assert [e for e in page.console_errors if "status of 503" not in e] == []
+
+
 def test_cognito_hosted_ui_sign_in_with_pkce_refresh_and_sign_out(page, stack):
     """Production sign-in against a stand-in Cognito domain: authorization code + PKCE (S256),
     state check, tokens in sessionStorage, refresh before expiry, hosted-UI sign-out."""
@@ -674,6 +779,8 @@ def test_accessibility_basics(page, stack):
     for route in ("#/", "#/model", "#/risk"):
         page.goto(stack.url + "/" + route)
         page.wait_for_timeout(200)
+        if route == "#/risk":
+            page.wait_for_selector("#risk-form")  # built from the contract
         unlabeled = page.evaluate("""() => [...document.querySelectorAll('input, select, textarea')]
             .filter(e => e.offsetParent !== null || e.type === 'file')
             .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby'))

@@ -1,9 +1,10 @@
 // StrokeLens web app: configuration, sign-in, hash routes (#/, #/scan/<id>, #/model, #/risk).
 "use strict";
 
-import { $, h, clear } from "./dom.js";
+import { $, h, clear, showMessage, hideMessage } from "./dom.js";
 import { Auth } from "./auth.js";
 import { createApi } from "./api.js";
+import { Contract } from "./contract.js";
 import { ScansView } from "./scans.js";
 import { ModelView } from "./model.js";
 import { RiskView } from "./risk.js";
@@ -28,15 +29,18 @@ class App {
     this.auth = new Auth(config);
     this.api = createApi(config, this.auth);
     this.router = { go: (hash) => { if (window.location.hash === hash) this.route(); else window.location.hash = hash; } };
-    this.scans = new ScansView(this.api, this.router);
+    this.contract = new Contract(this.api);
+    this.scans = new ScansView(this.api, this.contract, this.router);
     this.model = new ModelView(this.api);
-    this.risk = new RiskView(this.api);
+    this.risk = new RiskView(this.api, this.contract);
     this.lastView = null;
     this.auth.onChange((signedIn, reason) => {
       if (!signedIn) {
         this.scans.reset();
         this.model.reset();
         this.risk.reset();
+        this.contract.reset();
+        hideMessage($("global-error"));
         if (reason === "expired") $("signin-msg").textContent = "Your session has expired. Please sign in again.";
       }
       this.route();
@@ -92,8 +96,23 @@ class App {
     });
   }
 
+  /** Fetch the contract once signed in. On failure the views fall back (the server still checks
+   * everything) and the page says what is missing; the next route change tries again. */
+  _fetchContract() {
+    if (this.contract.known) { hideMessage($("global-error")); return; } // perhaps loaded by a view's retry
+    if (this.contract.pending) return;
+    this.contract.load()
+      .then(() => hideMessage($("global-error")))
+      .catch((err) => {
+        if (!this.auth.signedIn) return;
+        showMessage($("global-error"), "error", "Some settings could not be loaded from the StrokeLens service.",
+          `${err.message} Accepted file types, the risk form and result texts need them; open another page or reload to try again.`);
+      });
+  }
+
   route() {
     const signedIn = this.auth.signedIn;
+    if (signedIn) this._fetchContract();
     const route = signedIn ? parseRoute() : { view: "signin", params: new URLSearchParams() };
     for (const name of VIEWS) $(`view-${name}`).hidden = name !== route.view;
     $("nav").hidden = !signedIn;

@@ -1,7 +1,8 @@
 // Model & metrics: the model card rendered generically, and the precomputed plotly charts.
 "use strict";
 
-import { $, h, clear, humanize } from "./dom.js";
+import { $, h, clear } from "./dom.js";
+import { humanize } from "./format.js";
 
 const FIRST = ["intended_use", "users", "limitations", "data", "metrics", "split", "preprocessing", "model", "labels", "training"];
 let plotlyPromise = null;

@@ -1,10 +1,12 @@
 // The result card: model output (never a diagnosis), probabilities, warnings, timings, model version.
 "use strict";
 
-import { h, add, clear, formatMs, formatPercent, formatDate, humanize } from "./dom.js";
+import { h, add, clear } from "./dom.js";
+import { formatMs, formatPercent, formatDate, humanize } from "./format.js";
 
-export const OOD_TEXT = "This does not look like the head CT slices the model was trained on.";
-export const UNCERTAIN_TEXT = "Indeterminate — review";
+const UNCERTAIN_TEXT = "Indeterminate — review";
+// Warnings whose text the card's headline already shows, so the warning list does not repeat them.
+const HEADLINE_CODE = { ood: "OUT_OF_DISTRIBUTION", uncertain: "INDETERMINATE" };
 
 function totalMs(timings) {
   return Object.values(timings || {}).reduce((sum, v) => sum + (Number(v) || 0), 0);
@@ -43,8 +45,14 @@ function warningItem(warning) {
   return h("li", { dataset: { code: warning.code } }, h("strong", { text: `${humanize(warning.code)}: ` }), String(warning.message));
 }
 
-function probabilityChart(probabilities, highlight) {
-  const entries = Object.entries(probabilities || {});
+/** The probabilities in the model's own class order (the contract's findings), others after. */
+function orderedEntries(probabilities, findings) {
+  const rank = (label) => { const i = findings.indexOf(label); return i < 0 ? findings.length : i; };
+  return Object.entries(probabilities || {}).sort(([a], [b]) => rank(a) - rank(b));
+}
+
+function probabilityChart(probabilities, highlight, findings) {
+  const entries = orderedEntries(probabilities, findings);
   const list = h("ul", { class: "prob-chart", "aria-label": "Model output probability per class" });
   for (const [label, p] of entries) {
     const pct = Math.max(0, Math.min(1, Number(p)));
@@ -95,52 +103,71 @@ function detailsBlock(scan) {
   return h("details", { class: "result-details" }, h("summary", { text: "Technical details" }), parts);
 }
 
-export function renderResult(container, scan) {
-  clear(container);
+function failedCard(card, scan, contract) {
+  const code = scan.error?.code;
+  card.classList.add("result-failed");
+  add(card,
+    h("p", { class: "result-headline", text: "This scan could not be read" }),
+    h("p", { class: "result-error", id: "result-error", text: scan.error?.message || contract.error(code, "The scan could not be processed.") }),
+    code ? h("p", { class: "muted small" }, "Reason code: ", h("span", { class: "mono", text: code })) : null,
+    h("p", { class: "muted", text: "No model output was produced. Check the file and upload it again." }));
+}
+
+/** The registered sentence for a warning code: the contract's, else the scan's own (which may carry a detail). */
+function noticeText(scan, contract, code) {
+  return contract.warning(code) || (scan.warnings || []).find((w) => w.code === code)?.message || "";
+}
+
+function oodHeadline(card, scan, contract) {
   const r = scan.result || {};
+  card.classList.add("result-ood");
+  add(card,
+    h("p", { class: "result-kicker", text: "Model output withheld" }),
+    h("p", { class: "result-headline", id: "ood-message", text: noticeText(scan, contract, HEADLINE_CODE.ood) || "No reading is given for this image." }),
+    r.ood_reason ? h("p", { class: "result-reason" }, h("strong", { text: "Why: " }), String(r.ood_reason)) : null,
+    h("p", { class: "muted", text: "No class is suggested for this image. A qualified clinician must read it." }));
+}
+
+function readingHeadline(card, scan, contract) {
+  const r = scan.result || {};
+  const label = r.label || topLabel(r.probabilities);
+  add(card, h("p", { class: "result-kicker", text: "Model output · not a diagnosis" }));
+  if (r.uncertain) {
+    card.classList.add("result-uncertain");
+    add(card,
+      h("p", { class: "result-headline", id: "uncertain-message", text: UNCERTAIN_TEXT }),
+      h("p", { class: "muted", text: `${noticeText(scan, contract, HEADLINE_CODE.uncertain)} A qualified clinician must review it.`.trim() }));
+  } else {
+    add(card,
+      h("p", { class: "result-headline" }, "Highest model output: ", h("span", { class: "result-label", text: label })),
+      h("p", { class: "muted", text: "Probabilities below are the model's output for this one slice. They are not a diagnosis and must not drive treatment." }));
+  }
+  add(card, h("h3", { class: "sub-h", text: "Probability per class" }),
+    probabilityChart(r.probabilities, r.uncertain ? null : label, contract.findings));
+}
+
+/** The scan's warnings, less the one the headline shows; a synthetic model is always said. */
+function warningsOf(scan, contract) {
+  const r = scan.result || {};
+  const shown = r.out_of_distribution ? HEADLINE_CODE.ood : r.uncertain ? HEADLINE_CODE.uncertain : null;
+  const warnings = (scan.warnings || []).filter((w) => w.code !== shown);
+  const synthetic = contract.warning("SYNTHETIC_MODEL");
+  if (r.synthetic_model && synthetic && !warnings.some((w) => w.code === "SYNTHETIC_MODEL")) {
+    warnings.push({ code: "SYNTHETIC_MODEL", message: synthetic }); // results stored before the server said so
+  }
+  return warnings;
+}
+
+/** The result card. ``contract`` (contract.js) supplies registered texts and the class order. */
+export function renderResult(container, scan, contract) {
+  clear(container);
   const card = h("div", { class: "result-card", dataset: { status: scan.status } });
   container.append(card);
-
-  if (scan.status === "FAILED") {
-    card.classList.add("result-failed");
-    add(card,
-      h("p", { class: "result-headline", text: "This scan could not be read" }),
-      h("p", { class: "result-error", id: "result-error", text: scan.error?.message || "The scan could not be processed." }),
-      scan.error?.code ? h("p", { class: "muted small" }, "Reason code: ", h("span", { class: "mono", text: scan.error.code })) : null,
-      h("p", { class: "muted", text: "No model output was produced. Check the file and upload it again." }));
-    return;
-  }
+  if (scan.status === "FAILED") { failedCard(card, scan, contract); return; }
   if (scan.status !== "DONE") return;
-
-  const label = r.label || topLabel(r.probabilities);
-  const warnings = [...(scan.warnings || [])];
-  if (r.synthetic_model && !warnings.some((w) => w.code === "SYNTHETIC_MODEL")) {
-    warnings.push({ code: "SYNTHETIC_MODEL", message: "This model was trained on synthetic images; its output is not evidence about real scans." });
-  }
-
-  if (r.out_of_distribution) {
-    card.classList.add("result-ood");
-    add(card,
-      h("p", { class: "result-kicker", text: "Model output withheld" }),
-      h("p", { class: "result-headline", id: "ood-message", text: OOD_TEXT }),
-      r.ood_reason ? h("p", { class: "result-reason" }, h("strong", { text: "Why: " }), String(r.ood_reason)) : null,
-      h("p", { class: "muted", text: "No class is suggested for this image. A qualified clinician must read it." }));
-  } else {
-    if (r.uncertain) {
-      card.classList.add("result-uncertain");
-      add(card,
-        h("p", { class: "result-kicker", text: "Model output · not a diagnosis" }),
-        h("p", { class: "result-headline", id: "uncertain-message", text: UNCERTAIN_TEXT }),
-        h("p", { class: "muted", text: "The model's outputs are too close to call for this slice. A qualified clinician must review it." }));
-    } else {
-      add(card,
-        h("p", { class: "result-kicker", text: "Model output · not a diagnosis" }),
-        h("p", { class: "result-headline" }, "Highest model output: ", h("span", { class: "result-label", text: label })),
-        h("p", { class: "muted", text: "Probabilities below are the model's output for this one slice. They are not a diagnosis and must not drive treatment." }));
-    }
-    add(card, h("h3", { class: "sub-h", text: "Probability per class" }), probabilityChart(r.probabilities, r.uncertain ? null : label));
-  }
-
+  if (scan.result?.out_of_distribution) oodHeadline(card, scan, contract);
+  else readingHeadline(card, scan, contract);
+  const warnings = warningsOf(scan, contract);
   if (warnings.length) {
     add(card, h("div", { class: "alert alert-warning result-warnings", role: "note" },
       h("strong", { text: warnings.length === 1 ? "Warning" : "Warnings" }), h("ul", {}, warnings.map(warningItem))));

@@ -1,44 +1,21 @@
 // Clinical risk form: tabular risk factors -> model probability, band and contributing factors.
 "use strict";
 
-import { $, h, add, clear, formatPercent, humanize } from "./dom.js";
+import { $, h, add, clear } from "./dom.js";
+import { formatPercent, humanize } from "./format.js";
 
-const YES_NO = [["1", "Yes"], ["0", "No"]];
-const FIELDS = [
-  { name: "age", label: "Age", type: "number", min: 0, max: 120, step: "any", unit: "years", required: true },
-  { name: "gender", label: "Sex", type: "select", options: [["Female", "Female"], ["Male", "Male"], ["Other", "Other"]], required: true },
-  { name: "hypertension", label: "Hypertension", type: "radio", options: YES_NO, cast: Number, required: true },
-  { name: "heart_disease", label: "Heart disease", type: "radio", options: YES_NO, cast: Number, required: true },
-  { name: "avg_glucose_level", label: "Average glucose level", type: "number", min: 40, max: 400, step: "any", unit: "mg/dL", required: true },
-  { name: "bmi", label: "BMI", type: "number", min: 10, max: 100, step: "any", unit: "kg/m²", hint: "Leave blank if unknown." },
-  { name: "smoking_status", label: "Smoking", type: "select", required: true,
-    options: [["never smoked", "Never smoked"], ["formerly smoked", "Formerly smoked"], ["smokes", "Smokes"], ["Unknown", "Unknown"]] },
-  { name: "ever_married", label: "Ever married", type: "select", options: [["Yes", "Yes"], ["No", "No"]], required: true },
-  { name: "work_type", label: "Work type", type: "select", required: true,
-    options: [["Private", "Private sector"], ["Self-employed", "Self-employed"], ["Govt_job", "Government job"], ["children", "Child"], ["Never_worked", "Never worked"]] },
-  { name: "Residence_type", label: "Residence", type: "select", options: [["Urban", "Urban"], ["Rural", "Rural"]], required: true },
-];
-const LABELS = Object.fromEntries(FIELDS.map((f) => [f.name, f.label]));
-
+/** One control per contract field (``risk_form``): number -> input with range and unit, flag -> Yes/No
+ * radios (sent as numbers), choice -> select. Errors and hints are wired with aria-describedby. */
 function fieldControl(f) {
   const id = `risk-${f.name}`;
   const errId = `${id}-error`;
+  if (f.type === "flag") return flagControl(f, id, errId);
   const hintId = f.hint ? `${id}-hint` : null;
   const describedBy = [f.unit ? `${id}-unit` : null, hintId, errId].filter(Boolean).join(" ");
-  let control;
-  if (f.type === "radio") {
-    control = h("fieldset", { class: "field radio-field", id, "aria-describedby": errId },
-      h("legend", { text: f.label }),
-      h("div", { class: "radio-row" }, f.options.map(([value, text], i) => h("span", { class: "radio" },
-        h("input", { type: "radio", name: f.name, id: `${id}-${value}`, value, required: f.required && i === 0, checked: value === "0" }),
-        h("label", { for: `${id}-${value}`, text })))),
-      h("p", { class: "field-error", id: errId, "aria-live": "polite" }));
-    return control;
-  }
-  const input = f.type === "select"
+  const input = f.type === "choice"
     ? h("select", { id, name: f.name, required: f.required, "aria-describedby": describedBy },
-      h("option", { value: "", text: "Choose…" }), f.options.map(([value, text]) => h("option", { value, text })))
-    : h("input", { id, name: f.name, type: "number", inputmode: "decimal", min: f.min, max: f.max, step: f.step, required: f.required, "aria-describedby": describedBy });
+      h("option", { value: "", text: "Choose…" }), (f.options || []).map(([value, text]) => h("option", { value, text })))
+    : h("input", { id, name: f.name, type: "number", inputmode: "decimal", min: f.min, max: f.max, step: "any", required: f.required, "aria-describedby": describedBy });
   return h("div", { class: "field" },
     h("label", { for: id, text: f.label + (f.required ? "" : " (optional)") }),
     f.unit ? h("div", { class: "with-unit" }, input, h("span", { class: "unit", id: `${id}-unit`, text: f.unit })) : input,
@@ -46,13 +23,23 @@ function fieldControl(f) {
     h("p", { class: "field-error", id: errId, "aria-live": "polite" }));
 }
 
-function readForm(form) {
+function flagControl(f, id, errId) {
+  // "No" (0) is preselected: a risk factor is absent unless the clinician says otherwise.
+  return h("fieldset", { class: "field radio-field", id, "aria-describedby": errId },
+    h("legend", { text: f.label }),
+    h("div", { class: "radio-row" }, (f.options || []).map(([value, text], i) => h("span", { class: "radio" },
+      h("input", { type: "radio", name: f.name, id: `${id}-${value}`, value, required: f.required && i === 0, checked: Number(value) === 0 }),
+      h("label", { for: `${id}-${value}`, text })))),
+    h("p", { class: "field-error", id: errId, "aria-live": "polite" }));
+}
+
+/** The request body: numbers and flags as numbers, an empty answer as null. */
+function readForm(form, fields) {
   const data = new FormData(form);
   const body = {};
-  for (const f of FIELDS) {
+  for (const f of fields) {
     const raw = data.get(f.name);
-    if (f.type === "number") body[f.name] = raw === null || raw === "" ? null : Number(raw);
-    else body[f.name] = f.cast ? f.cast(raw) : raw;
+    body[f.name] = raw === null || raw === "" ? null : f.type === "choice" ? raw : Number(raw);
   }
   return body;
 }
@@ -67,31 +54,35 @@ function setFieldError(form, name, message) {
   return control;
 }
 
-function validate(form) {
+function fieldMessage(form, f, control) {
+  if (f.type === "flag") return f.required && !form.querySelector(`input[name="${CSS.escape(f.name)}"]:checked`) ? `Choose ${f.label.toLowerCase()}.` : "";
+  if (control.validity.valueMissing) return `${f.label} is required.`;
+  if (control.validity.badInput) return `${f.label} must be a number.`;
+  if (control.validity.rangeUnderflow || control.validity.rangeOverflow) return `${f.label} must be between ${f.min} and ${f.max}${f.unit ? " " + f.unit : ""}.`;
+  return "";
+}
+
+/** Mark every invalid field; returns the first invalid control (to focus), or null. */
+function validate(form, fields) {
   let first = null;
-  for (const f of FIELDS) {
-    const control = form.querySelector(`#risk-${f.name}`);
-    let message = "";
-    if (f.type === "radio") {
-      if (f.required && !form.querySelector(`input[name="${f.name}"]:checked`)) message = `Choose ${f.label.toLowerCase()}.`;
-    } else if (control.validity.valueMissing) message = `${f.label} is required.`;
-    else if (control.validity.badInput) message = `${f.label} must be a number.`;
-    else if (control.validity.rangeUnderflow || control.validity.rangeOverflow) message = `${f.label} must be between ${f.min} and ${f.max}${f.unit ? " " + f.unit : ""}.`;
+  for (const f of fields) {
+    const control = form.querySelector(`#risk-${CSS.escape(f.name)}`);
+    const message = fieldMessage(form, f, control);
     setFieldError(form, f.name, message);
     if (message && !first) first = control.matches("fieldset") ? control.querySelector("input") : control;
   }
   return first;
 }
 
-function contributionRow(c, maxAbs) {
+function contributionRow(c, maxAbs, field) {
   const share = maxAbs ? Math.abs(Number(c.contribution)) / maxAbs : 0;
   const dir = ["raises", "lowers", "neutral"].includes(c.direction) ? c.direction
     : Number(c.contribution) > 0 ? "raises" : Number(c.contribution) < 0 ? "lowers" : "neutral";
-  const flag = FIELDS.find((f) => f.name === c.feature)?.cast === Number;
+  const flag = field?.type === "flag";
   const value = c.value === null || c.value === undefined ? "unknown" : flag ? (Number(c.value) ? "yes" : "no") : String(c.value);
   const bar = h("span", { class: "contrib-bar", style: { width: `${(100 * share).toFixed(1)}%` } });
   return h("li", { class: `contrib ${dir}`, dataset: { feature: c.feature } },
-    h("span", { class: "contrib-name" }, h("strong", { text: LABELS[c.feature] || humanize(c.feature) }),
+    h("span", { class: "contrib-name" }, h("strong", { text: field?.label || humanize(c.feature) }),
       h("span", { class: "muted", text: ` = ${value}${c.imputed ? " (imputed)" : ""}` })),
     h("span", { class: "contrib-track", "aria-hidden": "true" },
       h("span", { class: "contrib-half left" }, dir === "lowers" ? bar : null),
@@ -115,14 +106,21 @@ function bandScale(bands, current) {
 }
 
 export class RiskView {
-  constructor(api) {
+  constructor(api, contract) {
     this.api = api;
+    this.contract = contract;
     this.form = null;
+    this.fields = []; // the contract's risk_form the form was built from
   }
 
-  _build() {
+  _label(name) {
+    return this.fields.find((f) => f.name === name)?.label || humanize(name);
+  }
+
+  _build(fields) {
+    this.fields = fields;
     const form = h("form", { id: "risk-form", class: "risk-form", novalidate: true },
-      h("div", { class: "form-grid" }, FIELDS.map(fieldControl)),
+      h("div", { class: "form-grid" }, fields.map(fieldControl)),
       h("div", { class: "form-actions" },
         h("button", { type: "submit", class: "btn btn-primary", text: "Estimate risk" }),
         h("button", { type: "reset", class: "btn btn-quiet", text: "Clear" })),
@@ -130,14 +128,29 @@ export class RiskView {
     form.addEventListener("submit", (e) => { e.preventDefault(); this.submit(); });
     form.addEventListener("reset", () => {
       $("risk-result").hidden = true;
-      FIELDS.forEach((f) => setFieldError(form, f.name, ""));
+      fields.forEach((f) => setFieldError(form, f.name, ""));
     });
-    $("risk-form-host").append(form);
+    clear($("risk-form-host")).append(form);
     this.form = form;
   }
 
+  /** The fields come from the served contract; without it there is no form, only a retry. */
+  async _ensureForm() {
+    if (this.form) return;
+    const host = clear($("risk-form-host"));
+    host.append(h("p", { class: "muted", role: "status", text: "Loading the form…" }));
+    try {
+      const contract = await this.contract.load();
+      if (!this.form) this._build(contract.risk_form || []);
+    } catch (err) {
+      const retry = h("button", { type: "button", class: "btn btn-secondary btn-small", text: "Try again", onclick: () => this._ensureForm() });
+      clear(host).append(h("div", { class: "alert alert-error", role: "alert" },
+        h("strong", { text: "The risk form could not be loaded." }), h("span", { class: "alert-detail", text: err.message }), retry));
+    }
+  }
+
   show(params) {
-    if (!this.form) this._build();
+    this._ensureForm();
     const scan = params.get("scan");
     $("risk-back").hidden = !scan;
     if (scan) $("risk-back").querySelector("a").setAttribute("href", `#/scan/${encodeURIComponent(scan)}`);
@@ -147,20 +160,20 @@ export class RiskView {
     const form = this.form;
     const msg = $("risk-msg");
     msg.hidden = true;
-    const invalid = validate(form);
+    const invalid = validate(form, this.fields);
     if (invalid) { invalid.focus(); return; }
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     button.textContent = "Estimating…";
     try {
-      const result = await this.api.post("/risk", readForm(form));
+      const result = await this.api.post("/risk", readForm(form, this.fields));
       this.render(result);
     } catch (err) {
       msg.className = "alert alert-error";
       clear(msg);
       if (err.code === "INVALID_FIELD" && err.field) {
         const control = setFieldError(form, err.field, err.message);
-        msg.append(h("strong", { text: `Check “${LABELS[err.field] || humanize(err.field)}”. ` }), h("span", { text: err.message }));
+        msg.append(h("strong", { text: `Check “${this._label(err.field)}”. ` }), h("span", { text: err.message }));
         msg.hidden = false;
         (control?.matches("fieldset") ? control.querySelector("input") : control)?.focus();
       } else {
@@ -197,7 +210,7 @@ export class RiskView {
         `${formatPercent(baseline.probability)}, the model's estimate for an average patient in its training data.`) : null,
       contributions.length ? h("h3", { class: "sub-h", text: "Contributing factors" }) : null,
       contributions.length ? h("p", { class: "muted small", text: "How much each input moved this estimate up or down, relative to the baseline." }) : null,
-      contributions.length ? h("ul", { class: "contribs", "aria-label": "Contributing factors" }, contributions.map((c) => contributionRow(c, maxAbs))) : null,
+      contributions.length ? h("ul", { class: "contribs", "aria-label": "Contributing factors" }, contributions.map((c) => contributionRow(c, maxAbs, this.fields.find((f) => f.name === c.feature)))) : null,
       result.contribution_method ? h("details", { class: "result-details" }, h("summary", { text: "How contributions are computed" }),
         h("p", { class: "small mono", text: result.contribution_method }),
         baseline?.meaning ? h("p", { class: "small mono", text: `Baseline: ${baseline.meaning}` }) : null) : null,
@@ -210,7 +223,8 @@ export class RiskView {
   }
 
   reset() {
-    this.form?.reset();
+    this.form?.remove(); // rebuilt from the contract fetched at the next sign-in
+    this.form = null;
     $("risk-result").hidden = true;
   }
 }

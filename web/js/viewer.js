@@ -2,50 +2,24 @@
 // heat-map overlay with an opacity slider, each only when the backend provides it.
 "use strict";
 
-import { h, clear, humanize } from "./dom.js";
+import { h, clear } from "./dom.js";
+import { humanize } from "./format.js";
 
-const WINDOW_ORDER = ["brain", "subdural", "stroke", "bone"];
-const WINDOW_HINT = { brain: "L40 / W80", subdural: "L75 / W215", stroke: "L40 / W40", bone: "L600 / W2800" };
-
-/** Window previews from either {windows: {brain: url}} or flat {window_brain: url} keys. */
-function windowsOf(previews) {
-  const out = { ...(previews.windows || {}) };
+/** Window previews ({windows: {brain: url}} or flat {window_brain: url} keys) in the order of the
+ * served presets, each as {name, url, label, hint}; names the contract does not know come last. */
+function windowsOf(previews, presets) {
+  const urls = { ...(previews.windows || {}) };
   for (const [key, url] of Object.entries(previews)) {
     const m = /^window_(\w+)$/.exec(key);
-    if (m && typeof url === "string") out[m[1]] = url;
+    if (m) urls[m[1]] = url;
   }
-  return Object.entries(out).filter(([, url]) => typeof url === "string")
-    .sort((a, b) => (WINDOW_ORDER.indexOf(a[0]) + 99) % 99 - (WINDOW_ORDER.indexOf(b[0]) + 99) % 99);
-}
-
-/** Viridis-like ramp; low values are transparent so the anatomy stays readable. */
-function heatColor(t) {
-  const stops = [[0, [48, 18, 59]], [0.25, [40, 120, 230]], [0.5, [40, 200, 140]], [0.75, [250, 200, 40]], [1, [220, 40, 20]]];
-  let i = 1;
-  while (i < stops.length - 1 && t > stops[i][0]) i++;
-  const [t0, c0] = stops[i - 1];
-  const [t1, c1] = stops[i];
-  const f = Math.max(0, Math.min(1, (t - t0) / (t1 - t0 || 1)));
-  return c0.map((c, k) => Math.round(c + f * (c1[k] - c)));
-}
-
-function heatmapCanvas(grid) {
-  const rows = grid.length;
-  const cols = Math.max(...grid.map((r) => r.length));
-  const values = grid.flat().map(Number).filter(Number.isFinite);
-  const lo = Math.min(...values);
-  const hi = Math.max(...values);
-  const canvas = h("canvas", { class: "overlay heatmap", width: cols, height: rows, "aria-hidden": "true" });
-  const ctx = canvas.getContext("2d");
-  const img = ctx.createImageData(cols, rows);
-  grid.forEach((row, y) => row.forEach((v, x) => {
-    const t = hi > lo ? (Number(v) - lo) / (hi - lo) : 0;
-    const [r, g, b] = heatColor(t);
-    const o = 4 * (y * cols + x);
-    img.data.set([r, g, b, Math.round(255 * Math.min(1, t * 1.4))], o);
-  }));
-  ctx.putImageData(img, 0, 0);
-  return canvas;
+  const rank = (name) => { const i = presets.findIndex((p) => p.name === name); return i < 0 ? presets.length : i; };
+  return Object.entries(urls).filter(([, url]) => typeof url === "string")
+    .sort(([a], [b]) => rank(a) - rank(b))
+    .map(([name, url]) => {
+      const preset = presets.find((p) => p.name === name);
+      return { name, url, label: preset?.label || humanize(name), hint: preset ? `L${preset.level} / W${preset.width}` : "" };
+    });
 }
 
 function pane(title, caption, image, overlay) {
@@ -65,44 +39,15 @@ function previewImage(url, alt, onExpired) {
   return img;
 }
 
-/** Render the viewer. ``onExpired()`` is called when a preview link fails (they expire after minutes);
- * it returns true when it will re-render with fresh links, else the image shows a placeholder. */
-export function renderViewer(section, scan, localUrl, onExpired) {
-  clear(section);
-  let refreshing = null; // asked once per render: true when fresh links are on their way
-  const expired = onExpired ? () => (refreshing ??= Boolean(onExpired())) : null;
-  const previews = scan.previews || {};
-  const r = scan.result || {};
-  const windows = r.modality === "MR" ? [] : windowsOf(previews);
-  const heatGrid = Array.isArray(r.heatmap?.grid) && r.heatmap.grid.length ? r.heatmap.grid : null;
-  const heatUrl = typeof previews.heatmap === "string" ? previews.heatmap : null;
-  const displayUrl = previews.display || (windows.length ? windows[0][1] : null) || localUrl;
-  const modelUrl = previews.model_input || null;
-  if (!displayUrl && !modelUrl) {
-    section.hidden = scan.status !== "DONE";
-    section.append(h("h2", { id: "viewer-h", text: "Viewer" }), h("p", { class: "muted", text: "No preview images are available for this scan." }));
-    return;
-  }
-  section.hidden = false;
-  const head = h("div", { class: "viewer-head" }, h("h2", { id: "viewer-h", text: "Viewer" }));
-  const toolbar = h("div", { class: "toolbar", role: "toolbar", "aria-label": "Viewer controls" });
-  const panes = h("div", { class: "panes" });
-  section.append(head, toolbar, panes);
+/** The server's heat-map PNG (the CAM upsampled to the model input, "hot" ramp, alpha = evidence),
+ * drawn over the model input. It is decorative: the note under the viewer says what it shows. */
+function heatOverlay(url, onExpired) {
+  const img = h("img", { class: "overlay heatmap", src: url, alt: "", "aria-hidden": "true", decoding: "async", referrerpolicy: "no-referrer" });
+  img.addEventListener("error", () => { if (!(onExpired && onExpired())) img.hidden = true; }, { once: true });
+  return img;
+}
 
-  // Panels
-  const displayImg = previewImage(displayUrl, previews.display || windows.length ? "Uploaded slice as displayed" : "Your file (local preview)", expired);
-  const displayCaption = previews.display || windows.length ? (windows.length && !previews.display ? `${humanize(windows[0][0])} window` : "as uploaded, de-identified")
-    : "local preview, from your computer";
-  const displayPane = pane("Displayed scan", displayCaption, displayImg);
-  panes.append(displayPane);
-  let overlay = null;
-  if (modelUrl) {
-    if (heatUrl) overlay = h("img", { class: "overlay heatmap", src: heatUrl, alt: "", "aria-hidden": "true" });
-    else if (heatGrid) overlay = heatmapCanvas(heatGrid);
-    panes.append(pane("Model input", "what the model saw", previewImage(modelUrl, "Model input: the slice after windowing, padding and resizing", expired), overlay));
-  }
-
-  // Zoom (both panes together)
+function zoomTool(panes) {
   const zoomValue = h("output", { class: "zoom-value", for: "zoom", text: "1×" });
   const zoom = h("input", { id: "zoom", type: "range", min: "1", max: "4", step: "0.25", value: "1", "aria-valuetext": "1 times" });
   const setZoom = (z) => {
@@ -114,56 +59,99 @@ export function renderViewer(section, scan, localUrl, onExpired) {
     panes.classList.toggle("zoomed", z > 1);
   };
   zoom.addEventListener("input", () => setZoom(Number(zoom.value)));
-  toolbar.append(h("div", { class: "tool" },
+  setZoom(1);
+  return h("div", { class: "tool" },
     h("label", { for: "zoom", text: "Zoom" }),
     h("button", { type: "button", class: "btn btn-icon", "aria-label": "Zoom out", text: "−", onclick: () => setZoom(Number(zoom.value) - 0.5) }),
     zoom,
     h("button", { type: "button", class: "btn btn-icon", "aria-label": "Zoom in", text: "+", onclick: () => setZoom(Number(zoom.value) + 0.5) }),
-    zoomValue));
+    zoomValue);
+}
 
-  // CT window presets
-  if (windows.length) {
-    const group = h("div", { class: "segmented", role: "radiogroup", "aria-label": "CT window preset" });
-    const choices = [];
-    if (previews.display) choices.push(["display", previews.display, "As displayed"]);
-    for (const [name, url] of windows) choices.push([name, url, humanize(name)]);
-    choices.forEach(([name, url, text], i) => {
-      const id = `win-${name}`;
-      const input = h("input", { type: "radio", name: "ct-window", id, value: name, checked: i === 0 });
-      input.addEventListener("change", () => {
-        const current = displayPane.querySelector(".scan-img, .img-missing");
-        const img = previewImage(url, `Uploaded slice, ${text.toLowerCase()}${name !== "display" ? " window" : ""}`, expired);
-        current.replaceWith(img);
-        displayPane.querySelector("figcaption .muted").textContent = WINDOW_HINT[name] ? `${text} window · ${WINDOW_HINT[name]}` : "as uploaded, de-identified";
-      });
-      group.append(input, h("label", { for: id, text, title: WINDOW_HINT[name] || "" }));
+/** CT window presets as a radio group; choosing one swaps the displayed image and its caption. */
+function windowTool(displayPane, display, windows, expired) {
+  const group = h("div", { class: "segmented", role: "radiogroup", "aria-labelledby": "win-label" });
+  const choices = display ? [{ name: "display", url: display, label: "As displayed", hint: "" }, ...windows] : windows;
+  choices.forEach((w, i) => {
+    const id = `win-${w.name}`;
+    const input = h("input", { type: "radio", name: "ct-window", id, value: w.name, checked: i === 0 });
+    input.addEventListener("change", () => {
+      const isWindow = w.name !== "display";
+      const img = previewImage(w.url, `Uploaded slice, ${w.label.toLowerCase()}${isWindow ? " window" : ""}`, expired);
+      displayPane.querySelector(".scan-img, .img-missing").replaceWith(img);
+      displayPane.querySelector("figcaption .muted").textContent = isWindow
+        ? `${w.label} window${w.hint ? ` · ${w.hint}` : ""}` : "as uploaded, de-identified";
     });
-    toolbar.append(h("div", { class: "tool" }, h("span", { class: "tool-label", id: "win-label", text: "Window" }), group));
-    group.setAttribute("aria-labelledby", "win-label");
+    group.append(input, h("label", { for: id, text: w.label, title: w.hint }));
+  });
+  return h("div", { class: "tool" }, h("span", { class: "tool-label", id: "win-label", text: "Window" }), group);
+}
+
+function heatTool(overlay) {
+  const opacity = h("input", { id: "heat-opacity", type: "range", min: "0", max: "100", step: "5", value: "50" });
+  const out = h("output", { for: "heat-opacity", class: "zoom-value", text: "50 %" });
+  const toggle = h("input", { id: "heat-toggle", type: "checkbox", checked: true });
+  const apply = () => {
+    overlay.style.opacity = toggle.checked ? String(Number(opacity.value) / 100) : "0";
+    out.textContent = `${opacity.value} %`;
+    opacity.disabled = !toggle.checked;
+  };
+  opacity.addEventListener("input", apply);
+  toggle.addEventListener("change", apply);
+  apply();
+  return h("div", { class: "tool" },
+    h("span", { class: "check" }, toggle, h("label", { for: "heat-toggle", text: "Heat map" })),
+    h("label", { for: "heat-opacity", class: "visually-hidden", text: "Heat-map opacity" }), opacity, out);
+}
+
+function heatNote(heatmap) {
+  return h("p", { class: "muted small heat-note" },
+    h("span", { class: "heat-scale", "aria-hidden": "true" },
+      h("span", { text: "low" }), h("span", { class: "heat-legend" }), h("span", { text: "high" })),
+    h("span", { text: `Heat map${heatmap?.method ? ` (${heatmap.method})` : ""}: where the evidence for ` +
+      `${heatmap?.class ? `“${heatmap.class}”` : "the model output"} was strongest. It is not a lesion outline.` }));
+}
+
+/** Render the viewer. ``onExpired()`` is called when a preview link fails (they expire after minutes);
+ * it returns true when it will re-render with fresh links, else the image shows a placeholder.
+ * ``presets`` are the served CT window presets ([{name, label, level, width}]). */
+export function renderViewer(section, scan, { localUrl = null, onExpired = null, presets = [] } = {}) {
+  clear(section);
+  let refreshing = null; // asked once per render: true when fresh links are on their way
+  const expired = onExpired ? () => (refreshing ??= Boolean(onExpired())) : null;
+  const previews = scan.previews || {};
+  const r = scan.result || {};
+  const windows = r.modality === "MR" ? [] : windowsOf(previews, presets);
+  const fromServer = Boolean(previews.display || windows.length);
+  const displayUrl = previews.display || windows[0]?.url || localUrl;
+  const modelUrl = previews.model_input || null;
+  if (!displayUrl && !modelUrl) {
+    section.hidden = scan.status !== "DONE";
+    section.append(h("h2", { id: "viewer-h", text: "Viewer" }), h("p", { class: "muted", text: "No preview images are available for this scan." }));
+    return;
+  }
+  section.hidden = false;
+  const toolbar = h("div", { class: "toolbar", role: "toolbar", "aria-label": "Viewer controls" });
+  const panes = h("div", { class: "panes" });
+  section.append(h("div", { class: "viewer-head" }, h("h2", { id: "viewer-h", text: "Viewer" })), toolbar, panes);
+
+  const displayImg = previewImage(displayUrl, fromServer ? "Uploaded slice as displayed" : "Your file (local preview)", expired);
+  const displayCaption = !fromServer ? "local preview, from your computer"
+    : previews.display ? "as uploaded, de-identified" : `${windows[0].label} window`;
+  const displayPane = pane("Displayed scan", displayCaption, displayImg);
+  panes.append(displayPane);
+  const overlay = modelUrl && typeof previews.heatmap === "string" ? heatOverlay(previews.heatmap, expired) : null;
+  if (modelUrl) {
+    panes.append(pane("Model input", "what the model saw", previewImage(modelUrl, "Model input: the slice after windowing, padding and resizing", expired), overlay));
   }
 
-  // Heat-map overlay
+  toolbar.append(zoomTool(panes));
+  if (windows.length) toolbar.append(windowTool(displayPane, previews.display, windows, expired));
   if (overlay) {
-    const opacity = h("input", { id: "heat-opacity", type: "range", min: "0", max: "100", step: "5", value: "50" });
-    const out = h("output", { for: "heat-opacity", class: "zoom-value", text: "50 %" });
-    const toggle = h("input", { id: "heat-toggle", type: "checkbox", checked: true });
-    const apply = () => {
-      overlay.style.opacity = toggle.checked ? String(Number(opacity.value) / 100) : "0";
-      out.textContent = `${opacity.value} %`;
-      opacity.disabled = !toggle.checked;
-    };
-    opacity.addEventListener("input", apply);
-    toggle.addEventListener("change", apply);
-    apply();
-    toolbar.append(h("div", { class: "tool" },
-      h("span", { class: "check" }, toggle, h("label", { for: "heat-toggle", text: "Heat map" })),
-      h("label", { for: "heat-opacity", class: "visually-hidden", text: "Heat-map opacity" }), opacity, out));
-    section.append(h("p", { class: "muted small heat-note" },
-      h("span", { class: "heat-legend", "aria-hidden": "true" }),
-      `Heat map${r.heatmap?.method ? ` (${r.heatmap.method})` : ""}: where the model output was most sensitive. It is not a lesion outline.`));
+    toolbar.append(heatTool(overlay));
+    section.append(heatNote(r.heatmap));
   }
-  if (!previews.display && !windows.length && localUrl) {
+  if (!fromServer && localUrl) {
     section.append(h("p", { class: "muted small", text: "Server previews are not available for this scan; the left panel shows the file from your computer." }));
   }
-  setZoom(1);
 }

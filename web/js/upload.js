@@ -1,0 +1,241 @@
+// Upload: the file goes straight to storage with the presigned POST the API hands out (POST /scans),
+// with progress and cancel. The API only hands out the link; S3 enforces the type and size.
+"use strict";
+
+import { $, h, clear, showMessage, hideMessage } from "./dom.js";
+import { formatBytes } from "./format.js";
+
+class UploadError extends Error {
+  constructor(message, detail, kind = "error") {
+    super(message);
+    this.detail = detail;
+    this.kind = kind;
+  }
+}
+
+/** The type its first bytes say, for files without a usable type or extension (e.g. DICOM "DICM"). */
+async function sniffedType(file) {
+  const head = new Uint8Array(await file.slice(0, 132).arrayBuffer());
+  const at = (offset, bytes) => bytes.every((b, i) => head[offset + i] === b);
+  if (head.length >= 132 && at(128, [0x44, 0x49, 0x43, 0x4d])) return "application/dicom";
+  if (at(0, [0x89, 0x50, 0x4e, 0x47])) return "image/png";
+  if (at(0, [0xff, 0xd8, 0xff])) return "image/jpeg";
+  if (at(0, [0x49, 0x49, 0x2a, 0x00]) || at(0, [0x4d, 0x4d, 0x00, 0x2a])) return "image/tiff";
+  return "";
+}
+
+/** The content type to declare in POST /scans: the browser's when the contract accepts it; none when
+ * only the extension is accepted (the API maps extensions itself); else the sniffed one. Throws when
+ * the contract accepts none of these; without a contract the API alone decides. */
+async function declaredType(file, contract) {
+  if (contract.acceptsType(file.type)) return file.type;
+  if (contract.acceptsName(file.name)) return undefined;
+  const sniffed = await sniffedType(file);
+  if (!contract.known) return sniffed || file.type || undefined;
+  if (contract.acceptsType(sniffed)) return sniffed;
+  throw new UploadError("This file type is not accepted.",
+    `StrokeLens reads ${contract.typeNames} files (${contract.extensions.join(" ")}). Export the slice in one of these formats.`);
+}
+
+/** The advice that ends a size refusal, naming the accepted formats when they are known. */
+function sliceAdvice(contract) {
+  return `Upload a single slice${contract.known ? `, exported as ${contract.typeNames}` : ""}.`;
+}
+
+function tooLargeError(size, maxBytes, byServer, advice) {
+  // The storage's own limit is authoritative: quote max_bytes only when it agrees with the refusal.
+  const limit = maxBytes && size > maxBytes ? ` (${formatBytes(maxBytes)})` : "";
+  return new UploadError(
+    `This file is larger than the upload limit${limit}.`,
+    `${byServer ? "The storage service refused it" : "It was not sent"}${size ? `: the file is ${formatBytes(size)}` : ""}. ${advice}`);
+}
+
+const S3_MESSAGES = {
+  EntityTooSmall: ["The file is empty.", "Export the scan again and re-upload it."],
+  AccessDenied: ["The storage service refused this upload.", "The upload link may have expired or did not match this file. Please try again."],
+  ExpiredToken: ["The upload link has expired.", "Please try the upload again."],
+  RequestTimeout: ["The upload took too long and was stopped.", "Check your connection and try again."],
+  InvalidPolicyDocument: ["The upload link is not valid.", "Please try again."],
+};
+
+/** The S3 error code of a refused POST (an XML body), or "". */
+function s3ErrorCode(xhr) {
+  try {
+    const xml = new DOMParser().parseFromString(xhr.responseText || "", "application/xml");
+    return xml.querySelector("Error > Code")?.textContent?.trim() || "";
+  } catch {
+    return "";
+  }
+}
+
+/** POST the file to the presigned S3 form; resolves on 2xx, rejects with a clinician-readable error. */
+function postToStorage(upload, file, maxBytes, advice, onProgress, signal) {
+  return new Promise((resolve, reject) => {
+    const form = new FormData();
+    for (const [key, value] of Object.entries(upload.fields || {})) form.append(key, value);
+    form.append("file", file); // must be the last field
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", upload.url);
+    xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) onProgress(e.loaded, e.total); });
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300) { onProgress(1, 1); resolve(); return; }
+      const code = s3ErrorCode(xhr);
+      if (code === "EntityTooLarge") { reject(tooLargeError(file.size, maxBytes, true, advice)); return; }
+      const [message, detail] = S3_MESSAGES[code] || ["The storage service refused this upload.", `Please try again (${code || "HTTP " + xhr.status}).`];
+      reject(new UploadError(message, detail));
+    });
+    xhr.addEventListener("error", () => reject(new UploadError("The upload failed: the storage service could not be reached.",
+      maxBytes && file.size > maxBytes ? `The file (${formatBytes(file.size)}) is also over the upload limit (${formatBytes(maxBytes)}).` : "Check your connection and try again.")));
+    xhr.addEventListener("abort", () => reject(new UploadError("Upload cancelled.", "Nothing was read. Choose a file to start again.", "info")));
+    signal.addEventListener("abort", () => xhr.abort(), { once: true });
+    xhr.send(form);
+  });
+}
+
+/** The upload form: choose or drop a file, send it, report progress. Hooks: ``uploaded(scan, file,
+ * contentType)`` once the storage has the file; ``created()`` when a scan exists but the upload failed. */
+export class UploadForm {
+  constructor(api, contract, hooks) {
+    this.api = api;
+    this.contract = contract;
+    this.hooks = hooks;
+    this.file = null;
+    this.abort = null; // the AbortController of the upload in flight
+    this._bind();
+  }
+
+  get busy() { return Boolean(this.abort); }
+
+  _bind() {
+    const input = $("file");
+    const zone = $("dropzone");
+    input.addEventListener("change", () => this.choose(input.files[0] || null));
+    for (const type of ["dragenter", "dragover"]) {
+      zone.addEventListener(type, (e) => { e.preventDefault(); zone.classList.add("dragging"); });
+    }
+    for (const type of ["dragleave", "dragend"]) zone.addEventListener(type, () => zone.classList.remove("dragging"));
+    zone.addEventListener("drop", (e) => {
+      e.preventDefault();
+      zone.classList.remove("dragging");
+      const file = e.dataTransfer?.files?.[0];
+      if (file) this.choose(file);
+    });
+    // Dropping a file anywhere else must not navigate away from the app.
+    window.addEventListener("dragover", (e) => e.preventDefault());
+    window.addEventListener("drop", (e) => e.preventDefault());
+    $("upload-form").addEventListener("submit", (e) => { e.preventDefault(); this.upload(); });
+    $("cancel-btn").addEventListener("click", () => this.abort?.abort());
+  }
+
+  choose(file) {
+    this.file = file;
+    hideMessage($("upload-msg"));
+    $("upload-progress").hidden = true;
+    const chosen = clear($("file-chosen"));
+    if (file) {
+      chosen.append(h("span", { class: "file-name", text: file.name }), h("span", { class: "muted", text: ` · ${formatBytes(file.size)}` }));
+      this.contract.loaded().then(() => this._warnIfTooLarge(file));
+    }
+    $("dropzone").classList.toggle("has-file", Boolean(file));
+  }
+
+  /** Say at once when the chosen file is over the contract's limit (it would not be sent). */
+  _warnIfTooLarge(file) {
+    const max = this.contract.maxUploadBytes;
+    if (this.file !== file || this.busy || !max || file.size <= max) return;
+    showMessage($("upload-msg"), "warning", `This file is larger than the upload limit (${formatBytes(max)}).`,
+      `It will not be sent. ${sliceAdvice(this.contract)}`);
+  }
+
+  _setProgress(loaded, total, label) {
+    const pct = total ? Math.min(100, Math.round((100 * loaded) / total)) : 0;
+    $("progress").value = pct;
+    $("progress-pct").textContent = `${pct} %`;
+    if (label) $("progress-label").textContent = label;
+  }
+
+  _busy(on) {
+    $("upload-btn").disabled = on;
+    $("file").disabled = on;
+    $("modality").disabled = on;
+    $("cancel-btn").hidden = !on;
+    $("dropzone").classList.toggle("disabled", on);
+  }
+
+  async upload() {
+    const msg = $("upload-msg");
+    hideMessage(msg);
+    const file = this.file;
+    if (!file) {
+      showMessage(msg, "error", "Choose a file first.", "Drag a slice onto the box above or use “Choose a file”.");
+      $("file").focus();
+      return;
+    }
+    const controller = new AbortController();
+    this.abort = controller;
+    this._busy(true);
+    $("upload-progress").hidden = false;
+    $("upload-progress").classList.remove("complete");
+    this._setProgress(0, 1, `Uploading ${file.name}`);
+    let sent = null;
+    try {
+      sent = await this._send(file, controller.signal);
+    } catch (err) {
+      $("upload-progress").hidden = true;
+      showMessage(msg, err.kind || "error", err.message, err.detail);
+      if (err.scan) this.hooks.created();
+    } finally {
+      this.abort = null;
+      this._busy(false);
+    }
+    if (sent) this.hooks.uploaded(sent.scan, file, sent.contentType);
+  }
+
+  /** POST /scans, then the file to storage. Returns {scan, contentType}; errors carry ``scan`` once one exists. */
+  async _send(file, signal) {
+    await this.contract.loaded(); // fetched at sign-in; without it the API and the storage still check
+    const advice = sliceAdvice(this.contract);
+    const declared = await declaredType(file, this.contract);
+    const limit = this.contract.maxUploadBytes;
+    if (limit && file.size > limit) throw tooLargeError(file.size, limit, false, advice); // no scan is created
+    const scan = await this._create(file, declared);
+    try {
+      const maxBytes = Number(scan.max_bytes) || limit; // this upload's own limit, as the API states it
+      if (maxBytes && file.size > maxBytes) throw tooLargeError(file.size, maxBytes, false, advice);
+      if (signal.aborted) throw new UploadError("Upload cancelled.", "Nothing was read.", "info");
+      await postToStorage(scan.upload, file, maxBytes, advice, (loaded, total) => this._setProgress(loaded, total), signal);
+    } catch (err) {
+      err.scan = scan;
+      throw err;
+    }
+    this._setProgress(1, 1, `Uploaded ${file.name}`);
+    $("upload-progress").classList.add("complete");
+    return { scan, contentType: scan.upload?.fields?.["Content-Type"] || declared || "" };
+  }
+
+  async _create(file, contentType) {
+    const modality = $("modality").value || undefined;
+    try {
+      return await this.api.post("/scans", { filename: file.name, content_type: contentType, modality });
+    } catch (err) {
+      if (err.code === "UNSUPPORTED_CONTENT_TYPE") throw new UploadError("This file type is not accepted.", err.message);
+      throw new UploadError("The upload could not be started.", err.message);
+    }
+  }
+
+  /** Accepted types and the size limit from the contract: the file picker's filter and the hint. */
+  configure() {
+    const c = this.contract;
+    if (!c.known) return;
+    $("file").setAttribute("accept", c.acceptList.join(","));
+    const limit = c.maxUploadBytes ? `, up to ${formatBytes(c.maxUploadBytes)}` : "";
+    $("file-hint").textContent = `One axial slice: ${c.typeNames} (${c.extensions.join(" ")})${limit}. ` +
+      "Files are sent straight to encrypted storage.";
+  }
+
+  reset() {
+    this.abort?.abort();
+    $("upload-progress").hidden = true;
+    hideMessage($("upload-msg"));
+  }
+}
