@@ -6,7 +6,10 @@ warning codes with their messages, and the clinical risk form (fields, levels, r
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from strokelens.core import clinical
@@ -49,6 +52,12 @@ def risk_form() -> list[dict[str, Any]]:
     return out
 
 
+@cache
+def deid_rules() -> dict[str, Any]:
+    """The de-identification rules the browser applies before upload (and the server re-checks)."""
+    return json.loads((Path(__file__).resolve().parent / "deid_rules.json").read_text())
+
+
 def site_contract(manifest: Manifest, *, max_upload_bytes: int, upload_expires: int) -> dict[str, Any]:
     return {
         "accepted": {"content_types": sorted(CONTENT_TYPES), "extensions": sorted(EXTENSION_TYPES)},
@@ -61,4 +70,5 @@ def site_contract(manifest: Manifest, *, max_upload_bytes: int, upload_expires: 
         "errors": dict(MESSAGES),
         "warnings": dict(WARNINGS),
         "risk_form": risk_form(),
+        "deidentification": deid_rules(),
     }

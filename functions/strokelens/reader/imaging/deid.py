@@ -11,15 +11,15 @@ geometry and the transfer syntax are never touched, so the reading is unchanged.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.datadict import tag_for_keyword
 
-RULES: dict[str, Any] = json.loads((Path(__file__).resolve().parents[2] / "core" / "deid_rules.json").read_text())
+from strokelens.core.contract import deid_rules
+
+RULES: dict[str, Any] = deid_rules()
 ACTIONS: dict[int, tuple[str, str]] = {  # tag -> (category, action)
     tag_for_keyword(keyword): (category, action)
     for category, elements in RULES["categories"].items() for keyword, action in elements.items()
