@@ -96,6 +96,8 @@ class Stack:
             return pseudo[name]
         if name in self.parameters:
             return self.parameters[name]
+        if self.resources.get(name, {}).get("Type") == "AWS::SQS::Queue":  # Ref of a queue is its URL
+            return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{self.physical_name(name)}"
         return self.physical_name(name)
 
     def resolve(self, value: Any) -> Any:

@@ -54,7 +54,8 @@ def predict(paths: list[str], model_dir: str | None, modality: str | None = None
 
 
 def predict_study(folder: str, model_dir: str | None, modality: str | None = None, out=sys.stdout) -> int:
-    """One JSON line for the whole folder read as one study (files in natural name order)."""
+    """One JSON line for the whole folder read as one study (files in natural name order; DICOM
+    series grouped and ordered by their headers)."""
     from strokelens.reader.model.served import ServedModel
     from strokelens.reader.reading import read_study
 
@@ -64,8 +65,9 @@ def predict_study(folder: str, model_dir: str | None, modality: str | None = Non
     study = reading.result
     line = {"study": folder, "files": len(files), "label": study.label, "probabilities": study.probabilities,
             "model_version": study.model_version, "aggregation": study.aggregation,
-            "key_slices": [str(files[i]) for i in study.key_slices], "counts": study.counts,
-            "unreadable": {str(files[i]): code for i, code in reading.failures.items()}}
+            "key_slices": [str(files[study.stack[p]]) for p in study.key_slices], "counts": study.counts,
+            "unreadable": {str(files[i]): code for i, code in reading.unreadable_files().items()},
+            "series": study.series}
     out.write(json.dumps(line) + "\n")
     return 0 if study.counts["assessed"] else 1
 

@@ -19,6 +19,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from strokelens.api import studies
 from strokelens.aws.rate_limit import CreationLimiter
 from strokelens.aws.scans_table import ScansTable, decode_page_token
 from strokelens.aws.uploads import presign_get, presign_upload
@@ -49,6 +50,7 @@ LIMITER = (CreationLimiter(boto3.resource("dynamodb").Table(CONFIG.rate_table), 
 # SigV4 for presigned URLs: SigV2 is deprecated and refused in newer regions.
 S3 = boto3.client("s3", config=BotoConfig(signature_version="s3v4"))
 SCANS = ScansTable(boto3.resource("dynamodb").Table(CONFIG.scans_table))
+SQS = boto3.client("sqs")  # deadline messages of studies
 
 MAX_PAGE = 50
 PREVIEW_URL_SECONDS = 300
@@ -88,6 +90,17 @@ def json_body() -> dict[str, Any]:
     return body
 
 
+def check_rate(owner: str) -> None:
+    """429 once the clinician has started the hour's allowance of scans and studies."""
+    if LIMITER is None:
+        return
+    allowed, retry_after = LIMITER.allow(owner)
+    if not allowed:
+        metrics.add_metric(name="ScanRateLimited", unit=MetricUnit.Count, value=1)
+        raise RequestError(429, "RATE_LIMITED", f"At most {LIMITER.limit} scans or studies per hour can be started "
+                           "per clinician. Please try again later.", {"Retry-After": str(retry_after)})
+
+
 @app.post("/scans")
 @tracer.capture_method
 def create_scan() -> Response:
@@ -108,12 +121,7 @@ def create_scan() -> Response:
     if modality is not None and modality not in MODALITIES:
         raise RequestError(400, "INVALID_MODALITY", f"modality must be one of {', '.join(MODALITIES)} or omitted.")
 
-    if LIMITER is not None:
-        allowed, retry_after = LIMITER.allow(owner)
-        if not allowed:
-            metrics.add_metric(name="ScanRateLimited", unit=MetricUnit.Count, value=1)
-            raise RequestError(429, "RATE_LIMITED", f"At most {LIMITER.limit} scans per hour can be started per "
-                               "clinician. Please try again later.", {"Retry-After": str(retry_after)})
+    check_rate(owner)
     scan_id = new_scan_id()
     SCANS.put_pending(new_pending(owner, scan_id, content_type=content_type, modality=modality,
                                   retention_days=CONFIG.retention_days))
@@ -143,10 +151,8 @@ def get_scan(scan_id: str) -> dict:
     return view
 
 
-@app.get("/scans")
-@tracer.capture_method
-def list_scans() -> dict:
-    owner = caller()
+def page() -> tuple[int, str | None]:
+    """``limit`` and ``next`` of a list request, validated."""
     params = app.current_event.query_string_parameters or {}
     try:
         limit = int(params.get("limit", 20))
@@ -160,6 +166,14 @@ def list_scans() -> dict:
             decode_page_token(token)
         except ValueError:
             raise RequestError(400, "INVALID_PAGE_TOKEN", "The page token is not valid.")
+    return limit, token
+
+
+@app.get("/scans")
+@tracer.capture_method
+def list_scans() -> dict:
+    owner = caller()
+    limit, token = page()
     items, next_token = SCANS.list_for_owner(owner, limit, token)
     scans = [{k: v for k, v in public_view(i, CONFIG.upload_expires, CONFIG.max_receive_count).items() if k != "previews"} for i in items]
     return {"scans": scans, "next": next_token}
@@ -219,6 +233,12 @@ def get_model() -> dict:
 def get_metrics() -> dict:
     caller()
     return {"model_version": _model_card().get("version"), "charts": _charts()}
+
+
+studies.bind(studies.Deps(config=CONFIG, s3=S3, sqs=SQS, scans=SCANS, caller=caller, json_body=json_body,
+                          check_rate=check_rate, request_error=RequestError, page=page,
+                          preview_seconds=PREVIEW_URL_SECONDS))
+app.include_router(studies.router)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

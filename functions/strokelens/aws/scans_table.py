@@ -46,11 +46,17 @@ class ScansTable:
         item = self.table.get_item(Key={"owner_id": owner_id, "scan_id": scan_id}).get("Item")
         return to_plain(item) if item else None
 
-    def list_for_owner(self, owner_id: str, limit: int, token: str | None) -> tuple[list[dict], str | None]:
-        """The owner's scans, newest first, and an opaque token for the next page (or None)."""
+    def list_for_owner(self, owner_id: str, limit: int, token: str | None,
+                       studies: bool = False) -> tuple[list[dict], str | None]:
+        """The owner's scans (or studies), newest first, and an opaque token for the next page (or None).
+
+        Both live in one partition per owner; the filter runs after ``Limit``, so a page may hold
+        fewer than ``limit`` items while a next token still follows.
+        """
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": "owner_id = :o",
-            "ExpressionAttributeValues": {":o": owner_id},
+            "FilterExpression": "kind = :study" if studies else "attribute_not_exists(kind)",
+            "ExpressionAttributeValues": {":o": owner_id, **({":study": "study"} if studies else {})},
             "ScanIndexForward": False,
             "Limit": limit,
         }
@@ -90,6 +96,28 @@ class ScansTable:
             if _conditional_failed(exc):
                 return None
             raise
+
+    def arrive(self, owner_id: str, study_id: str, index: int) -> dict[str, Any] | None:
+        """Record that a study's file arrived (a duplicate notification adds nothing) and return
+        the study; None when the study is unknown or no longer waiting for files."""
+        try:
+            response = self.table.update_item(
+                Key={"owner_id": owner_id, "scan_id": study_id},
+                ReturnValues="ALL_NEW",
+                UpdateExpression="ADD arrived :i SET updated_at = :now",
+                ConditionExpression="attribute_exists(scan_id) AND kind = :study AND #s = :pending",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":i": {str(index)}, ":study": "study", ":pending": Status.PENDING.value,
+                                           ":now": iso_now()},
+            )
+            return to_plain(response["Attributes"])
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return None
+            raise
+
+    def complete_study(self, owner_id: str, study_id: str, token: str, fields: dict[str, Any]) -> bool:
+        return self._finish(owner_id, study_id, token, Status.DONE, fields)
 
     def fail_unfinished(self, owner_id: str, scan_id: str, code: str, message: str, *, min_attempts: int = 0,
                         now: float | None = None) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -64,6 +66,24 @@ def write_preview(s3: Any, bucket: str, owner_id: str, scan_id: str, name: str, 
     key = preview_key(owner_id, scan_id, name)
     s3.put_object(Bucket=bucket, Key=key, Body=png, ContentType="image/png")
     return key
+
+
+def write_json(s3: Any, bucket: str, owner_id: str, scan_id: str, name: str, body: Any) -> str:
+    """A JSON document next to a scan's previews (a study's per-slice results: too big for DynamoDB)."""
+    key = f"previews/{owner_id}/{scan_id}/{name}.json"
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body, separators=(",", ":")).encode(),
+                  ContentType="application/json")
+    return key
+
+
+def write_previews(s3: Any, bucket: str, owner_id: str, scan_id: str, pngs: dict[str, bytes],
+                   workers: int = 8) -> dict[str, str]:
+    """Many previews at once (a study's stack): S3 PUTs in parallel; name -> key."""
+    if len(pngs) <= 1:
+        return {name: write_preview(s3, bucket, owner_id, scan_id, name, png) for name, png in pngs.items()}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        keys = pool.map(lambda item: write_preview(s3, bucket, owner_id, scan_id, *item), pngs.items())
+        return dict(zip(pngs, keys))
 
 
 def presign_get(s3: Any, bucket: str, key: str, expires_in: int) -> str:

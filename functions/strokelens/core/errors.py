@@ -35,6 +35,9 @@ WARNINGS: dict[str, str] = {
     "INDETERMINATE": "The model's score is close to its decision threshold; review the image.",
     "SYNTHETIC_MODEL": "This model was trained on synthetic phantom images; its output is not evidence about real scans.",
     "IMAGE_CONVERTED": "The image was adjusted before reading:",
+    "FILES_MISSING": "Some files of this study never arrived; the study was read from the files that did.",
+    "SERIES_SKIPPED": "Some series of this study were not read (see the series list for why).",
+    "MIXED_MODALITIES": "This upload mixes modalities; only the series the model reads was read.",
     "IDENTIFIERS_REMOVED_ON_SERVER": "Patient identifiers were still in the uploaded file; they were removed on the "
                                      "server and the upload was deleted after reading. Use the web app's upload, "
                                      "which removes them in your browser, so they never leave it.",

@@ -139,17 +139,24 @@ class SliceResult:
 
 @dataclass(frozen=True)
 class StudyResult:
-    """A study read as a stack: per-slice results in stack order and the study's aggregate."""
+    """A study read as a stack: the aggregate, the series report and one score per stack position.
+
+    Per-slice results (up to 300+ of them) are not part of this record: they go to S3 as JSON
+    next to the previews, so a study's DynamoDB item stays far below the 400 KB item limit.
+    """
 
     probabilities: dict[str, float]
     label: str | None
     model_version: str
     aggregation: str
-    key_slices: list[int]  # positions in the uploaded stack, most suspicious first
-    slices: list[SliceResult]
-    counts: dict[str, int]  # assessed / not_assessable / unreadable
+    key_slices: list[int]  # stack positions, most suspicious first
+    counts: dict[str, int]  # files, assessed, not_assessable, unreadable, duplicates, missing
+    unreadable: dict[str, int] = field(default_factory=dict)  # error code -> files
+    series: list[dict[str, Any]] = field(default_factory=list)  # one report per series, read or skipped
+    stack: list[int] = field(default_factory=list)  # upload index of each stack position
+    scores: list[float | None] = field(default_factory=list)  # positive-class probability per position
+    synthetic_model: bool = False
+    mixed_modalities: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"probabilities": self.probabilities, "label": self.label, "model_version": self.model_version,
-                "aggregation": self.aggregation, "key_slices": self.key_slices, "counts": self.counts,
-                "slices": [s.to_dict() for s in self.slices]}
+        return asdict(self)

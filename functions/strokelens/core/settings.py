@@ -49,6 +49,7 @@ class Settings:
     # A record is started only with this much of the invocation left (the decoder's own budget
     # plus writing the result), so a slow file never makes the next one time out half-read.
     record_budget_ms: int = 15_000
+    scan_queue_url: str = ""  # studies' deadline messages go here
     rate_table: str = ""  # per-clinician creation counters (empty: no limit)
     create_limit_per_hour: int = 120
 
@@ -67,6 +68,7 @@ class Settings:
             max_receive_count=int(env.get("MAX_RECEIVE_COUNT", 3)),
             lease_seconds=int(env.get("CLAIM_LEASE_SECONDS", 60)),
             record_budget_ms=int(env.get("RECORD_BUDGET_MS", 15_000)),
+            scan_queue_url=env.get("SCAN_QUEUE_URL", ""),
             rate_table=env.get("RATE_TABLE", ""),
             create_limit_per_hour=int(env.get("CREATE_LIMIT_PER_HOUR", 120)),
         )

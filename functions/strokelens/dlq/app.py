@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from strokelens.aws.scans_table import ScansTable
 from strokelens.core.errors import MESSAGES
 from strokelens.core.records import parse_upload_key
+from strokelens.core.studies import parse_study_key, study_upload_key
 from strokelens.core.settings import Settings
 
 logger = Logger()
@@ -39,11 +40,16 @@ def dead_letter_code(record: dict | None) -> str:
 
 
 def end_scan(key: str) -> str:
-    """Mark the scan behind one dead-lettered upload key FAILED; returns what happened."""
+    """Mark the scan (or study) behind one dead-lettered upload key FAILED; returns what happened."""
     parsed = parse_upload_key(key)
-    if parsed is None:
+    study = parse_study_key(key)
+    if parsed is None and study is None:
         return "ignored"
-    owner_id, scan_id = parsed
+    owner_id, scan_id = parsed if parsed is not None else study[:2]
+    return end_record(owner_id, scan_id)
+
+
+def end_record(owner_id: str, scan_id: str) -> str:
     record = SCANS.get(owner_id, scan_id)
     if record is None:
         return "unknown"
@@ -59,6 +65,9 @@ def record_handler(record: SQSRecord) -> None:
     try:
         body = json.loads(record.body)
         keys = [unquote_plus(r["s3"]["object"]["key"]) for r in body.get("Records", [])]
+        deadline = body.get("study_deadline")
+        if isinstance(deadline, dict):  # a study's deadline message that could not be handled
+            keys.append(study_upload_key(str(deadline["owner_id"]), str(deadline["study_id"]), 0))
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         logger.warning("Malformed dead-letter message consumed", extra={"message_id": record.message_id})
         metrics.add_metric(name="MalformedMessage", unit=MetricUnit.Count, value=1)

@@ -23,7 +23,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from strokelens.aws.scans_table import ScansTable
 from strokelens.aws.uploads import delete_upload, read_upload, write_preview
 from strokelens.core.errors import MESSAGES, ScanError
-from strokelens.core.records import parse_upload_key
+from strokelens.core.records import OWNER_RE, is_scan_id, parse_upload_key
+from strokelens.core.studies import parse_study_key
+from strokelens.inference.study import StudyPipeline
 from strokelens.core.settings import Settings
 from strokelens.reader.model.served import ServedModel
 from strokelens.reader.reading import read_scan
@@ -42,6 +44,7 @@ _t0 = time.perf_counter()
 MODEL = ServedModel(CONFIG.model_dir)
 MODEL_LOAD_MS = (time.perf_counter() - _t0) * 1e3
 _cold = True
+STUDIES = StudyPipeline(CONFIG, S3, SCANS, MODEL, logger, lambda code: _count_failure(code))
 
 
 def _count_failure(code: str) -> None:
@@ -87,6 +90,9 @@ def process_object(key: str, size: int | None, receive_count: int, etag: str | N
     """Process one uploaded object; returns what happened (for logs and tests)."""
     parsed = parse_upload_key(key)
     if parsed is None:
+        study = parse_study_key(key)
+        if study is not None:  # one file of a study: the study is read when its last file is here
+            return STUDIES.arrived(*study, key, receive_count)
         logger.warning("Ignoring an object key that was not handed out by the API", extra={"key": key})
         return "ignored"
     owner_id, scan_id = parsed
@@ -134,6 +140,13 @@ class NotStarted(Exception):
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
     try:
         body = json.loads(record.body)
+        if isinstance(body.get("study_deadline"), dict):  # delayed by the API: read what came
+            deadline = body["study_deadline"]
+            owner_id, study_id = str(deadline["owner_id"]), str(deadline["study_id"])
+            if not (OWNER_RE.match(owner_id) and is_scan_id(study_id)):
+                raise ValueError("not a study deadline we sent")
+        else:
+            deadline = None
         objects = [r["s3"]["object"] for r in body.get("Records", [])] if body.get("Event") != "s3:TestEvent" else []
         keys = [(unquote_plus(o["key"]), o.get("size"), o.get("eTag")) for o in objects]
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
@@ -142,6 +155,9 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         metrics.add_metric(name="MalformedMessage", unit=MetricUnit.Count, value=1)
         return
     receive_count = int(record.attributes.approximate_receive_count or 1)
+    if deadline is not None:
+        STUDIES.deadline(owner_id, study_id, receive_count)
+        return
     for key, size, etag in keys:  # S3 URL-encodes keys in notifications (spaces as '+')
         if lambda_context is not None and lambda_context.get_remaining_time_in_millis() < CONFIG.record_budget_ms:
             raise NotStarted(f"{lambda_context.get_remaining_time_in_millis()} ms left")

@@ -14,6 +14,7 @@ from strokelens.reader.imaging.decode import decode_image
 from strokelens.reader.imaging.previews import preview_pngs
 from strokelens.reader.model.cam import overlay_png
 from strokelens.reader.model.served import ServedModel
+from strokelens.reader.series import group_series, header_of, pick_series
 from strokelens.reader.timing import Timer
 
 
@@ -26,7 +27,8 @@ class Reading:
 
 
 def read_scan(data: bytes, model: ServedModel, declared_modality: str | None = None,
-              with_previews: bool = False, with_heatmap: bool = True) -> Reading:
+              with_previews: bool = False, with_heatmap: bool = True,
+              preview_names: tuple[str, ...] | None = None) -> Reading:
     """Read one uploaded file; raises :class:`strokelens.core.errors.ScanError` for bad input.
 
     Order: decode -> served model (window, model input, CNN + head, OOD, heat map) -> previews.
@@ -38,50 +40,114 @@ def read_scan(data: bytes, model: ServedModel, declared_modality: str | None = N
     previews: dict[str, bytes] = {}
     if with_previews:
         with timer("previews"):
-            previews = preview_pngs(decoded, slice_.display, slice_.model_input)
-            if slice_.heat is not None:
+            previews = preview_pngs(decoded, slice_.display, slice_.model_input, preview_names)
+            if slice_.heat is not None and (preview_names is None or "heatmap" in preview_names):
                 previews["heatmap"] = overlay_png(slice_.heat)
     return Reading(result=slice_.result, warnings=slice_.notices, timings_ms=timer.rounded(), previews=previews)
+
+
+# What a study keeps per slice (the stack viewer) and, for its key slices, everything.
+STACK_PREVIEWS = ("display", "heatmap")
+KEY_SLICES = 3
+
+
+@dataclass(frozen=True)
+class StudySlice:
+    position: int  # in stack order of the series read
+    index: int  # the file's place in the upload
+    result: SliceResult | None  # None when the file could not be read
+    error: str | None = None
+    warnings: list[Notice] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"position": self.position, "index": self.index, "error": self.error,
+                "result": None if self.result is None else self.result.to_dict(),
+                "warnings": [w.to_dict() for w in self.warnings]}
 
 
 @dataclass(frozen=True)
 class StudyReading:
     result: StudyResult
-    failures: dict[int, str]  # slice position -> error code, for slices that could not be read
+    slices: list[StudySlice]
+    previews: dict[tuple[int, str], bytes] = field(default_factory=dict)  # (stack position, name) -> PNG
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def unreadable_files(self) -> dict[int, str]:
+        """Upload index -> error code of every file that could not be read."""
+        return dict(self.rejected, **{s.index: s.error for s in self.slices if s.error})
+
+    rejected: dict[int, str] = field(default_factory=dict)  # files that are no image at all
 
 
-def read_study(files: list[bytes], model: ServedModel, declared_modality: str | None = None) -> StudyReading:
-    """Read a stack of slices (in stack order) as one study.
+def read_study(files: list[bytes | None], model: ServedModel, declared_modality: str | None = None,
+               with_previews: bool = False) -> StudyReading:
+    """Read the files of one upload as a study; ``None`` marks a file that never arrived.
 
-    Each slice goes through :func:`read_scan`; unreadable slices are counted, not fatal. Slices
-    judged out of distribution are not assessable and never count as evidence. The study's
-    probability of each class is the maximum over assessed slices for the positive class (and
-    its complement for the other), the aggregation the model issue will refine; key slices are
-    the assessed ones ordered by that score.
+    Order: headers -> series grouped, ordered, de-duplicated -> the series the model is for ->
+    each slice through :func:`read_scan` (unreadable slices counted, not fatal; slices judged out
+    of distribution are not assessable and never count as evidence) -> aggregate: the study's
+    positive-class probability is the maximum over assessed slices (the interim rule until a
+    learned aggregation is chosen by grouped cross-validation) -> key slices, most suspicious
+    first -> with previews, full previews of the key slices.
     """
-    slices: list[SliceResult] = []
-    positions: list[int] = []
-    failures: dict[int, str] = {}
-    for position, data in enumerate(files):
-        try:
-            slices.append(read_scan(data, model, declared_modality, with_heatmap=False).result)
-            positions.append(position)
-        except ScanError as err:
-            failures[position] = err.code
-    assessed = [i for i, s in enumerate(slices) if not s.out_of_distribution]
-    manifest = model.manifest
-    positive = manifest.positive_label or manifest.labels[0]
-    order = sorted(assessed, key=lambda i: -slices[i].probabilities[positive])
-    probabilities: dict[str, float] = {}
-    label = None
-    if order:
-        top = slices[order[0]].probabilities[positive]
-        others = [name for name in manifest.labels if name != positive]
-        probabilities = {positive: top, **{name: (1.0 - top) / len(others) for name in others}}
-        label = positive if top >= manifest.decision_threshold else others[0]
+    timer = Timer()
+    with timer("headers"):
+        headers = [header_of(i, data) for i, data in enumerate(files) if data is not None]
+        selection = pick_series(group_series(headers), model.manifest.modalities, declared_modality)
+    positive = model.manifest.positive_label or model.manifest.labels[0]
+    slices: list[StudySlice] = []
+    previews: dict[tuple[int, str], bytes] = {}
+    stack = [h.index for h in selection.chosen.slices] if selection.chosen else []
+    with timer("slices"):
+        for position, index in enumerate(stack):
+            try:
+                reading = read_scan(files[index], model, declared_modality, with_previews=with_previews,
+                                    preview_names=STACK_PREVIEWS)
+            except ScanError as err:
+                slices.append(StudySlice(position, index, None, err.code))
+                continue
+            slices.append(StudySlice(position, index, reading.result, None, reading.warnings))
+            previews.update({(position, name): png for name, png in reading.previews.items()})
+    scores = [None if s.result is None or s.result.out_of_distribution else s.result.probabilities[positive]
+              for s in slices]
+    assessed = [p for p, score in enumerate(scores) if score is not None]
+    order = sorted(assessed, key=lambda p: -scores[p])[:KEY_SLICES]
+    if with_previews:
+        with timer("key_previews"):
+            for position in order:  # every preview (windows, model input) for the slices shown first
+                full = read_scan(files[stack[position]], model, declared_modality, with_previews=True)
+                previews.update({(position, name): png for name, png in full.previews.items()})
+    probabilities, label = _aggregate(model, positive, [scores[p] for p in assessed])
+    unreadable: dict[str, int] = {}
+    not_images = sum(1 for h in headers if not h.readable)
+    if not_images:
+        unreadable["UNSUPPORTED_FORMAT"] = not_images
+    for s in slices:
+        if s.error:
+            unreadable[s.error] = unreadable.get(s.error, 0) + 1
     result = StudyResult(
         probabilities=probabilities, label=label, model_version=model.version, aggregation="max",
-        key_slices=[positions[i] for i in order[:3]], slices=slices,
-        counts={"assessed": len(assessed), "not_assessable": len(slices) - len(assessed), "unreadable": len(failures)},
+        key_slices=order,
+        counts={"files": len(files), "assessed": len(assessed),
+                "not_assessable": sum(1 for s in slices if s.result is not None and s.result.out_of_distribution),
+                "unreadable": sum(unreadable.values()), "duplicates": sum(s.duplicates for s in selection.series),
+                "missing": sum(1 for data in files if data is None),
+                "skipped": sum(len(s.slices) for s in selection.series if not s.chosen)},
+        unreadable=unreadable, series=[s.report() for s in selection.series], stack=stack,
+        scores=[None if v is None else round(v, 6) for v in scores], synthetic_model=model.manifest.synthetic,
+        mixed_modalities=selection.mixed_modalities,
     )
-    return StudyReading(result, failures)
+    rejected = {h.index: "UNSUPPORTED_FORMAT" for h in headers if not h.readable}
+    return StudyReading(result, slices, previews, timer.rounded(), rejected)
+
+
+def _aggregate(model: ServedModel, positive: str, scores: list[float]) -> tuple[dict[str, float], str | None]:
+    """Max over assessed slices for the positive class (the rest share its complement); no label
+    without an assessed slice."""
+    if not scores:
+        return {}, None
+    top = max(scores)
+    others = [name for name in model.manifest.labels if name != positive]
+    probabilities = {positive: top, **{name: (1.0 - top) / len(others) for name in others}}
+    threshold = model.manifest.decision_threshold
+    return probabilities, positive if top >= threshold else others[0]

@@ -41,8 +41,13 @@ def window_images(decoded: DecodedImage) -> dict[str, np.ndarray]:
     return out
 
 
-def preview_pngs(decoded: DecodedImage, display: np.ndarray, model_input: np.ndarray) -> dict[str, bytes]:
-    """PNG bytes by preview name: ``display``, ``model_input`` and ``window_<preset>`` for CT DICOM."""
-    pngs = {"display": to_png(display), "model_input": to_png(model_input)}
-    pngs.update({f"window_{name}": to_png(img) for name, img in window_images(decoded).items()})
+def preview_pngs(decoded: DecodedImage, display: np.ndarray, model_input: np.ndarray,
+                 names: tuple[str, ...] | None = None) -> dict[str, bytes]:
+    """PNG bytes by preview name: ``display``, ``model_input`` and ``window_<preset>`` for CT DICOM
+    (only ``names`` when given: a study stack keeps the display of every slice, windows of a few)."""
+    wanted = (lambda name: True) if names is None else (lambda name: name in names)
+    pngs = {name: to_png(img) for name, img in (("display", display), ("model_input", model_input)) if wanted(name)}
+    if names is None or any(n.startswith("window_") for n in names):
+        pngs.update({f"window_{name}": to_png(img) for name, img in window_images(decoded).items()
+                     if wanted(f"window_{name}")})
     return pngs

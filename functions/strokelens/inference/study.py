@@ -1,0 +1,146 @@
+"""The inference function's study path: files arrive one notification at a time; the study is
+read once, as a whole, by the invocation that saw its last file arrive (or by its deadline
+message when some never came). One claim, one read, one aggregated write.
+
+Per arrival: record the index (duplicates add nothing) -> not all there: done -> all there:
+claim the study -> read every arrived file (bounded, 250 MB in all) -> ``read_study`` (series,
+slices, aggregate) -> previews and per-slice JSON to S3 -> DONE, or FAILED with a code ->
+raw uploads deleted once the study is final.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from strokelens.aws.scans_table import ScansTable
+from strokelens.aws.uploads import delete_upload, read_upload, write_json, write_previews
+from strokelens.core.errors import MESSAGES, ScanError
+from strokelens.core.schema import Notice
+from strokelens.core.settings import Settings
+from strokelens.core.studies import MAX_STUDY_BYTES, study_upload_key
+from strokelens.reader.model.served import ServedModel
+from strokelens.reader.reading import StudyReading, read_study
+from strokelens.reader.timing import Timer
+
+
+class StudyPipeline:
+    """Bound once per container to the handler's settings, clients, model and logger."""
+
+    def __init__(self, config: Settings, s3: Any, scans: ScansTable, model: ServedModel, logger: Any,
+                 count_failure: Any) -> None:
+        self.config, self.s3, self.scans, self.model, self.logger = config, s3, scans, model, logger
+        self.count_failure = count_failure
+
+    def _keys(self, owner_id: str, study_id: str, record: dict) -> list[str]:
+        return [study_upload_key(owner_id, study_id, int(i)) for i in record.get("arrived") or ()]
+
+    def _delete_uploads(self, owner_id: str, study_id: str, record: dict) -> None:
+        for key in self._keys(owner_id, study_id, record):
+            delete_upload(self.s3, self.config.uploads_bucket, key)
+
+    def arrived(self, owner_id: str, study_id: str, index: int, key: str, receive_count: int) -> str:
+        study = self.scans.arrive(owner_id, study_id, index)
+        if study is None:
+            existing = self.scans.get(owner_id, study_id) or {}
+            if existing.get("status") in ("DONE", "FAILED"):  # a file after the study was read: never read
+                delete_upload(self.s3, self.config.uploads_bucket, key)
+                return "late"
+            return "not-waiting"
+        if len(study.get("arrived") or ()) < int(study["files_expected"]):
+            return "waiting"
+        return self.read(owner_id, study_id, receive_count)
+
+    def deadline(self, owner_id: str, study_id: str, receive_count: int) -> str:
+        record = self.scans.get(owner_id, study_id)
+        if record is None or record.get("status") in ("DONE", "FAILED"):
+            return "already-final"
+        return self.read(owner_id, study_id, receive_count)
+
+    def read(self, owner_id: str, study_id: str, receive_count: int) -> str:
+        token = secrets.token_hex(8)
+        record = self.scans.claim(owner_id, study_id, token, self.config.lease_seconds,
+                                  max_attempts=self.config.max_receive_count)
+        if record is None:
+            ended = self.scans.fail_unfinished(owner_id, study_id, "READ_ABORTED", MESSAGES["READ_ABORTED"],
+                                               min_attempts=self.config.max_receive_count)
+            if ended:
+                self.count_failure("READ_ABORTED")
+                self._delete_uploads(owner_id, study_id, self.scans.get(owner_id, study_id) or {})
+                return "failed:READ_ABORTED"
+            return "duplicate"
+        self.logger.append_keys(scan_id=study_id)
+        try:
+            timer = Timer()
+            with timer("read"):
+                files = self._download(owner_id, study_id, record)
+            reading = read_study(files, self.model, record.get("modality_declared"), with_previews=True)
+            with timer("write_previews"):
+                fields = self._store(owner_id, study_id, reading, files)
+            fields["timings_ms"] = {**timer.rounded(), **reading.timings_ms}
+            stored = self.scans.complete_study(owner_id, study_id, token, fields)
+        except ScanError as err:
+            self.logger.info("Study refused", extra={"code": err.code, "detail": err.detail})
+            self.count_failure(err.code)
+            if self.scans.fail(owner_id, study_id, token, err.code, err.message):
+                self._delete_uploads(owner_id, study_id, record)
+            return f"failed:{err.code}"
+        except Exception:
+            if receive_count >= self.config.max_receive_count:
+                self.count_failure("INTERNAL_ERROR")
+                if self.scans.fail(owner_id, study_id, token, "INTERNAL_ERROR", MESSAGES["INTERNAL_ERROR"]):
+                    self._delete_uploads(owner_id, study_id, record)
+            else:
+                self.scans.release(owner_id, study_id, token)
+            raise
+        if stored:
+            self._delete_uploads(owner_id, study_id, record)
+        self.logger.info("Study read", extra={"label": reading.result.label, "counts": reading.result.counts})
+        return "done"
+
+    def _download(self, owner_id: str, study_id: str, record: dict) -> list[bytes | None]:
+        """Every arrived file in upload order (None for those that never came), 250 MB at most."""
+        files: list[bytes | None] = [None] * int(record["files_expected"])
+        total = 0
+        for i in sorted(int(i) for i in record.get("arrived") or ()):
+            try:
+                data, _ = read_upload(self.s3, self.config.uploads_bucket, study_upload_key(owner_id, study_id, i),
+                                      self.config.max_upload_bytes)
+            except ScanError as err:
+                if err.code in ("UPLOAD_MISSING", "EMPTY_FILE", "TOO_LARGE"):
+                    continue  # this file is counted as missing/unreadable; the rest are read
+                raise
+            total += len(data)
+            if total > MAX_STUDY_BYTES:
+                raise ScanError("TOO_LARGE", f"study over {MAX_STUDY_BYTES} bytes")
+            files[i] = data
+        if not any(f is not None for f in files):
+            raise ScanError("UPLOAD_NOT_RECEIVED")
+        return files
+
+    def _store(self, owner_id: str, study_id: str, reading: StudyReading, files: list) -> dict[str, Any]:
+        """Previews (every slice's display and heat map, key slices' windows) and per-slice JSON to
+        S3; returns the record's fields (the aggregate only: the item stays small)."""
+        names = {f"{position:04d}/{name}": png for (position, name), png in reading.previews.items()}
+        keys = write_previews(self.s3, self.config.artifacts_bucket, owner_id, study_id, names)
+        previews: dict[str, dict[str, str]] = {}
+        for combined, key in keys.items():
+            position, name = combined.split("/", 1)
+            previews.setdefault(str(int(position)), {})[name] = key
+        slices_key = write_json(self.s3, self.config.artifacts_bucket, owner_id, study_id, "slices",
+                                [s.to_dict() for s in reading.slices])
+        result = reading.result
+        notices: list[Notice] = []
+        if result.counts["missing"]:
+            notices.append(Notice.of("FILES_MISSING", f"{result.counts['missing']} of {len(files)} files missing."))
+        if any(not s["read"] for s in result.series):
+            notices.append(Notice.of("SERIES_SKIPPED"))
+        if result.mixed_modalities:
+            notices.append(Notice.of("MIXED_MODALITIES"))
+        codes = {w.code for s in reading.slices for w in s.warnings}
+        if "IDENTIFIERS_REMOVED_ON_SERVER" in codes:
+            notices.append(Notice.of("IDENTIFIERS_REMOVED_ON_SERVER"))
+        if self.model.manifest.synthetic:
+            notices.append(Notice.of("SYNTHETIC_MODEL"))
+        return {"result": result.to_dict(), "warnings": [n.to_dict() for n in notices], "previews": previews,
+                "slices_key": slices_key, "files_read": sum(1 for f in files if f is not None)}
