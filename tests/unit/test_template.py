@@ -84,9 +84,10 @@ def test_the_upload_limit_default_is_the_code_limit(stack):
 
 
 def test_http_api_routes_match_the_api_resolver(stack):
-    source = (FUNCTIONS / "api" / "app.py").read_text()
+    source = (FUNCTIONS / "api" / "app.py").read_text() + (FUNCTIONS / "api" / "studies.py").read_text()
     implemented = {(m.upper(), p.replace("<", "{").replace(">", "}"))
-                   for m, p in re.findall(r'@app\.(get|post)\("([^"]+)"\)', source)}
+                   for m, p in re.findall(r'@(?:app|router)\.(get|post)\("([^"]+)"\)', source)}
+    assert ("POST", "/studies") in implemented and ("GET", "/studies/{study_id}") in implemented
     declared = {(e["Method"].upper(), e["Path"]) for e in stack.function_events("ApiFunction", "HttpApi")}
     assert implemented <= declared
 

@@ -50,8 +50,8 @@ class ScansTable:
                        studies: bool = False) -> tuple[list[dict], str | None]:
         """The owner's scans (or studies), newest first, and an opaque token for the next page (or None).
 
-        Both live in one partition per owner; the filter runs after ``Limit``, so a page may hold
-        fewer than ``limit`` items while a next token still follows.
+        Both live in one partition per owner and DynamoDB filters after ``Limit``, so this reads on
+        (a few pages at most) until the page is full.
         """
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": "owner_id = :o",
@@ -60,12 +60,21 @@ class ScansTable:
             "ScanIndexForward": False,
             "Limit": limit,
         }
-        if token:
-            kwargs["ExclusiveStartKey"] = {"owner_id": owner_id, "scan_id": decode_page_token(token)}
-        page = self.table.query(**kwargs)
-        last = page.get("LastEvaluatedKey")
-        next_token = encode_page_token(last["scan_id"]) if last else None
-        return [to_plain(i) for i in page.get("Items", [])], next_token
+        start = decode_page_token(token) if token else None
+        items: list[dict] = []
+        for _ in range(5):
+            if start:
+                kwargs["ExclusiveStartKey"] = {"owner_id": owner_id, "scan_id": start}
+            page = self.table.query(**kwargs)
+            items += [to_plain(i) for i in page.get("Items", [])]
+            last = page.get("LastEvaluatedKey")
+            if len(items) >= limit:
+                items = items[:limit]
+                return items, encode_page_token(items[-1]["scan_id"])
+            if not last:
+                return items, None
+            start = last["scan_id"]
+        return items, encode_page_token(start)
 
     def claim(self, owner_id: str, scan_id: str, token: str, lease_seconds: int, max_attempts: int = 1_000_000,
               now: float | None = None) -> dict[str, Any] | None:
