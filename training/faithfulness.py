@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from phantoms import make_ct_slice, to_display as phantom_display
 from strokelens.reader.imaging.decode import decode_image
 from strokelens.reader.imaging.preprocess import pad_to_square, resize, to_display, to_model_input
 from strokelens.reader.model.cam import class_activation_map, upsample
 from strokelens.reader.model.served import ServedModel
-from training.phantoms import make_ct_slice, to_display as phantom_display
 
 LESIONS = ("hemorrhage", "ischemic")
 
@@ -107,7 +107,7 @@ def evaluate(predictor: ServedModel, n: int = 60, seed: int = 1234, fraction: fl
 def train_phantom_model(out: Path, *, per_class: int = 40, seed: int = 0, epochs: int | None = None,
                         input_size: int | None = None, folds: int | None = None) -> Path:
     """Train the served architecture on CT phantoms (3 classes) with ``training.train``: synthetic."""
-    from training.phantoms import write_dataset
+    from phantoms import write_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         write_dataset(Path(tmp) / "phantoms", per_class, seed=seed, modalities=("CT",), layout="flat")

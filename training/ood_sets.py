@@ -1,7 +1,7 @@
 """Out-of-distribution evaluation: inputs the CT model must refuse, and the measured rates.
 
 Sets (all generated here or shipped by installed packages; nothing is downloaded):
-- ``mri_phantom``: DWI-like MR phantoms (PNG and DICOM), from :mod:`training.phantoms`;
+- ``mri_phantom``: DWI-like MR phantoms (PNG and DICOM), from :mod:`phantoms`;
 - ``pydicom_mr``: pydicom's bundled MR test files;
 - ``natural``: scikit-image's bundled photographs and textures;
 - ``noise``: uniform, Gaussian and salt-and-pepper noise images;
@@ -45,7 +45,7 @@ def _to_uint8(a: np.ndarray) -> np.ndarray:
 def mri_phantoms(n: int, seed: int) -> Iterator[tuple[str, bytes]]:
     import tempfile
 
-    from training.phantoms import make_mr_slice, to_display, write_dicom
+    from phantoms import make_mr_slice, to_display, write_dicom
 
     rng = np.random.default_rng(seed)
     lesions = ("normal", "ischemic", "hemorrhage")

@@ -34,7 +34,7 @@ def test_int8_feature_map_export_agrees_with_float(tmp_path: Path) -> None:
     from training import cnn
     from training.datasets import discover, labels_of, load_inputs
     from training.export import to_int8_tflite
-    from training.phantoms import write_dataset
+    from phantoms import write_dataset
 
     write_dataset(tmp_path / "data", 20, layout="flat", classes=("hemorrhage", "normal"), size=96)
     samples = discover(tmp_path / "data")
