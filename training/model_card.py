@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+
+from training.cards import bullets, metric_rows, reproduce
 
 KITAMURA = (
     'Public "Head CT - hemorrhage" collection (Felipe Kitamura, Kaggle): 200 axial non-contrast head CT '
@@ -167,9 +168,6 @@ def _ood_sets_md(card: dict) -> str:
 
 def to_markdown(card: dict) -> str:
     """Human-readable rendering of :func:`build_card`."""
-    rows = "\n".join(
-        f"| {k} | {v['value']:.3f} | {v['ci_low']:.3f} - {v['ci_high']:.3f} |" for k, v in card["metrics"]["values"].items()
-    )
     counts = "\n".join(f"- {split}: " + ", ".join(f"{c} {n}" for c, n in per.items()) for split, per in card["data"]["counts"].items())
     arch = card["model"]["extractor"]
     warn = "\n> **Synthetic model: trained on phantoms, not clinical evidence.**\n" if card["synthetic"] else ""
@@ -235,18 +233,13 @@ False-refusal rate on the held-out test split (all checks, via read_scan): {card
 
 | metric | value | 95 % CI |
 |---|---|---|
-{rows}
+{metric_rows(card['metrics']['values'])}
 
 Confusion matrix (rows true, columns predicted, order as labels): {card['metrics']['confusion_matrix']['values']}
 
 ## Known limitations
-""" + "\n".join(f"- {item}" for item in card["limitations"]) + f"""
+{bullets(card['limitations'])}
 
 ## Reproduce
-`{card['training']['command']}` (seed {card['training']['seed']}, TensorFlow {card['training']['tensorflow']}).
+{reproduce(card['training'], 'TensorFlow', 'tensorflow')}
 """
-
-
-def write_card(out: Path, card: dict) -> None:
-    (out / "model_card.json").write_text(json.dumps(card, indent=1))
-    (out / "model_card.md").write_text(to_markdown(card))
