@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -23,13 +24,20 @@ PHI_TAGS: dict[str, str] = {
 }
 
 
-def write_png(phantom: Phantom, path: str | Path) -> Path:
-    """8-bit grayscale PNG: CT brain-windowed (L40/W80), MR percentile 1-99 normalised."""
+def png_bytes(image: np.ndarray) -> bytes:
+    """An 8-bit image (grayscale or RGB) encoded as PNG."""
     from PIL import Image
 
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_png(phantom: Phantom, path: str | Path) -> Path:
+    """8-bit grayscale PNG: CT brain-windowed (L40/W80), MR percentile 1-99 normalised."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(to_display(phantom)).save(path, format="PNG")
+    path.write_bytes(png_bytes(to_display(phantom)))
     return path
 
 
