@@ -53,11 +53,3 @@ def write_charts(folder: Path, charts: list[Chart]) -> None:
     index = [{"id": cid, "title": title, "description": desc} for cid, title, desc, _ in charts]
     (folder / "index.json").write_text(json.dumps(index, indent=1))
 
-
-def remove_charts(folder: Path) -> None:
-    """Remove the charts ``folder/index.json`` lists, and the index; nothing else in the folder."""
-    index = folder / "index.json"
-    if index.is_file():
-        for chart in json.loads(index.read_text()):
-            (folder / f"{Path(chart['id']).name}.json").unlink(missing_ok=True)
-        index.unlink()

@@ -14,13 +14,12 @@ only when its version checks out (the image manifest's hash; the clinical spec's
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 
 from strokelens.core.catalogue import CLINICAL_MODEL_FILES, IMAGE_MODEL_FILES, VERSIONED_FILES, Catalogue
 from strokelens.core.clinical import RiskModel
-from training.charts import remove_charts
+from training.artifacts import clear, indexed_charts
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "model"
@@ -32,16 +31,12 @@ def _copy_folder(src: Path, dest: Path, names: tuple[str, ...], required: set[st
     missing = sorted(n for n in required if not (src / n).is_file())
     if missing:
         raise FileNotFoundError(f"{src} lacks {missing}: train first")
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        (dest / name).unlink(missing_ok=True)
-    remove_charts(dest / "charts")
+    clear(dest, names)
     written = [Path(shutil.copy2(src / n, dest / n)) for n in names if (src / n).is_file()]
-    index = src / "charts" / "index.json"
-    if index.is_file():
+    charts = indexed_charts(src / "charts")
+    if charts:
         (dest / "charts").mkdir(exist_ok=True)
-        charts = [f"{Path(c['id']).name}.json" for c in json.loads(index.read_text())]
-        written += [Path(shutil.copy2(src / "charts" / n, dest / "charts" / n)) for n in (*charts, "index.json")]
+        written += [Path(shutil.copy2(p, dest / "charts" / p.name)) for p in (*charts, src / "charts" / "index.json")]
     return written
 
 

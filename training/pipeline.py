@@ -18,7 +18,7 @@ from strokelens.core.catalogue import IMAGE_MODEL_FILES
 from strokelens.reader.imaging.decode import decode_image
 from strokelens.reader.imaging.preprocess import to_display
 from training import cnn, dedup, evaluate, export, heads, ood
-from training.charts import remove_charts
+from training.artifacts import clear
 from training.datasets import Sample, detect_layout, discover, labels_of, load_inputs
 from training.progress import Stopwatch
 from training.split import cv_folds, save_split, train_test_split
@@ -173,7 +173,7 @@ def export_model(run: Run, data: Data, cross: CrossFit, point: OperatingPoint) -
     """The final CNN on all training images, its int8 export, the head, the OOD models, the manifest."""
     out, train = run.out, data.train_idx
     x_tr, y_tr = data.x[train], data.y[train]
-    clean(out)
+    clear(out, IMAGE_MODEL_FILES)  # this pipeline's files from a previous run, nothing else
     trainer, extractor, history = cnn.train(x_tr, y_tr, len(data.labels), run.config, run.seed)
     tflite_bytes = export.to_int8_tflite(extractor, x_tr, out / "extractor.tflite")
     # float64: scikit-learn keeps float32 inputs in float32, which would miss the 1e-6 parity with numpy.
@@ -238,11 +238,3 @@ def counts(data: Data) -> dict[str, dict[str, int]]:
     pairs = Counter(zip(data.splits, labels))
     return {sp: {lab: pairs[(sp, lab)] for lab in sorted(set(labels))} for sp in ("train", "test")}
 
-
-def clean(out: Path) -> None:
-    """Remove this pipeline's artifacts from a previous run (catalogue.IMAGE_MODEL_FILES and the charts
-    its ``charts/index.json`` lists), nothing else: other tools share the folder."""
-    out.mkdir(parents=True, exist_ok=True)
-    for name in IMAGE_MODEL_FILES:
-        (out / name).unlink(missing_ok=True)
-    remove_charts(out / "charts")

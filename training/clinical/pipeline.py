@@ -21,7 +21,8 @@ from threadpoolctl import threadpool_limits
 from strokelens.core import clinical as served
 from strokelens.core.catalogue import CLINICAL_MODEL_FILES
 from training.cards import write_card
-from training.charts import remove_charts, write_charts
+from training.artifacts import clear
+from training.charts import write_charts
 from training.clinical import card as cards, charts, data as dataset, evaluate, export as exporting, models
 from training.metrics import BOOTSTRAP_REPS, sigmoid
 from training.progress import Stopwatch
@@ -32,22 +33,10 @@ class Split:
     df: pd.DataFrame
     train: pd.DataFrame
     test: pd.DataFrame
-
-    @property
-    def X_train(self) -> pd.DataFrame:
-        return self.train[list(dataset.FEATURES)]
-
-    @property
-    def y_train(self) -> np.ndarray:
-        return self.train["stroke"].to_numpy()
-
-    @property
-    def X_test(self) -> pd.DataFrame:
-        return self.test[list(dataset.FEATURES)]
-
-    @property
-    def y_test(self) -> np.ndarray:
-        return self.test["stroke"].to_numpy()
+    X_train: pd.DataFrame  # the model's fields of each part, and its stroke labels
+    y_train: np.ndarray
+    X_test: pd.DataFrame
+    y_test: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -80,7 +69,9 @@ class Export:
 
 def split(df: pd.DataFrame, seed: int) -> Split:
     train_idx, test_idx = dataset.split_ids(df, seed)
-    return Split(df, df.iloc[train_idx].reset_index(drop=True), df.iloc[test_idx].reset_index(drop=True))
+    train, test = df.iloc[train_idx].reset_index(drop=True), df.iloc[test_idx].reset_index(drop=True)
+    features = list(dataset.FEATURES)
+    return Split(df, train, test, train[features], train["stroke"].to_numpy(), test[features], test["stroke"].to_numpy())
 
 
 def fit(data: Split, seed: int) -> Fit:
@@ -111,7 +102,7 @@ def export(out: Path, data: Split, cal: Calibration, seed: int) -> Export:
     """Clean ``out``, write ``clinical.json`` and score the held-out patients with the exported model."""
     spec = exporting.export_spec(cal.model, data.train, {"prevalence": cal.prevalence, "specificity_90": cal.t90},
                                  seed)
-    clean(out)
+    clear(out, CLINICAL_MODEL_FILES)  # this pipeline's files from a previous run, nothing else
     (out / "clinical.json").write_text(json.dumps(spec, indent=1))
     model = served.RiskModel.load(out)
     gap = exporting.check_parity(model, cal.model, data.X_test)
@@ -181,14 +172,6 @@ def write_report(args: argparse.Namespace, data: Split, fitted: Fit, cal: Calibr
     joblib.dump(cal.model, out / "clinical_pipeline.joblib", compress=3)
     write_charts(out / "charts", charts.charts(data.y_test, exported.p_test, metrics, fitted.families,
                                                fitted.decision, exported.spec))
-
-
-def clean(out: Path) -> None:
-    """Remove this pipeline's artifacts (catalogue.CLINICAL_MODEL_FILES and its charts), nothing else."""
-    out.mkdir(parents=True, exist_ok=True)
-    for name in CLINICAL_MODEL_FILES:
-        (out / name).unlink(missing_ok=True)
-    remove_charts(out / "charts")
 
 
 def run(args: argparse.Namespace) -> dict:
