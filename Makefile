@@ -10,7 +10,7 @@ DATA ?= ../shared/data/ct-hemorrhage
 SEED ?= 0
 PORT ?= 8000
 
-.PHONY: setup run test test-fast train lint package bench bench-quick clean browser web
+.PHONY: setup run test test-fast train install-model lint package bench bench-quick clean browser web
 
 setup: $(STAMP) browser $(NODE_STAMP)
 
@@ -38,12 +38,18 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -ra -m "not slow"
 
 CLINICAL ?= ../shared/data/clinical/healthcare-dataset-stroke-data.csv
+MODEL_BUILD ?= build/model
 
-# Both models, then PNG copies of every chart for the README (docs/charts/).
+# Both models into $(MODEL_BUILD), installed into the package, then PNG copies of every chart for the README (docs/charts/).
 train: $(STAMP) browser
-	$(PY) -m training.train --data $(DATA) --out functions/strokelens/artifacts --seed $(SEED)
-	$(PY) -m training.clinical --data $(CLINICAL) --out functions/strokelens/artifacts/clinical --seed $(SEED)
+	$(PY) -m training.train --data $(DATA) --out $(MODEL_BUILD) --seed $(SEED)
+	$(PY) -m training.clinical --data $(CLINICAL) --out $(MODEL_BUILD)/clinical --seed $(SEED)
+	$(MAKE) install-model
 	$(PY) -m training.chart_images
+
+# Copy exactly the catalogue's files of the trained models (strokelens.core.catalogue) into functions/strokelens/artifacts.
+install-model: $(STAMP)
+	$(PY) -m training.install --src $(MODEL_BUILD) --dest functions/strokelens/artifacts
 
 # The site's only build step: plotly.js copied from the installed plotly package (no CDN).
 web: $(STAMP)

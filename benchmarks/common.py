@@ -119,10 +119,10 @@ def png_inputs(limit: int = 16) -> list[Path]:
 
 
 def dicom_input(folder: Path, size: int = 512) -> Path:
-    """A synthetic 512 x 512 CT slice as a Part-10 DICOM (training.phantoms), written to ``folder``."""
+    """A synthetic 512 x 512 CT slice as a Part-10 DICOM (the ``phantoms`` package), written to ``folder``."""
     import numpy as np
 
-    from training.phantoms import make_ct_slice, write_dicom
+    from phantoms import make_ct_slice, write_dicom
 
     path = folder / f"phantom_ct_{size}.dcm"
     if not path.exists():

@@ -128,7 +128,7 @@ def run(settings: Settings) -> dict[str, Any]:
         }
     return {"litert": litert, "tensorflow": tf, "ratio_tf_over_litert": ratios, "keras_path": str(keras_path),
             "inputs": {"png": f"{len(inputs['png'])} real head CT PNGs (~256 px), cycled",
-                       "dicom": "synthetic 512 x 512 CT phantom, Part-10 DICOM (training.phantoms)"},
+                       "dicom": "synthetic 512 x 512 CT phantom, Part-10 DICOM (phantoms)"},
             "repeats": settings.repeats, "warmup": WARMUP}
 
 

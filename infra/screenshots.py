@@ -20,7 +20,7 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-q
 
 
 def phantom_dicom(folder: Path) -> Path:
-    from training.phantoms import make_ct_slice, write_dicom
+    from phantoms import make_ct_slice, write_dicom
 
     return write_dicom(make_ct_slice(np.random.default_rng(3), 512, "hemorrhage"), folder / "phantom-ct.dcm")
 

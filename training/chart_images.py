@@ -7,23 +7,20 @@ Debian's chromium. The plotly JSON in the artifacts stays the source served by `
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 from pathlib import Path
 
 import plotly.io as pio
 
+from training.artifacts import indexed_charts
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def chart_files(artifacts: Path) -> list[tuple[str, Path]]:
-    out = []
-    for folder in (artifacts / "charts", artifacts / "clinical" / "charts"):
-        index = folder / "index.json"
-        if index.exists():
-            out += [(entry["id"], folder / f"{entry['id']}.json") for entry in json.loads(index.read_text())]
-    return out
+    return [(path.stem, path) for folder in (artifacts / "charts", artifacts / "clinical" / "charts")
+            for path in indexed_charts(folder)]
 
 
 def render(artifacts: Path, out: Path) -> list[Path]:

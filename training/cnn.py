@@ -172,17 +172,6 @@ def ensemble_proba(trainer, x: np.ndarray) -> np.ndarray:
     return np.mean([np.asarray(o, np.float64) for o in out], axis=0)
 
 
-def _val_auc(trainer, x: np.ndarray, y: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    if len(np.unique(y)) < 2:
-        return float("nan")
-    p = ensemble_proba(trainer, x)
-    if p.shape[1] == 2:
-        return float(roc_auc_score(y, p[:, 1]))
-    return float(roc_auc_score(y, p / p.sum(axis=1, keepdims=True), multi_class="ovr", labels=np.arange(p.shape[1])))
-
-
 def train(x: np.ndarray, y: np.ndarray, n_classes: int, config: CNNConfig, seed: int,
           validation: tuple[np.ndarray, np.ndarray] | None = None, epochs: int | None = None):
     """Train from scratch for a fixed number of epochs. ``validation`` is only monitored (per-epoch
@@ -191,6 +180,8 @@ def train(x: np.ndarray, y: np.ndarray, n_classes: int, config: CNNConfig, seed:
     Returns (trainer, extractor, history) with history "loss" and (with validation) "val_auc".
     """
     import keras
+
+    from training.metrics import roc_auc
 
     configure(seed)
     trainer, extractor = build_models(n_classes, config)
@@ -207,5 +198,5 @@ def train(x: np.ndarray, y: np.ndarray, n_classes: int, config: CNNConfig, seed:
                           epochs=1, shuffle=False, verbose=0)
         history["loss"].append(float(fit.history["loss"][-1]) / config.trunks)
         if validation is not None:
-            history["val_auc"].append(_val_auc(trainer, *validation))
+            history["val_auc"].append(roc_auc(validation[1], ensemble_proba(trainer, validation[0])))
     return trainer, extractor, history

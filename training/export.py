@@ -16,15 +16,12 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from strokelens.reader.model.head import LinearHead
 from strokelens.reader.model.predictor import Extractor
+from training.heads import platt_proba
 
-C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 PARITY_TOLERANCE = 1e-6
 
 
@@ -67,36 +64,6 @@ def embed(model_path: Path, inputs: np.ndarray) -> np.ndarray:
     return Extractor(model_path, num_threads=2).embed_many(inputs)
 
 
-def make_head(c: float, seed: int) -> Pipeline:
-    return Pipeline([
-        ("scaler", StandardScaler()),
-        ("logreg", LogisticRegression(C=c, max_iter=5000, class_weight="balanced", random_state=seed)),
-    ])
-
-
-def _cv_auc(features: np.ndarray, y: np.ndarray, folds, c: float, seed: int) -> float:
-    scores = []
-    for train_idx, val_idx in folds:
-        head = make_head(c, seed).fit(features[train_idx], y[train_idx])
-        proba = head.predict_proba(features[val_idx])
-        if len(np.unique(y[val_idx])) < 2:
-            continue
-        if proba.shape[1] == 2:
-            scores.append(roc_auc_score(y[val_idx], proba[:, 1]))
-        else:
-            scores.append(roc_auc_score(y[val_idx], proba, multi_class="ovr", labels=np.arange(proba.shape[1])))
-    return float(np.mean(scores)) if scores else float("nan")
-
-
-def fit_head(features: np.ndarray, y: np.ndarray, folds, seed: int) -> tuple[Pipeline, dict]:
-    """StandardScaler + LogisticRegression, C chosen by grouped-CV ROC AUC (ties -> smaller C)."""
-    scores = {c: _cv_auc(features, y, folds, c, seed) for c in C_GRID}
-    valid = {c: s for c, s in scores.items() if np.isfinite(s)}
-    best = max(valid, key=lambda c: (valid[c], -c)) if valid else 1.0
-    head = make_head(best, seed).fit(features, y)
-    return head, {"C": best, "cv_auc_by_C": {str(c): s for c, s in scores.items()}}
-
-
 def linear_head(pipeline: Pipeline, calibration: tuple[float, float] | None = None) -> LinearHead:
     """The numpy head with the same arithmetic as ``pipeline.predict_proba`` (binary: with the
     Platt ``calibration`` (a, b) folded in)."""
@@ -113,9 +80,7 @@ def reference_proba(pipeline: Pipeline, features: np.ndarray, calibration: tuple
     """scikit-learn's probabilities, with the Platt calibration applied to its decision function."""
     if calibration is None or len(pipeline.classes_) != 2:
         return pipeline.predict_proba(features)
-    a, b = calibration
-    p1 = 1.0 / (1.0 + np.exp(-(a * pipeline.decision_function(features) + b)))
-    return np.stack([1.0 - p1, p1], axis=1)
+    return platt_proba(pipeline.decision_function(features), calibration)
 
 
 def check_parity(pipeline: Pipeline, head: LinearHead, features: np.ndarray,

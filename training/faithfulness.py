@@ -13,7 +13,6 @@ phantom model of the served architecture (synthetic, never the default) and meas
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import subprocess
 import sys
@@ -23,19 +22,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from phantoms import make_ct_slice, png_bytes, to_display as phantom_display
 from strokelens.reader.imaging.decode import decode_image
 from strokelens.reader.imaging.preprocess import pad_to_square, resize, to_display, to_model_input
 from strokelens.reader.model.cam import class_activation_map, upsample
 from strokelens.reader.model.served import ServedModel
-from training.phantoms import make_ct_slice, to_display as phantom_display
 
 LESIONS = ("hemorrhage", "ischemic")
-
-
-def _png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def mask_in_model_space(mask: np.ndarray, size: int) -> np.ndarray:
@@ -71,7 +64,7 @@ def evaluate(predictor: ServedModel, n: int = 60, seed: int = 1234, fraction: fl
         if lesion not in predictor.labels:
             continue
         phantom = make_ct_slice(rng, 256, lesion)
-        model_input = to_model_input(to_display(decode_image(_png(phantom_display(phantom))))[0], size)
+        model_input = to_model_input(to_display(decode_image(png_bytes(phantom_display(phantom))))[0], size)
         prediction = predictor.predictor.predict(model_input)
         if prediction.label != lesion:
             continue
@@ -107,7 +100,7 @@ def evaluate(predictor: ServedModel, n: int = 60, seed: int = 1234, fraction: fl
 def train_phantom_model(out: Path, *, per_class: int = 40, seed: int = 0, epochs: int | None = None,
                         input_size: int | None = None, folds: int | None = None) -> Path:
     """Train the served architecture on CT phantoms (3 classes) with ``training.train``: synthetic."""
-    from training.phantoms import write_dataset
+    from phantoms import write_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         write_dataset(Path(tmp) / "phantoms", per_class, seed=seed, modalities=("CT",), layout="flat")

@@ -20,12 +20,15 @@ from __future__ import annotations
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, f1_score, roc_auc_score
+from sklearn.metrics import brier_score_loss, f1_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+from training.metrics import C_GRID, roc_auc, sigmoid
+
+# The image head's grid stops at C = 1 (the served model was selected on it); the clinical model also tries 3.
+LOGREG_C_GRID = tuple(c for c in C_GRID if c <= 1.0)
 SVM_C_GRID = (0.3, 1.0, 3.0, 10.0)
 HEAD_NAMES = {
     "logistic_regression": "Logistic regression (L2) on pooled features",
@@ -41,18 +44,6 @@ def make_logreg(c: float, seed: int) -> Pipeline:
         ("scaler", StandardScaler()),
         ("logreg", LogisticRegression(C=c, max_iter=5000, class_weight="balanced", random_state=seed)),
     ])
-
-
-def auc(y: np.ndarray, proba: np.ndarray) -> float:
-    """ROC AUC of class 1 (binary) or macro one-vs-rest."""
-    if len(np.unique(y)) < 2:
-        return float("nan")
-    if proba.shape[1] == 2:
-        return float(roc_auc_score(y, proba[:, 1]))
-    k = proba.shape[1]
-    if len(np.unique(y)) < k:
-        return float("nan")
-    return float(roc_auc_score(y, proba / proba.sum(axis=1, keepdims=True), multi_class="ovr", labels=np.arange(k)))
 
 
 def _bigru_proba(seq_tr: np.ndarray, y_tr: np.ndarray, seq_val: np.ndarray, n_classes: int, seed: int,
@@ -84,13 +75,13 @@ def cross_fit(folds: list[tuple[np.ndarray, np.ndarray]], maps: list[np.ndarray]
     decision values for the chosen C, "choice": {"C": .., "svm_C": ..}}.
     """
     n = len(y)
-    grid = {("logistic_regression", c): np.zeros((n, n_classes)) for c in C_GRID}
+    grid = {("logistic_regression", c): np.zeros((n, n_classes)) for c in LOGREG_C_GRID}
     grid.update({("svm_rbf", c): np.zeros((n, n_classes)) for c in SVM_C_GRID})
-    logits = {c: np.zeros(n) for c in C_GRID}
+    logits = {c: np.zeros(n) for c in LOGREG_C_GRID}
     rf, gru = np.zeros((n, n_classes)), np.zeros((n, n_classes))
     for (tr, val), fmap in zip(folds, maps):
         pooled = fmap.mean(axis=(1, 2))
-        for c in C_GRID:
+        for c in LOGREG_C_GRID:
             head = make_logreg(c, seed).fit(pooled[tr], y[tr])
             grid[("logistic_regression", c)][val] = head.predict_proba(pooled[val])
             if n_classes == 2:
@@ -105,17 +96,17 @@ def cross_fit(folds: list[tuple[np.ndarray, np.ndarray]], maps: list[np.ndarray]
         gru[val] = _bigru_proba(seq[tr], y[tr], seq[val], n_classes, seed, bigru_epochs)
 
     def best(name: str, grid_values) -> float:
-        scores = {c: auc(y, grid[(name, c)]) for c in grid_values}
+        scores = {c: roc_auc(y, grid[(name, c)]) for c in grid_values}
         valid = {c: s for c, s in scores.items() if np.isfinite(s)}
         return max(valid, key=lambda c: (valid[c], -c)) if valid else grid_values[len(grid_values) // 2]
 
-    c_lr, c_svm = best("logistic_regression", C_GRID), best("svm_rbf", SVM_C_GRID)
+    c_lr, c_svm = best("logistic_regression", LOGREG_C_GRID), best("svm_rbf", SVM_C_GRID)
     return {
         "oof": {"logistic_regression": grid[("logistic_regression", c_lr)], "svm_rbf": grid[("svm_rbf", c_svm)],
                 "random_forest": rf, "bigru": gru, "cnn_softmax": cnn_proba},
         "logit": logits[c_lr],
         "choice": {"C": c_lr, "svm_C": c_svm},
-        "auc_by_C": {str(c): auc(y, grid[("logistic_regression", c)]) for c in C_GRID},
+        "auc_by_C": {str(c): roc_auc(y, grid[("logistic_regression", c)]) for c in LOGREG_C_GRID},
     }
 
 
@@ -123,8 +114,8 @@ def compare(oof: dict[str, np.ndarray], y: np.ndarray, folds) -> list[dict]:
     """Rows of the comparison table: OOF ROC AUC (pooled and mean over folds), macro-F1 at argmax, Brier."""
     rows = []
     for name, proba in oof.items():
-        per_fold = [auc(y[val], proba[val]) for _, val in folds]
-        row = {"head": name, "description": HEAD_NAMES[name], "oof_roc_auc": auc(y, proba),
+        per_fold = [roc_auc(y[val], proba[val]) for _, val in folds]
+        row = {"head": name, "description": HEAD_NAMES[name], "oof_roc_auc": roc_auc(y, proba),
                "fold_roc_auc_mean": float(np.nanmean(per_fold)), "fold_roc_auc_sd": float(np.nanstd(per_fold)),
                "oof_macro_f1": float(f1_score(y, proba.argmax(axis=1), average="macro"))}
         if proba.shape[1] == 2:
@@ -142,20 +133,15 @@ def platt(logit: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(model.coef_[0, 0]), float(model.intercept_[0])
 
 
+def platt_proba(logit: np.ndarray, calibration: tuple[float, float]) -> np.ndarray:
+    """Two-class probabilities (N, 2) from logits of class 1 and the Platt calibration (a, b)."""
+    a, b = calibration
+    p1 = sigmoid(a * logit + b)
+    return np.stack([1 - p1, p1], axis=1)
+
+
 def threshold_for_sensitivity(p_pos: np.ndarray, is_pos: np.ndarray, target: float) -> float:
     """The largest t with sensitivity(p_pos >= t) >= target (maximal specificity at that sensitivity)."""
     scores = np.sort(p_pos[is_pos])[::-1]
     k = int(np.ceil(target * len(scores)))
     return float(np.floor(scores[max(k, 1) - 1] * 1000) / 1000)
-
-
-def ece(p: np.ndarray, truth: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error of P(truth) with equal-width bins."""
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            total += mask.mean() * abs(p[mask].mean() - truth[mask].mean())
-    return float(total)

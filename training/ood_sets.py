@@ -1,7 +1,7 @@
 """Out-of-distribution evaluation: inputs the CT model must refuse, and the measured rates.
 
 Sets (all generated here or shipped by installed packages; nothing is downloaded):
-- ``mri_phantom``: DWI-like MR phantoms (PNG and DICOM), from :mod:`training.phantoms`;
+- ``mri_phantom``: DWI-like MR phantoms (PNG and DICOM), from :mod:`phantoms`;
 - ``pydicom_mr``: pydicom's bundled MR test files;
 - ``natural``: scikit-image's bundled photographs and textures;
 - ``noise``: uniform, Gaussian and salt-and-pepper noise images;
@@ -12,13 +12,13 @@ Every input goes through :func:`strokelens.reader.reading.read_scan`, the served
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from phantoms import make_mr_slice, png_bytes, to_display, write_dicom
 from strokelens.core.errors import ScanError
 from strokelens.reader.model.served import ServedModel
 from strokelens.reader.reading import read_scan
@@ -26,12 +26,6 @@ from strokelens.reader.reading import read_scan
 NATURAL = ("astronaut", "brick", "camera", "cat", "cell", "checkerboard", "clock", "coffee", "coins", "colorwheel",
            "grass", "gravel", "horse", "hubble_deep_field", "immunohistochemistry", "logo", "moon", "page",
            "retina", "rocket", "text")
-
-
-def _png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _to_uint8(a: np.ndarray) -> np.ndarray:
@@ -45,15 +39,13 @@ def _to_uint8(a: np.ndarray) -> np.ndarray:
 def mri_phantoms(n: int, seed: int) -> Iterator[tuple[str, bytes]]:
     import tempfile
 
-    from training.phantoms import make_mr_slice, to_display, write_dicom
-
     rng = np.random.default_rng(seed)
     lesions = ("normal", "ischemic", "hemorrhage")
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(n):
             phantom = make_mr_slice(rng, 256, lesions[i % 3])
             if i % 2:
-                yield f"mri_phantom_{i}.png", _png(to_display(phantom))
+                yield f"mri_phantom_{i}.png", png_bytes(to_display(phantom))
             else:
                 path = write_dicom(phantom, Path(tmp) / f"mr_{i}.dcm")
                 yield f"mri_phantom_{i}.dcm", path.read_bytes()
@@ -74,7 +66,7 @@ def natural_images() -> Iterator[tuple[str, bytes]]:
         loader = getattr(skimage.data, name, None)
         if loader is None:
             continue
-        yield f"skimage_{name}", _png(_to_uint8(loader()))
+        yield f"skimage_{name}", png_bytes(_to_uint8(loader()))
 
 
 def noise_images(n: int, seed: int) -> Iterator[tuple[str, bytes]]:
@@ -88,7 +80,7 @@ def noise_images(n: int, seed: int) -> Iterator[tuple[str, bytes]]:
             a = np.clip(rng.normal(rng.uniform(60, 190), rng.uniform(10, 60), size), 0, 255).astype(np.uint8)
         else:
             a = (rng.random(size) < rng.uniform(0.05, 0.5)).astype(np.uint8) * 255
-        yield f"noise_{kind}_{i}", _png(a)
+        yield f"noise_{kind}_{i}", png_bytes(a)
 
 
 def text_screenshots(n: int, seed: int) -> Iterator[tuple[str, bytes]]:
@@ -103,7 +95,7 @@ def text_screenshots(n: int, seed: int) -> Iterator[tuple[str, bytes]]:
         for line in range(image.height // 14):
             text = " ".join(rng.choice(words, size=int(rng.integers(3, 10))))
             draw.text((10, 6 + 14 * line), text, fill=230 if dark else 15, font=font)
-        yield f"text_{i}", _png(np.asarray(image))
+        yield f"text_{i}", png_bytes(np.asarray(image))
 
 
 def ood_sets(seed: int = 0) -> dict[str, list[tuple[str, bytes]]]:

@@ -4,7 +4,7 @@
 per configuration, one JSON line with
 
 - ``head_oof_auc``: OOF ROC AUC of the served head (logistic regression on the pooled last feature
-  map, C chosen on the pooled OOF scores from ``heads.C_GRID`` exactly as ``heads.cross_fit``), and
+  map, C chosen on the pooled OOF scores from ``heads.LOGREG_C_GRID`` exactly as ``heads.cross_fit``), and
   its mean +- SD over the grouped folds; ``trunks_only_oof_auc`` the same without the band channels;
 - ``softmax_oof_auc`` / ``softmax_fold_auc``: the CNN's own softmax (does the trunk learn?);
 - the per-epoch held-out-fold AUC of the softmax (every 5th epoch) and the runtime.
@@ -17,21 +17,16 @@ with the same seed and split code as ``training.train``); every configuration se
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
-if importlib.util.find_spec("strokelens") is None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "functions"))
-
-from training import cnn, dedup, heads  # noqa: E402
-from training.datasets import discover, labels_of, load_inputs  # noqa: E402
-from training.split import cv_folds, train_test_split  # noqa: E402
+from training import cnn, dedup, heads
+from training.datasets import discover, labels_of, load_inputs
+from training.metrics import roc_auc
+from training.split import cv_folds, train_test_split
 
 CANDIDATES: dict[str, dict] = {
     "base": {},
@@ -45,13 +40,13 @@ CANDIDATES: dict[str, dict] = {
 def logistic_oof(folds: list[tuple[np.ndarray, np.ndarray]], pooled: list[np.ndarray], y: np.ndarray,
                  seed: int) -> dict:
     """OOF ROC AUC of the logistic head over per-fold pooled features (C as in ``heads.cross_fit``)."""
-    grid = {c: np.zeros((len(y), int(y.max()) + 1)) for c in heads.C_GRID}
+    grid = {c: np.zeros((len(y), int(y.max()) + 1)) for c in heads.LOGREG_C_GRID}
     for (tr, val), feats in zip(folds, pooled):
-        for c in heads.C_GRID:
+        for c in heads.LOGREG_C_GRID:
             grid[c][val] = heads.make_logreg(c, seed).fit(feats[tr], y[tr]).predict_proba(feats[val])
-    scores = {c: heads.auc(y, grid[c]) for c in heads.C_GRID}
+    scores = {c: roc_auc(y, grid[c]) for c in heads.LOGREG_C_GRID}
     best = max(scores, key=lambda c: (scores[c], -c))
-    per_fold = [heads.auc(y[val], grid[best][val]) for _, val in folds]
+    per_fold = [roc_auc(y[val], grid[best][val]) for _, val in folds]
     return {"oof_auc": round(scores[best], 4), "fold_mean": round(float(np.mean(per_fold)), 4),
             "fold_sd": round(float(np.std(per_fold)), 4), "C": best}
 
@@ -71,8 +66,8 @@ def evaluate_config(x: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, 
     curve = np.mean(curves, axis=0)
     return {"head_oof_auc": head["oof_auc"], "head_fold_auc": f"{head['fold_mean']:.3f} +- {head['fold_sd']:.3f}",
             "head_C": head["C"], "trunks_only_oof_auc": trunks_only["oof_auc"],
-            "softmax_oof_auc": round(heads.auc(y, softmax), 4),
-            "softmax_fold_auc": [round(heads.auc(y[val], softmax[val]), 3) for _, val in folds],
+            "softmax_oof_auc": round(roc_auc(y, softmax), 4),
+            "softmax_fold_auc": [round(roc_auc(y[val], softmax[val]), 3) for _, val in folds],
             "softmax_val_auc_every_5": [round(float(a), 3) for a in curve[4::5]],
             "runtime_s": round(time.perf_counter() - started, 1)}
 

@@ -253,7 +253,7 @@ def test_real_ct_png_upload_progress_result_and_viewer(page, stack, tmp_path):
 
 
 def test_dicom_upload_is_read(page, stack, tmp_path):
-    from training.phantoms import make_ct_slice, write_dicom
+    from phantoms import make_ct_slice, write_dicom
 
     path = write_dicom(make_ct_slice(np.random.default_rng(7), lesion="hemorrhage"), tmp_path / "phantom-slice.dcm")
     sign_in(page, stack)

@@ -18,10 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
+from strokelens.core.catalogue import CLINICAL_MODEL_FILES
 from strokelens.core.clinical import (CATEGORIES, REQUIRED, ClinicalInput, ClinicalValidationError, RiskModel, spec_hash,
                                  validate)
 from tests.conftest import ROOT, SHARED_DATA
-from training import clinical as training
+from training.clinical import data as clinical_data
+from training.metrics import ece
 
 ART = ROOT / "functions" / "strokelens" / "artifacts" / "clinical"
 CSV = SHARED_DATA / "clinical" / "healthcare-dataset-stroke-data.csv"
@@ -51,7 +53,7 @@ def split() -> dict:
 def held_out(split):
     """The held-out rows (by saved id) of the shared CSV, as a DataFrame."""
     assert CSV.is_file(), f"the shared clinical data set is expected at {CSV}"
-    df = training.load_data(CSV)
+    df = clinical_data.load_data(CSV)
     rows = df[df["id"].isin(split["test_ids"])]
     assert len(rows) == len(split["test_ids"]), "held-out ids missing from the data"
     return rows
@@ -75,7 +77,7 @@ _DROP = object()
 
 def test_artifacts_small_complete_and_versioned(model):
     names = {p.name for p in ART.iterdir() if p.is_file()}
-    assert set(training.ARTIFACTS) <= names
+    assert set(CLINICAL_MODEL_FILES) <= names
     total = sum(p.stat().st_size for p in ART.rglob("*") if p.is_file())
     assert total < 200_000, f"clinical artifacts are {total} bytes"
     assert len(model.version) == 12 and model.version == spec_hash(model.spec)
@@ -118,18 +120,18 @@ def test_serving_module_needs_no_ml_libraries():
 
 def test_stdlib_model_matches_sklearn_pipeline_on_held_out_rows(model, held_out):
     pipeline = joblib.load(ART / "clinical_pipeline.joblib")
-    expected = pipeline.predict_proba(held_out[list(training.FEATURES)])[:, 1]
-    got = np.array([model.predict_payload(training.payload_of(r))["probability"]
+    expected = pipeline.predict_proba(held_out[list(clinical_data.FEATURES)])[:, 1]
+    got = np.array([model.predict_payload(clinical_data.payload_of(r))["probability"]
                     for r in held_out.to_dict("records")])
     assert held_out["bmi"].isna().any(), "the held-out rows should exercise BMI imputation"
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
 
 def test_split_is_reproducible_from_the_seed(split):
-    df = training.load_data(CSV)
-    if training.file_sha256(CSV) != split["data_sha256"]:
+    df = clinical_data.load_data(CSV)
+    if clinical_data.file_sha256(CSV) != split["data_sha256"]:
         pytest.skip("the shared CSV changed since training; the saved ids still define the held-out rows")
-    _, test_idx = training.split_ids(df, split["seed"], split["test_fraction"])
+    _, test_idx = clinical_data.split_ids(df, split["seed"], split["test_fraction"])
     assert sorted(df["id"].iloc[test_idx].tolist()) == split["test_ids"]
 
 
@@ -137,7 +139,7 @@ def test_roc_auc_floor_reported_and_recomputed(model, metrics, held_out):
     reported = metrics["metrics"]["roc_auc"]
     assert reported["value"] >= ROC_AUC_FLOOR
     assert reported["ci_low"] <= reported["value"] <= reported["ci_high"]
-    p = [model.predict_payload(training.payload_of(r))["probability"] for r in held_out.to_dict("records")]
+    p = [model.predict_payload(clinical_data.payload_of(r))["probability"] for r in held_out.to_dict("records")]
     recomputed = roc_auc_score(held_out["stroke"], p)
     assert recomputed >= ROC_AUC_FLOOR
     assert recomputed == pytest.approx(reported["value"], abs=1e-9)
@@ -145,6 +147,15 @@ def test_roc_auc_floor_reported_and_recomputed(model, metrics, held_out):
         entry = metrics["metrics"][key]
         assert entry["ci_low"] <= entry["ci_high"]
     assert metrics["bootstrap"]["reps"] == 2000
+
+
+def test_calibration_figures_recomputed(model, metrics, held_out):
+    """Brier and ECE (training.metrics.ece: 10 equal-width bins, the image model's definition too)."""
+    p = np.array([model.predict_payload(clinical_data.payload_of(r))["probability"] for r in held_out.to_dict("records")])
+    y = held_out["stroke"].to_numpy()
+    assert ece(p, y) == pytest.approx(metrics["metrics"]["ece"]["value"], abs=1e-12)
+    assert np.mean((p - y) ** 2) == pytest.approx(metrics["metrics"]["brier"]["value"], abs=1e-12)
+    assert "ece_uniform_bins" not in metrics["metrics"], "one ECE definition"
 
 
 # ---------------------------------------------------------------- contributions and bands
@@ -165,7 +176,7 @@ def _check_contributions(result: dict) -> None:
 
 def test_contributions_reproduce_the_log_odds(model, held_out):
     for row in held_out.head(60).to_dict("records"):
-        _check_contributions(model.predict_payload(training.payload_of(row)))
+        _check_contributions(model.predict_payload(clinical_data.payload_of(row)))
 
 
 def test_contributions_point_the_expected_way(model):

@@ -10,8 +10,7 @@ import pytest
 from PIL import Image
 from pydicom.pixels import apply_modality_lut
 
-from training import phantoms
-from training.phantoms import (
+from phantoms import (
     PHI_TAGS,
     Phantom,
     Tissue,
@@ -23,6 +22,7 @@ from training.phantoms import (
     write_kaggle_layout,
     write_png,
 )
+from phantoms.cli import main as phantoms_cli
 
 SEEDS = range(6)
 
@@ -317,6 +317,6 @@ def test_kaggle_layout(tmp_path: Path) -> None:
 
 
 def test_cli_writes_dataset(tmp_path: Path, capsys) -> None:
-    assert phantoms.main([str(tmp_path), "--n", "1", "--layout", "modality", "--format", "png", "--size", "32"]) == 0
+    assert phantoms_cli([str(tmp_path), "--n", "1", "--layout", "modality", "--format", "png", "--size", "32"]) == 0
     assert len(list(tmp_path.rglob("*.png"))) == 6  # 2 modalities x 3 classes
     assert "wrote 6 images" in capsys.readouterr().out

@@ -11,7 +11,7 @@ import pydicom
 from strokelens.reader.imaging.decode import DICOM_TAG_ALLOWLIST
 from strokelens.core.records import new_pending, new_scan_id, upload_key
 from tests.conftest import sqs_s3_event
-from training.phantoms import make_ct_slice, write_dicom
+from phantoms import make_ct_slice, write_dicom
 
 OWNER = "0c9f7e1a-4444-4aaa-9bbb-000000000004"
 PHI_VALUES = ("DOE", "JANE", "MRN12345", "19700101", "ACC999", "General Hospital", "HOUSE", "GREGORY")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from training.datasets import detect_layout, discover, labels_of, load_inputs
-from training.phantoms import write_dataset, write_kaggle_layout
+from phantoms import write_dataset, write_kaggle_layout
 
 
 def test_class_layout_with_groups(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from PIL import Image
 
 from strokelens.reader.imaging.preprocess import preprocess_bytes
 from training import dedup
-from training.phantoms import ct_to_display, make_ct_slice
+from phantoms import ct_to_display, make_ct_slice
 
 
 def _png(pixels: np.ndarray) -> bytes:

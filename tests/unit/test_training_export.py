@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from strokelens.reader.model.head import LinearHead
-from training.export import check_parity, linear_head, make_head, save_head
+from training.export import check_parity, linear_head, save_head
+from training.heads import make_logreg
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
@@ -16,7 +17,7 @@ def test_head_parity(tmp_path: Path, n_classes: int) -> None:
     rng = np.random.default_rng(n_classes)
     y = np.arange(90) % n_classes
     x = rng.normal(size=(90, 16)) * rng.uniform(0.1, 5, 16) + rng.normal(size=16) + y[:, None] * 0.7
-    pipeline = make_head(0.3, seed=0).fit(x, y)
+    pipeline = make_logreg(0.3, seed=0).fit(x, y)
     labels = [f"c{k}" for k in range(n_classes)]
     save_head(pipeline, labels, tmp_path, x)
     head = LinearHead.load(tmp_path / "head.npz")
@@ -34,7 +35,7 @@ def test_int8_feature_map_export_agrees_with_float(tmp_path: Path) -> None:
     from training import cnn
     from training.datasets import discover, labels_of, load_inputs
     from training.export import to_int8_tflite
-    from training.phantoms import write_dataset
+    from phantoms import write_dataset
 
     write_dataset(tmp_path / "data", 20, layout="flat", classes=("hemorrhage", "normal"), size=96)
     samples = discover(tmp_path / "data")
@@ -56,5 +57,5 @@ def test_int8_feature_map_export_agrees_with_float(tmp_path: Path) -> None:
     ref = np.asarray(extractor.predict(x[..., None], verbose=0), np.float64).mean(axis=(1, 2))
     cosine = np.sum(int8 * ref, axis=1) / (np.linalg.norm(int8, axis=1) * np.linalg.norm(ref, axis=1) + 1e-12)
     assert cosine.mean() > 0.98, cosine.mean()
-    head = make_head(0.1, seed=0).fit(ref, y)
+    head = make_logreg(0.1, seed=0).fit(ref, y)
     assert np.mean(head.predict(ref) == head.predict(int8)) >= 0.95

@@ -10,7 +10,7 @@ import numpy as np
 from strokelens.core.catalogue import Catalogue
 from strokelens.reader.model.served import ServedModel
 from training import train
-from training.phantoms import write_dataset
+from phantoms import write_dataset
 
 
 def test_quick_training_produces_served_artifacts(tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_three_classes_two_modalities_train_end_to_end(tmp_path: Path) -> None:
     ischemic class (layout ROOT/<modality>/<class>) train a 3-class model the server can load,
     labelled synthetic everywhere."""
     from strokelens.reader.reading import read_scan
-    from training.phantoms import make_mr_slice, write_png
+    from phantoms import make_mr_slice, write_png
 
     data, out = tmp_path / "phantoms", tmp_path / "artifacts"
     files = write_dataset(data, 8, modalities=("CT", "MR"), classes=("hemorrhage", "ischemic", "normal"),
