@@ -10,7 +10,7 @@ DATA ?= ../shared/data/ct-hemorrhage
 SEED ?= 0
 PORT ?= 8000
 
-.PHONY: setup run test test-fast train install-model lint package bench bench-quick clean browser web
+.PHONY: setup run test test-fast train install-model lint package bench bench-quick chaos clean browser web
 
 setup: $(STAMP) browser $(NODE_STAMP)
 
@@ -91,6 +91,13 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) -m benchmarks --quick --out bench
+
+# Fault injection on the local stack (not part of `make test`; a 40-scan version is): SCANS scans,
+# readers killed, AWS throttled, malformed and duplicate messages. Prints one summary line and exits
+# non-zero if a scan is stuck, lost or read twice. PYTHONPATH: this checkout's code, even in a worktree.
+SCANS ?= 300
+chaos: $(STAMP)
+	PYTHONPATH=.:functions $(PY) -m infra.chaos --scans $(SCANS) --seed $(SEED)
 
 package: $(STAMP)
 	$(PY) infra/package.py inference build/inference --zip

@@ -56,6 +56,10 @@ class LocalStack:
         self.gateway.base_url = self.url
         if self.write_config:
             (WEB_DIR / "config.json").write_text(json.dumps(self.gateway.site_config(), indent=2) + "\n")
+        from infra.faults import install_from_env
+
+        # STROKELENS_FAULTS="crash=0.3@1,throttle=0.1" make run: see the service cope (infra/faults.py).
+        self.faults = install_from_env(inference=self.inference, dead_letter=self.dead_letter)
         self.worker = QueueWorker(self.resources.stack, self.resources.queue_url, inference_handler).start()
         self.dead_letter_worker = QueueWorker(self.resources.stack, self.resources.dlq_url, dead_letter_handler,
                                               function="DeadLetterFunction", queue="ScanDeadLetterQueue").start()
@@ -71,6 +75,8 @@ class LocalStack:
         self.server.shutdown()
         self.worker.stop()
         self.dead_letter_worker.stop()
+        if self.faults is not None:
+            self.faults.uninstall()
         self._mock.stop()
 
 
@@ -81,6 +87,8 @@ def main() -> None:
     with LocalStack(port=args.port, write_config=True) as stack:
         users = ", ".join(c["username"] for c in stack.resources.clinicians)
         print(f"\nStrokeLens is running at {stack.url}/  (local clinicians: {users})", flush=True)
+        if stack.faults is not None:
+            print(f"Injecting faults (STROKELENS_FAULTS={os.environ['STROKELENS_FAULTS']})", flush=True)
         print("Research tool, not a medical device. Press Ctrl-C to stop.", flush=True)
         try:
             threading.Event().wait()

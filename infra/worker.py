@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import deque
 from typing import Any, Callable
 
 import boto3
@@ -46,6 +47,9 @@ class QueueWorker:
         self.sqs = boto3.client("sqs", region_name=REGION)
         self._stop = threading.Event()
         self.invocations = 0
+        self.failed_invocations = 0  # the handler raised (or was killed): the whole batch comes back
+        self.failed_records = 0  # records the handler reported in batchItemFailures
+        self.errors: deque[str] = deque(maxlen=100)  # why the latest failed invocations failed
         self.thread = threading.Thread(target=self._run, name=f"sqs-esm-{queue}", daemon=True)
 
     def start(self) -> "QueueWorker":
@@ -66,8 +70,15 @@ class QueueWorker:
         try:
             response = self.handler(sqs_event(messages, self.queue_arn), FakeContext.for_function(self.stack, self.function))
             failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
-        except Exception:  # a failed invocation leaves the whole batch for redelivery
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - an error, or the runtime killed it (timeout, out of
+            # memory: infra.faults.HardCrash): a failed invocation returns nothing, so the whole batch is redelivered
+            self.failed_invocations += 1
+            self.errors.append(f"{type(exc).__name__}: {exc}")
             failed = {m["MessageId"] for m in messages}
+        else:
+            self.failed_records += len(failed)
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
             self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[

@@ -14,6 +14,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from strokelens.core.records import Status, iso_now, is_scan_id, to_plain
@@ -29,6 +30,14 @@ def to_dynamo(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [to_dynamo(v) for v in value]
     return value
+
+
+def _item(wire: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An item in DynamoDB's wire format (as in a ConditionalCheckFailedException) -> Python values."""
+    if not wire:
+        return None
+    deserializer = TypeDeserializer()
+    return {k: deserializer.deserialize(v) for k, v in wire.items()}
 
 
 def _conditional_failed(exc: ClientError) -> bool:
@@ -89,6 +98,7 @@ class ScansTable:
             response = self.table.update_item(
                 Key={"owner_id": owner_id, "scan_id": scan_id},
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 UpdateExpression="SET #s = :processing, claim_token = :token, lease_until = :lease, "
                 "updated_at = :now, attempts = if_not_exists(attempts, :zero) + :one",
                 ConditionExpression="attribute_exists(scan_id) AND (#s = :pending OR (#s = :processing AND lease_until < :t)) "
@@ -102,9 +112,16 @@ class ScansTable:
             )
             return to_plain(response["Attributes"])
         except ClientError as exc:
-            if _conditional_failed(exc):
-                return None
-            raise
+            if not _conditional_failed(exc):
+                raise
+            held = _item(exc.response.get("Item"))
+            if held and held.get("status") == Status.PROCESSING.value and held.get("claim_token") == token:
+                # Our own claim: an earlier try of this very request took effect but its answer was
+                # lost (botocore retries timeouts and reset connections). Without this the attempt
+                # would take itself for a duplicate and the message would be consumed, leaving the
+                # scan PROCESSING with no delivery left to finish it.
+                return to_plain(held)
+            return None
 
     def arrive(self, owner_id: str, study_id: str, index: int) -> dict[str, Any] | None:
         """Record that a study's file arrived (a duplicate notification adds nothing) and return

@@ -137,6 +137,15 @@ class NotStarted(Exception):
     """Too little of the invocation is left to read another file: SQS redelivers the record."""
 
 
+def _notified_object(obj: dict) -> tuple[str, int | None, str | None]:
+    """(key, size, eTag) of one notification's object; TypeError for fields S3 never sends, so a
+    garbled message is dropped before it can claim (and spend an attempt of) a real scan."""
+    key, size, etag = obj["key"], obj.get("size"), obj.get("eTag")
+    if not isinstance(key, str) or not (size is None or type(size) is int) or not (etag is None or isinstance(etag, str)):
+        raise TypeError("not an S3 notification's object fields")
+    return unquote_plus(key), size, etag
+
+
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
     try:
         body = json.loads(record.body)
@@ -148,7 +157,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         else:
             deadline = None
         objects = [r["s3"]["object"] for r in body.get("Records", [])] if body.get("Event") != "s3:TestEvent" else []
-        keys = [(unquote_plus(o["key"]), o.get("size"), o.get("eTag")) for o in objects]
+        keys = [_notified_object(o) for o in objects]
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         # Never a scan notification, and never will be: retrying would only feed the DLQ.
         logger.warning("Dropping a malformed queue message", extra={"message_id": record.message_id})
