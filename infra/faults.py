@@ -485,6 +485,7 @@ class FaultyStack:
             self.dead_letter, dead_letter_handler = load_handler(stack, "DeadLetterFunction")
             self.sqs = boto3.client("sqs", region_name=REGION)
             self.s3 = boto3.client("s3", region_name=REGION)
+            self.uploaded: dict[str, tuple[int, str]] = {}
             self.table = boto3.resource("dynamodb", region_name=REGION).Table(self.resources.table)
             self.scans = ScansTable(self.table)
             for url in (self.resources.queue_url, self.resources.dlq_url):
@@ -530,8 +531,10 @@ class FaultyStack:
 
     def upload(self, scan_id: str, data: bytes, content_type: str = "image/png") -> None:
         """Put the scan's file where the presigned POST would; S3 notifies the scan queue."""
-        self.s3.put_object(Bucket=self.resources.uploads_bucket, Key=self.key(scan_id), Body=data,
-                           ContentType=content_type)
+        put = self.s3.put_object(Bucket=self.resources.uploads_bucket, Key=self.key(scan_id), Body=data,
+                                 ContentType=content_type)
+        # Kept for duplicate notifications: the inference function deletes an upload once its scan is final.
+        self.uploaded[scan_id] = (len(data), put["ETag"].strip('"'))
 
     def key(self, scan_id: str) -> str:
         from strokelens.core.records import upload_key
@@ -540,9 +543,8 @@ class FaultyStack:
 
     def notify(self, scan_id: str, copies: int = 1) -> None:
         """Send the scan's S3 notification again (at-least-once delivery: duplicates)."""
-        head = self.s3.head_object(Bucket=self.resources.uploads_bucket, Key=self.key(scan_id))
-        body = notification_body(self.resources.uploads_bucket, self.key(scan_id), head["ContentLength"],
-                                 head["ETag"].strip('"'))
+        size, etag = self.uploaded[scan_id]
+        body = notification_body(self.resources.uploads_bucket, self.key(scan_id), size, etag)
         for _ in range(copies):
             self.sqs.send_message(QueueUrl=self.resources.queue_url, MessageBody=body)
 
