@@ -18,7 +18,9 @@ const CATEGORY_TEXT = {
 const KIND_TEXT = { dicom: "DICOM", png: "PNG", jpeg: "JPEG", tiff: "TIFF" };
 
 function removedItems(prepared) {
-  return Object.entries(prepared.removed).map(([what, n]) => h("li", { dataset: { category: what, count: String(n) } },
+  const order = Object.keys(CATEGORY_TEXT);
+  const rank = (what) => (order.includes(what) ? order.indexOf(what) : order.length);
+  return Object.entries(prepared.removed).sort(([a], [b]) => rank(a) - rank(b)).map(([what, n]) => h("li", { dataset: { category: what, count: String(n) } },
     h("span", { text: prepared.kind === "dicom" ? (CATEGORY_TEXT[what] || what) : `Metadata: ${what}` }),
     h("span", { class: "privacy-count", text: ` × ${n}` })));
 }
@@ -46,8 +48,6 @@ export function renderPrivacy(box, prepared) {
   box.className = "privacy";
   const kind = KIND_TEXT[prepared.kind];
   if (!kind) { box.hidden = true; return; }
-  box.dataset.kind = prepared.kind;
-  box.dataset.cleaned = String(prepared.cleaned);
   if (prepared.cleaned) {
     const items = removedItems(prepared);
     box.append(h("p", { class: "privacy-head" }, h("strong", { text: "Removed in your browser before upload" }),
@@ -65,6 +65,8 @@ export function renderPrivacy(box, prepared) {
       h("ul", {}, warnings.map((w) => h("li", { dataset: { code: w.code }, text: w.text })))));
   }
   box.append(h("p", { class: "hint", text: "Text burned into the image (a name, a date, an ID) is never removed: check the image shows none." }));
+  box.dataset.kind = prepared.kind;
+  box.dataset.cleaned = String(prepared.cleaned);
 }
 
 /** Ask before sending a file with warnings: resolves true to upload anyway, false to cancel. */

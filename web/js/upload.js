@@ -149,6 +149,8 @@ export class UploadForm {
     const chosen = clear($("file-chosen"));
     const privacy = clear($("privacy"));
     privacy.hidden = true;
+    delete privacy.dataset.kind; // tests and styles read these: only ever the current file's
+    delete privacy.dataset.cleaned;
     this.prepared = null;
     if (file) {
       chosen.append(h("span", { class: "file-name", text: file.name }), h("span", { class: "muted", text: ` · ${formatBytes(file.size)}` }));
