@@ -6,6 +6,8 @@ PYTHON_SYS ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/pytho
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# npm ci's stamp (rule below): defined here, before any rule names it as a prerequisite.
+NODE_STAMP := node_modules/.installed
 DATA ?= ../shared/data/ct-hemorrhage
 SEED ?= 0
 PORT ?= 8000
@@ -51,13 +53,14 @@ train: $(STAMP) browser
 install-model: $(STAMP)
 	$(PY) -m training.install --src $(MODEL_BUILD) --dest functions/strokelens/artifacts
 
-# The site's only build step: plotly.js copied from the installed plotly package (no CDN).
-web: $(STAMP)
+# The site's only build step: plotly.js copied from the installed plotly package and dcmjs from
+# node_modules (pinned by package-lock.json) into web/vendor/ (no CDN).
+web: $(STAMP) $(NODE_STAMP)
 	$(PY) -m infra.build_web
 
-# ESLint for the site's JavaScript, pinned by package.json + package-lock.json (npm ci installs
-# exactly the lockfile). Re-installed only when those change; Debian's nodejs/npm when missing.
-NODE_STAMP := node_modules/.installed
+# ESLint for the site's JavaScript and dcmjs for the site (web/vendor/), pinned by package.json +
+# package-lock.json (npm ci installs exactly the lockfile). Re-installed only when those change;
+# Debian's nodejs/npm when missing.
 $(NODE_STAMP): package.json package-lock.json
 	@command -v npm >/dev/null || { echo "Installing Debian nodejs and npm"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }

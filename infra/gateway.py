@@ -92,6 +92,9 @@ class Gateway:
         self.cognito = boto3.client("cognito-idp", region_name=REGION)
         # The keys the handlers presign with (moto's, locally): S3 checks signatures against them.
         self.signatures = signatures or S3Signatures.from_environment(REGION)
+        # Called with (key, body) for each upload S3 accepts, before it is stored: a test seam to see
+        # the exact bytes a browser sent (the inference function deletes the object once read).
+        self.upload_observers: list[Callable[[str, bytes], None]] = []
         # One API "container": Lambda runs one request at a time per container, and the handler's
         # resolver keeps the current event in module state, so concurrent requests take turns.
         self._api_lock = threading.Lock()
@@ -243,6 +246,8 @@ class Gateway:
                    or check_post_policy(form["policy"], bucket, dict(form), len(data)))
         if problem:
             return self._s3_error(*problem, cors)
+        for observe in self.upload_observers:
+            observe(form["key"], data)
         self.s3.put_object(Bucket=bucket, Key=form["key"], Body=data,
                            ContentType=form.get("Content-Type", "application/octet-stream"))
         return Response(status=204, headers=cors)

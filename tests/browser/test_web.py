@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -21,82 +20,10 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.conftest import CT_DATA, ROOT
+from tests.browser.conftest import ARTIFACTS, LIMIT, TIMEOUT_MS, VALID_RISK
+from tests.conftest import CT_DATA
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-LIMIT = 300_000  # UploadMaxBytes for this stack: the oversize cases stay small
-ARTIFACTS = ROOT / "test-artifacts"
-TIMEOUT_MS = 20_000
-VALID_RISK = {"age": 67, "gender": "Male", "hypertension": 1, "heart_disease": 0, "ever_married": "Yes",
-              "work_type": "Private", "Residence_type": "Urban", "avg_glucose_level": 205.5, "bmi": 31.2,
-              "smoking_status": "formerly smoked"}
-
-
-def _unavailable(reason: str) -> None:
-    """A missing prerequisite fails under CI (the suite must really run there) and skips elsewhere."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this is an error, not a skip)", pytrace=False)
-    pytest.skip(reason)
-
-
-# ---- fixtures ---------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def stack():
-    from infra.build_web import build_web_assets
-    from strokelens.core.settings import model_dir
-
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing: install Debian's chromium (make browser) to run the browser tests")
-    if not (model_dir() / "manifest.json").is_file():
-        _unavailable(f"no model artifacts in {model_dir()}: run `make train` or set MODEL_DIR")
-    build_web_assets()
-    from infra.run_local import LocalStack
-
-    with LocalStack(port=0, parameters={"UploadMaxBytes": LIMIT}) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def browser(stack):
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
-# Counts real XHR upload progress events, so "the bar completed" means the browser reported bytes sent.
-PROGRESS_PROBE = """
-(() => {
-  window.__uploadProgress = [];
-  const send = XMLHttpRequest.prototype.send;
-  XMLHttpRequest.prototype.send = function (body) {
-    this.upload.addEventListener('progress', (e) => window.__uploadProgress.push([e.loaded, e.total]));
-    return send.call(this, body);
-  };
-  window.__cspViolations = [];
-  document.addEventListener('securitypolicyviolation', (e) => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));
-})();
-"""
-
-
-@pytest.fixture
-def page(browser, stack):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
-    context.set_default_timeout(TIMEOUT_MS)
-    context.add_init_script(PROGRESS_PROBE)
-    pg = context.new_page()
-    pg.console_errors = []
-    pg.on("console", lambda msg: msg.type == "error" and pg.console_errors.append(msg.text))
-    pg.on("pageerror", lambda exc: pg.console_errors.append(str(exc)))
-    yield pg
-    context.close()
 
 
 # ---- helpers ----------------------------------------------------------------------------------
@@ -202,12 +129,19 @@ def assert_previews(page, stack, scan: dict) -> None:
 
 
 def write_png(path: Path, size: int) -> Path:
-    """A PNG file of exactly ``size`` bytes (a valid header, padded), for the size-limit cases."""
-    buf = io.BytesIO()
-    Image.fromarray(np.zeros((8, 8), np.uint8)).save(buf, format="PNG")
-    data = buf.getvalue()
-    path.write_bytes(data + b"\0" * (size - len(data)))
-    return path
+    """A PNG of at least ``size`` bytes of real image data, for the size-limit cases (padding after
+    the image would not do: the browser strips it with the metadata before upload). Dim noise,
+    which does not compress, with one bright pixel: nothing that looks like burned-in text."""
+    rows = size // 400
+    while True:
+        pixels = np.random.default_rng(3).integers(0, 100, (rows, 512), dtype=np.uint8)
+        pixels[0, 0] = 255
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format="PNG")
+        if len(buf.getvalue()) >= size:
+            path.write_bytes(buf.getvalue())
+            return path
+        rows += 50
 
 
 # ---- tests ------------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ export class Contract {
   get contentTypes() { return this.value?.accepted?.content_types || []; }
   get extensions() { return this.value?.accepted?.extensions || []; }
   get maxUploadBytes() { return Number(this.value?.limits?.max_upload_bytes) || 0; }
+  /** The de-identification rules the server applies too (deid.js applies them before upload), or null. */
+  get deidentification() { return this.value?.deidentification || null; }
 
   /** For the file input's ``accept``: the extensions, then the content types. */
   get acceptList() { return [...this.extensions, ...this.contentTypes]; }

@@ -7,6 +7,7 @@ import { renderViewer } from "./viewer.js";
 import { UploadForm } from "./upload.js";
 import { FINAL, pollScan } from "./poll.js";
 import { History } from "./history.js";
+import { privacyResult } from "./privacy.js";
 
 const STATUS_TEXT = {
   PENDING: "Waiting for the upload to reach storage…",
@@ -22,11 +23,12 @@ export class ScansView {
     this.contract = contract;
     this.router = router;
     this.localPreview = null; // {scanId, url}: a browser-side preview of the file just uploaded
+    this.localPrivacy = null; // {scanId, kind, cleaned}: what the browser removed from it
     this.pollAbort = null;
     this.currentScanId = null;
     this.history = new History(api);
     this.uploader = new UploadForm(api, contract, {
-      uploaded: (scan, file, contentType) => this._uploaded(scan, file, contentType),
+      uploaded: (scan, prepared, contentType) => this._uploaded(scan, prepared, contentType),
       created: () => this.history.load(),
     });
   }
@@ -38,8 +40,10 @@ export class ScansView {
     this.history.load();
   }
 
-  _uploaded(scan, file, contentType) {
-    if (/^image\/(png|jpeg)$/.test(contentType)) this._setLocalPreview(scan.scan_id, file);
+  _uploaded(scan, prepared, contentType) {
+    // The preview is made from the bytes that were sent (metadata-free, same pixels).
+    if (/^image\/(png|jpeg)$/.test(contentType)) this._setLocalPreview(scan.scan_id, prepared.blob);
+    this.localPrivacy = { scanId: scan.scan_id, kind: prepared.kind, cleaned: prepared.cleaned };
     this.router.go(`#/scan/${scan.scan_id}`); // opens the scan panel and starts polling
     this.history.load();
   }
@@ -138,6 +142,8 @@ export class ScansView {
     status.textContent = scan.status === "DONE" ? "Reading complete." : "The scan could not be read.";
     const local = this.localPreview?.scanId === scan.scan_id ? this.localPreview.url : null;
     renderResult($("result"), scan, this.contract);
+    const privacy = scan.status === "DONE" ? privacyResult(scan, this.localPrivacy?.scanId === scan.scan_id ? this.localPrivacy : null) : null;
+    if (privacy) $("result").querySelector(".result-card .meta")?.before(privacy);
     this._renderViewer(scan, local);
     $("scan-h").textContent = scan.status === "DONE" ? "Model output" : "Scan not read";
     this.history.load();

@@ -1,9 +1,12 @@
-// Upload: the file goes straight to storage with the presigned POST the API hands out (POST /scans),
+// Upload: the file is de-identified in the browser (deid.js) as soon as it is chosen, then the
+// cleaned bytes go straight to storage with the presigned POST the API hands out (POST /scans),
 // with progress and cancel. The API only hands out the link; S3 enforces the type and size.
 "use strict";
 
 import { $, h, clear, showMessage, hideMessage } from "./dom.js";
 import { formatBytes } from "./format.js";
+import { UidMap, prepareFile } from "./deid.js";
+import { confirmUpload, privacyWarnings, renderPrivacy } from "./privacy.js";
 
 class UploadError extends Error {
   constructor(message, detail, kind = "error") {
@@ -68,12 +71,19 @@ function s3ErrorCode(xhr) {
   }
 }
 
-/** POST the file to the presigned S3 form; resolves on 2xx, rejects with a clinician-readable error. */
-function postToStorage(upload, file, maxBytes, advice, onProgress, signal) {
+/** The name sent with the upload: the extension only (the API maps it to a type), never the
+ * clinician's file name, which may carry a patient's name. */
+function neutralName(file) {
+  const ext = (String(file.name).toLowerCase().match(/\.[a-z0-9]{1,5}$/) || [""])[0];
+  return `slice${ext}`;
+}
+
+/** POST the (de-identified) bytes to the presigned S3 form; resolves on 2xx, rejects with a clinician-readable error. */
+function postToStorage(upload, file, name, maxBytes, advice, onProgress, signal) {
   return new Promise((resolve, reject) => {
     const form = new FormData();
     for (const [key, value] of Object.entries(upload.fields || {})) form.append(key, value);
-    form.append("file", file); // must be the last field
+    form.append("file", file, name); // must be the last field
     const xhr = new XMLHttpRequest();
     xhr.open("POST", upload.url);
     xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) onProgress(e.loaded, e.total); });
@@ -92,15 +102,20 @@ function postToStorage(upload, file, maxBytes, advice, onProgress, signal) {
   });
 }
 
-/** The upload form: choose or drop a file, send it, report progress. Hooks: ``uploaded(scan, file,
- * contentType)`` once the storage has the file; ``created()`` when a scan exists but the upload failed. */
+/** The upload form: choose or drop a file, see what the browser removes from it, send it, report
+ * progress. Hooks: ``uploaded(scan, prepared, contentType)`` once the storage has the file (``prepared``
+ * from deid.prepareFile: the bytes sent, their kind, what was removed); ``created()`` when a scan
+ * exists but the upload failed. */
 export class UploadForm {
   constructor(api, contract, hooks) {
     this.api = api;
     this.contract = contract;
     this.hooks = hooks;
     this.file = null;
+    this.prepared = null; // the chosen file's de-identification, a promise of deid.prepareFile's answer
+    this.uids = new UidMap(); // one salt per session: a series' files keep one new study/series UID
     this.abort = null; // the AbortController of the upload in flight
+    this.confirming = false;
     this._bind();
   }
 
@@ -132,17 +147,41 @@ export class UploadForm {
     hideMessage($("upload-msg"));
     $("upload-progress").hidden = true;
     const chosen = clear($("file-chosen"));
+    const privacy = clear($("privacy"));
+    privacy.hidden = true;
+    delete privacy.dataset.kind; // tests and styles read these: only ever the current file's
+    delete privacy.dataset.cleaned;
+    this.prepared = null;
     if (file) {
       chosen.append(h("span", { class: "file-name", text: file.name }), h("span", { class: "muted", text: ` · ${formatBytes(file.size)}` }));
-      this.contract.loaded().then(() => this._warnIfTooLarge(file));
+      privacy.hidden = false;
+      privacy.className = "privacy working";
+      privacy.append(h("p", { class: "muted", text: "Removing identifiers in your browser…" }));
+      this.prepared = this._prepare(file);
     }
     $("dropzone").classList.toggle("has-file", Boolean(file));
   }
 
-  /** Say at once when the chosen file is over the contract's limit (it would not be sent). */
-  _warnIfTooLarge(file) {
+  /** De-identify the chosen file here (nothing is sent yet) and show what goes. */
+  async _prepare(file) {
+    await this.contract.loaded();
+    let prepared;
+    try {
+      prepared = await prepareFile(file, { rules: this.contract.deidentification, uids: this.uids });
+    } catch (err) { // an unexpected failure: the original file stays, and the clinician is asked
+      prepared = { kind: "dicom", blob: file, removed: {}, cleaned: false, problem: err.message || String(err), burnedIn: { flag: false, corners: null } };
+    }
+    if (this.file === file) {
+      renderPrivacy($("privacy"), prepared);
+      this._warnIfTooLarge(file, prepared.blob.size);
+    }
+    return prepared;
+  }
+
+  /** Say at once when the file to send is over the contract's limit (it would not be sent). */
+  _warnIfTooLarge(file, size) {
     const max = this.contract.maxUploadBytes;
-    if (this.file !== file || this.busy || !max || file.size <= max) return;
+    if (this.file !== file || this.busy || !max || size <= max) return;
     showMessage($("upload-msg"), "warning", `This file is larger than the upload limit (${formatBytes(max)}).`,
       `It will not be sent. ${sliceAdvice(this.contract)}`);
   }
@@ -171,6 +210,22 @@ export class UploadForm {
       $("file").focus();
       return;
     }
+    if (this.busy || this.confirming) return;
+    this.confirming = true;
+    let prepared;
+    try {
+      prepared = await this.prepared;
+      // Burned-in text, or a file the browser could not clean: the clinician decides, or cancels.
+      if (privacyWarnings(prepared).length && !(await confirmUpload($("privacy")))) {
+        $("file").value = "";
+        this.choose(null);
+        showMessage(msg, "info", "Upload cancelled.", "Nothing was sent. Choose another file.");
+        return;
+      }
+    } finally {
+      this.confirming = false;
+    }
+    if (this.file !== file) return; // another file was chosen meanwhile
     const controller = new AbortController();
     this.abort = controller;
     this._busy(true);
@@ -179,7 +234,7 @@ export class UploadForm {
     this._setProgress(0, 1, `Uploading ${file.name}`);
     let sent = null;
     try {
-      sent = await this._send(file, controller.signal);
+      sent = await this._send(file, prepared, controller.signal);
     } catch (err) {
       $("upload-progress").hidden = true;
       showMessage(msg, err.kind || "error", err.message, err.detail);
@@ -188,22 +243,24 @@ export class UploadForm {
       this.abort = null;
       this._busy(false);
     }
-    if (sent) this.hooks.uploaded(sent.scan, file, sent.contentType);
+    if (sent) this.hooks.uploaded(sent.scan, prepared, sent.contentType);
   }
 
-  /** POST /scans, then the file to storage. Returns {scan, contentType}; errors carry ``scan`` once one exists. */
-  async _send(file, signal) {
+  /** POST /scans, then the de-identified bytes to storage. Returns {scan, contentType}; errors carry
+   * ``scan`` once one exists. ``file`` (the original) only gives the type; ``prepared.blob`` is sent. */
+  async _send(file, prepared, signal) {
     await this.contract.loaded(); // fetched at sign-in; without it the API and the storage still check
     const advice = sliceAdvice(this.contract);
     const declared = await declaredType(file, this.contract);
+    const body = prepared.blob;
     const limit = this.contract.maxUploadBytes;
-    if (limit && file.size > limit) throw tooLargeError(file.size, limit, false, advice); // no scan is created
+    if (limit && body.size > limit) throw tooLargeError(body.size, limit, false, advice); // no scan is created
     const scan = await this._create(file, declared);
     try {
       const maxBytes = Number(scan.max_bytes) || limit; // this upload's own limit, as the API states it
-      if (maxBytes && file.size > maxBytes) throw tooLargeError(file.size, maxBytes, false, advice);
+      if (maxBytes && body.size > maxBytes) throw tooLargeError(body.size, maxBytes, false, advice);
       if (signal.aborted) throw new UploadError("Upload cancelled.", "Nothing was read.", "info");
-      await postToStorage(scan.upload, file, maxBytes, advice, (loaded, total) => this._setProgress(loaded, total), signal);
+      await postToStorage(scan.upload, body, neutralName(file), maxBytes, advice, (loaded, total) => this._setProgress(loaded, total), signal);
     } catch (err) {
       err.scan = scan;
       throw err;
@@ -216,7 +273,7 @@ export class UploadForm {
   async _create(file, contentType) {
     const modality = $("modality").value || undefined;
     try {
-      return await this.api.post("/scans", { filename: file.name, content_type: contentType, modality });
+      return await this.api.post("/scans", { filename: neutralName(file), content_type: contentType, modality });
     } catch (err) {
       if (err.code === "UNSUPPORTED_CONTENT_TYPE") throw new UploadError("This file type is not accepted.", err.message);
       throw new UploadError("The upload could not be started.", err.message);
@@ -230,12 +287,18 @@ export class UploadForm {
     $("file").setAttribute("accept", c.acceptList.join(","));
     const limit = c.maxUploadBytes ? `, up to ${formatBytes(c.maxUploadBytes)}` : "";
     $("file-hint").textContent = `One axial slice: ${c.typeNames} (${c.extensions.join(" ")})${limit}. ` +
-      "Files are sent straight to encrypted storage.";
+      "Identifiers are removed in your browser; files are sent straight to encrypted storage.";
   }
 
+  /** Sign-out: the next session gets a new UID salt, and nothing chosen is kept. */
   reset() {
     this.abort?.abort();
+    this.uids = new UidMap();
+    this.file = null;
+    this.prepared = null;
     $("upload-progress").hidden = true;
+    $("privacy").hidden = true;
+    clear($("privacy"));
     hideMessage($("upload-msg"));
   }
 }
