@@ -83,6 +83,8 @@ $(CHECKOV_STAMP): requirements/checkov.txt
 	touch $(CHECKOV_STAMP)
 
 lint: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) $(NODE_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy functions/strokelens
 	node_modules/.bin/eslint --max-warnings 0 .
 	$(VENV)/bin/cfn-lint template.yaml
 	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint --template template.yaml

@@ -32,7 +32,8 @@ t_start = time.time()
 def done(extra):
     import json
     t_end = time.time()
-    print(json.dumps({"t_end": t_end, "t_start": t_start, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra}))
+    maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"t_end": t_end, "t_start": t_start, "maxrss_mb": maxrss_mb, **extra}))
 path = sys.argv[1]
 def core(read_scan):
     import inspect

@@ -163,7 +163,7 @@ class Gateway:
 
     # -- HTTP API -------------------------------------------------------------------------
     def api(self, request: Request, path: str) -> Response:
-        for method, template_path, regex in self.routes:
+        for method, template_path, regex in self.routes:  # noqa: B007 (used after the loop)
             match = regex.match(path)
             if match and method == request.method:
                 break
@@ -302,7 +302,8 @@ def check_post_policy(policy_b64: str, bucket: str, form: dict[str, str], size: 
             (name, expected), = condition.items()
             listed.add(name.lower().lstrip("$"))
             if fields.get(name.lower()) != expected:
-                return 403, "AccessDenied", f"Invalid according to Policy: Policy Condition failed: [\"eq\", \"${name}\", \"{expected}\"]"
+                return (403, "AccessDenied",
+                        f"Invalid according to Policy: Policy Condition failed: [\"eq\", \"${name}\", \"{expected}\"]")
         elif condition[0] == "content-length-range":
             try:
                 low, high = int(condition[1]), int(condition[2])

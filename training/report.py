@@ -137,5 +137,6 @@ def architecture(config, parameters: int) -> dict:
         "label_smoothing": config.label_smoothing, "epochs": config.epochs,
         "training": "each trunk has its own dropout + softmax on its pooled map during training, losses summed; "
                     "fixed epochs (no early stopping)",
-        "augmentation": "rotation +-10 deg, horizontal flip, shift +-6 %, zoom 0.92-1.08, contrast/brightness +-10 %, Gaussian noise",
+        "augmentation": ("rotation +-10 deg, horizontal flip, shift +-6 %, zoom 0.92-1.08, contrast/brightness +-10 %, "
+                         "Gaussian noise"),
     }

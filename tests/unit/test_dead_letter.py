@@ -94,7 +94,9 @@ def test_records_are_not_started_without_time_to_finish(inference_app, resources
     context = FakeContext()
     monkeypatch.setattr(context, "get_remaining_time_in_millis", lambda: 1000)
     event = sqs_s3_event(resources.uploads_bucket, key, len(ct_png), message_id="late")
-    with pytest.raises(Exception):  # every record of the batch failed: the invocation fails, SQS redelivers
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+    with pytest.raises(BatchProcessingError):  # every record failed: the invocation fails, SQS redelivers
         inference_app.handler(event, context)
     item = scans.get_item(Key={"owner_id": OWNER, "scan_id": scan_id})["Item"]
     assert item["status"] == "PENDING" and "attempts" not in item, "not claimed, not counted"

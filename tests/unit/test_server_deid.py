@@ -61,7 +61,7 @@ def test_a_browser_deidentified_dicom_reads_the_same_and_says_so(inference_app, 
     clean = out.getvalue()
     raw = identified_ct()
     ids = [upload(resources, scans, data) for data in (clean, raw)]
-    for (scan_id, key), data in zip(ids, (clean, raw)):
+    for (_scan_id, key), data in zip(ids, (clean, raw)):
         inference_app.handler(sqs_s3_event(resources.uploads_bucket, key, len(data)), lambda_context)
     browser, server = (record(scans, scan_id) for scan_id, _ in ids)
     assert browser["result"]["deidentification"] == {"removed_by": "browser", "counts": {}}

@@ -27,7 +27,8 @@ from strokelens.core.catalogue import Catalogue
 from strokelens.core.clinical import ClinicalValidationError, RiskModel
 from strokelens.core.contract import site_contract
 from strokelens.core.settings import Settings
-from strokelens.core.records import MODALITIES, is_scan_id, new_pending, new_scan_id, public_view, resolve_content_type, upload_key
+from strokelens.core.records import (MODALITIES, is_scan_id, new_pending, new_scan_id, public_view,
+                                     resolve_content_type, upload_key)
 
 
 class RequestError(Exception):
@@ -84,7 +85,7 @@ def json_body() -> dict[str, Any]:
     try:
         body = json.loads(app.current_event.decoded_body or "")
     except (ValueError, TypeError, RecursionError):  # deeply nested JSON exhausts the parser's stack
-        raise RequestError(400, "INVALID_JSON", "The request body must be a JSON object.")
+        raise RequestError(400, "INVALID_JSON", "The request body must be a JSON object.") from None
     if not isinstance(body, dict):
         raise RequestError(400, "INVALID_JSON", "The request body must be a JSON object.")
     return body
@@ -157,7 +158,7 @@ def page() -> tuple[int, str | None]:
     try:
         limit = int(params.get("limit", 20))
     except ValueError:
-        raise RequestError(400, "INVALID_LIMIT", f"limit must be a whole number from 1 to {MAX_PAGE}.")
+        raise RequestError(400, "INVALID_LIMIT", f"limit must be a whole number from 1 to {MAX_PAGE}.") from None
     if not 1 <= limit <= MAX_PAGE:
         raise RequestError(400, "INVALID_LIMIT", f"limit must be a whole number from 1 to {MAX_PAGE}.")
     token = params.get("next")
@@ -165,7 +166,7 @@ def page() -> tuple[int, str | None]:
         try:
             decode_page_token(token)
         except ValueError:
-            raise RequestError(400, "INVALID_PAGE_TOKEN", "The page token is not valid.")
+            raise RequestError(400, "INVALID_PAGE_TOKEN", "The page token is not valid.") from None
     return limit, token
 
 
@@ -175,7 +176,8 @@ def list_scans() -> dict:
     owner = caller()
     limit, token = page()
     items, next_token = SCANS.list_for_owner(owner, limit, token)
-    scans = [{k: v for k, v in public_view(i, CONFIG.upload_expires, CONFIG.max_receive_count).items() if k != "previews"} for i in items]
+    views = (public_view(i, CONFIG.upload_expires, CONFIG.max_receive_count) for i in items)
+    scans = [{k: v for k, v in view.items() if k != "previews"} for view in views]
     return {"scans": scans, "next": next_token}
 
 

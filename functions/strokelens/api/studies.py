@@ -66,7 +66,7 @@ def create_study() -> Response:
     try:
         content_types_ = validate_files(body.get("files"), d.config.max_upload_bytes)
     except StudyRequestError as err:
-        raise d.request_error(err.status, err.code, err.message)
+        raise d.request_error(err.status, err.code, err.message) from None
     modality = body.get("modality")
     if modality in ("", "auto"):
         modality = None
@@ -113,7 +113,7 @@ def get_study(study_id: str) -> dict:
             try:
                 position = int(params["slice"])
             except ValueError:
-                raise d.request_error(400, "INVALID_SLICE", "slice must be a stack position.")
+                raise d.request_error(400, "INVALID_SLICE", "slice must be a stack position.") from None
             if not 0 <= position < len(result.get("stack", [])):
                 raise d.request_error(400, "INVALID_SLICE", "slice must be a stack position.")
             view["slice_previews"] = {str(position): _slice_links(d, owner, study_id, previews, position)}

@@ -82,8 +82,8 @@ class ScansTable:
                 return items, encode_page_token(items[-1]["scan_id"])
             if not last:
                 return items, None
-            start = last["scan_id"]
-        return items, encode_page_token(start)
+            start = str(last["scan_id"])
+        return items, encode_page_token(str(start))
 
     def claim(self, owner_id: str, scan_id: str, token: str, lease_seconds: int, max_attempts: int = 1_000_000,
               now: float | None = None) -> dict[str, Any] | None:

@@ -15,8 +15,10 @@ MESSAGES: dict[str, str] = {
     "BAD_ASPECT_RATIO": "The image is far too wide or too tall to be a single head scan slice.",
     "BLANK_IMAGE": "The image has no usable content (it is blank or a single flat colour).",
     "DICOM_NO_PIXELS": "The DICOM file has no image data (it may be a report or structured document).",
-    "DICOM_UNSUPPORTED_COMPRESSION": "The DICOM file uses a compression this service cannot decode. Please export it uncompressed.",
-    "UNSUPPORTED_MODALITY": "This DICOM is not a CT or MR image (for example ultrasound or a dose map); StrokeLens reads head CT and MRI slices only.",
+    "DICOM_UNSUPPORTED_COMPRESSION": "The DICOM file uses a compression this service cannot decode. "
+                                     "Please export it uncompressed.",
+    "UNSUPPORTED_MODALITY": "This DICOM is not a CT or MR image (for example ultrasound or a dose map); "
+                            "StrokeLens reads head CT and MRI slices only.",
     "UPLOAD_MISSING": "The upload could not be found. Please upload the scan again.",
     "UPLOAD_REPLACED": "The file was replaced by another upload before it could be read. Please upload it again as a new scan.",
     "UPLOAD_NOT_RECEIVED": "The file never arrived (the upload was refused, cancelled or timed out). Please upload it again.",

@@ -16,6 +16,7 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -45,7 +46,7 @@ def end_scan(key: str) -> str:
     study = parse_study_key(key)
     if parsed is None and study is None:
         return "ignored"
-    owner_id, scan_id = parsed if parsed is not None else study[:2]
+    owner_id, scan_id = parsed if parsed is not None else (study[0], study[1])  # type: ignore[index]
     return end_record(owner_id, scan_id)
 
 
@@ -79,5 +80,5 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict, context: LambdaContext) -> dict:
+def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

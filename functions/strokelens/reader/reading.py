@@ -74,7 +74,7 @@ class StudyReading:
 
     def unreadable_files(self) -> dict[int, str]:
         """Upload index -> error code of every file that could not be read."""
-        return dict(self.rejected, **{s.index: s.error for s in self.slices if s.error})
+        return {**self.rejected, **{s.index: s.error for s in self.slices if s.error}}
 
     rejected: dict[int, str] = field(default_factory=dict)  # files that are no image at all
 
@@ -98,10 +98,11 @@ def read_study(files: list[bytes | None], model: ServedModel, declared_modality:
     slices: list[StudySlice] = []
     previews: dict[tuple[int, str], bytes] = {}
     stack = [h.index for h in selection.chosen.slices] if selection.chosen else []
+    stacked: list[bytes] = [files[i] or b"" for i in stack]  # every stacked file is present
     with timer("slices"):
         for position, index in enumerate(stack):
             try:
-                reading = read_scan(files[index], model, declared_modality, with_previews=with_previews,
+                reading = read_scan(stacked[position], model, declared_modality, with_previews=with_previews,
                                     preview_names=STACK_PREVIEWS)
             except ScanError as err:
                 slices.append(StudySlice(position, index, None, err.code))
@@ -111,13 +112,13 @@ def read_study(files: list[bytes | None], model: ServedModel, declared_modality:
     scores = [None if s.result is None or s.result.out_of_distribution else s.result.probabilities[positive]
               for s in slices]
     assessed = [p for p, score in enumerate(scores) if score is not None]
-    order = sorted(assessed, key=lambda p: -scores[p])[:KEY_SLICES]
+    order = sorted(assessed, key=lambda p: -(scores[p] or 0.0))[:KEY_SLICES]
     if with_previews:
         with timer("key_previews"):
             for position in order:  # every preview (windows, model input) for the slices shown first
-                full = read_scan(files[stack[position]], model, declared_modality, with_previews=True)
+                full = read_scan(stacked[position], model, declared_modality, with_previews=True)
                 previews.update({(position, name): png for name, png in full.previews.items()})
-    probabilities, label = _aggregate(model, positive, [scores[p] for p in assessed])
+    probabilities, label = _aggregate(model, positive, [scores[p] or 0.0 for p in assessed])
     unreadable: dict[str, int] = {}
     not_images = sum(1 for h in headers if not h.readable)
     if not_images:

@@ -69,7 +69,8 @@ def header_of(index: int, data: bytes) -> SliceHeader:
                              specific_tags=["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "Modality",
                                             "ImagePositionPatient", "ImageOrientationPatient", "InstanceNumber",
                                             "SliceThickness", "SeriesDescription"])
-        position = tuple(float(v) for v in ds.ImagePositionPatient) if "ImagePositionPatient" in ds else None
+        position = (float(ds.ImagePositionPatient[0]), float(ds.ImagePositionPatient[1]),
+                    float(ds.ImagePositionPatient[2])) if "ImagePositionPatient" in ds else None
         orientation = tuple(float(v) for v in ds.ImageOrientationPatient) if "ImageOrientationPatient" in ds else None
         instance = int(ds.InstanceNumber) if ds.get("InstanceNumber") not in (None, "") else None
         thickness = float(ds.SliceThickness) if ds.get("SliceThickness") not in (None, "") else None
@@ -98,7 +99,7 @@ def _is_axial(orientation: tuple[float, ...] | None) -> bool:
 def _order(slices: list[SliceHeader]) -> list[SliceHeader]:
     normal = _normal(slices[0].orientation)
     if normal is not None and all(s.position is not None for s in slices):
-        return sorted(slices, key=lambda s: (float(np.dot(normal, s.position)), s.index))
+        return sorted(slices, key=lambda s: (float(np.dot(normal, np.asarray(s.position))), s.index))
     if all(s.instance is not None for s in slices):
         return sorted(slices, key=lambda s: (s.instance, s.index))
     return sorted(slices, key=lambda s: s.index)
@@ -150,8 +151,8 @@ def pick_series(series: list[Series], trained_modalities: tuple[str, ...], decla
     # Most slices first (a whole-head series beats a scout or a reformat), then the thinnest.
     candidates.sort(key=lambda s: (-len(s.slices), s.thickness if s.thickness is not None else 99.0, s.number))
     chosen = candidates[0] if candidates else None
-    for s in candidates[1:]:
-        s.reason = f"another series of the study was read (series {chosen.number})"
     if chosen is not None:
+        for s in candidates[1:]:
+            s.reason = f"another series of the study was read (series {chosen.number})"
         chosen.chosen, chosen.reason = True, "read"
     return Selection(chosen, series, mixed_modalities=len(modalities - {None}) > 1)

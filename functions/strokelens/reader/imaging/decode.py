@@ -242,7 +242,7 @@ def _decode_raster(data: bytes, fmt: str, deadline: _Deadline) -> DecodedImage:
         transposed = ImageOps.exif_transpose(image)
         if transposed is not None and transposed.size != image.size:
             notes.append("rotated by EXIF orientation")
-        image = transposed or image
+        image = transposed or image  # type: ignore[assignment]  # an Image from here on
         _check_dimensions(*image.size)
 
     mode = image.mode
@@ -334,7 +334,8 @@ def _read_dicom(data: bytes, deadline: _Deadline) -> Any:
     if file_meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
         return read_partial(io.BytesIO(data), stop_when=in_time)  # what dcmread does, plus the deadline
     inflated = _inflate(data, fp.tell(), deadline)
-    dataset = read_dataset(DicomBytesIO(inflated), is_implicit_VR=False, is_little_endian=True, stop_when=in_time)
+    dataset = read_dataset(DicomBytesIO(inflated),  # type: ignore[arg-type]  # DicomBytesIO is a BinaryIO
+                           is_implicit_VR=False, is_little_endian=True, stop_when=in_time)
     del inflated  # the data set holds its own copies of the values
     ds = FileDataset(io.BytesIO(), dataset, preamble, file_meta, is_implicit_VR=False, is_little_endian=True)
     ds.set_original_encoding(False, True, dataset.original_character_set)

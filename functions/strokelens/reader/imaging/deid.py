@@ -21,7 +21,7 @@ from strokelens.core.contract import deid_rules
 
 RULES: dict[str, Any] = deid_rules()
 ACTIONS: dict[int, tuple[str, str]] = {  # tag -> (category, action)
-    tag_for_keyword(keyword): (category, action)
+    int(tag_for_keyword(keyword) or 0): (category, action)
     for category, elements in RULES["categories"].items() for keyword, action in elements.items()
     if tag_for_keyword(keyword) is not None
 }

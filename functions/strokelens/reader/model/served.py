@@ -77,6 +77,7 @@ class ServedModel:
             model_input = to_model_input(display, self.manifest.input_size)
         prediction = self.predictor.predict(model_input, timer)
         with timer("ood"):
+            assert prediction.embedding is not None  # the predictor always returns it
             verdict = self.ood.judge(decoded, display, prediction.embedding, declared_modality)
 
         heat, heatmap = None, None
