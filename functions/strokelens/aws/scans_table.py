@@ -157,14 +157,18 @@ class ScansTable:
         if min_attempts:
             condition += " AND attempts >= :min"
             values[":min"] = min_attempts
+        return self._update_if(
+            Key={"owner_id": owner_id, "scan_id": scan_id},
+            UpdateExpression="SET #s = :failed, #e = :error, updated_at = :now REMOVE claim_token, lease_until",
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#s": "status", "#e": "error"},
+            ExpressionAttributeValues=values,
+        )
+
+    def _update_if(self, **kwargs: Any) -> bool:
+        """One conditional UpdateItem: True when written, False when its condition did not hold."""
         try:
-            self.table.update_item(
-                Key={"owner_id": owner_id, "scan_id": scan_id},
-                UpdateExpression="SET #s = :failed, #e = :error, updated_at = :now REMOVE claim_token, lease_until",
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#s": "status", "#e": "error"},
-                ExpressionAttributeValues=values,
-            )
+            self.table.update_item(**kwargs)
             return True
         except ClientError as exc:
             if _conditional_failed(exc):
@@ -176,19 +180,13 @@ class ScansTable:
         values = {":status": status.value, ":token": token, ":processing": Status.PROCESSING.value,
                   ":now": iso_now(), **{f":{k}": to_dynamo(v) for k, v in fields.items()}}
         sets = ", ".join(["#s = :status", "updated_at = :now"] + [f"#{k} = :{k}" for k in fields])
-        try:
-            self.table.update_item(
-                Key={"owner_id": owner_id, "scan_id": scan_id},
-                UpdateExpression=f"SET {sets} REMOVE claim_token, lease_until",
-                ConditionExpression="#s = :processing AND claim_token = :token",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-            return True
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
+        return self._update_if(
+            Key={"owner_id": owner_id, "scan_id": scan_id},
+            UpdateExpression=f"SET {sets} REMOVE claim_token, lease_until",
+            ConditionExpression="#s = :processing AND claim_token = :token",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def complete(self, owner_id: str, scan_id: str, token: str, result: SliceResult,
                  timings_ms: dict[str, float], warnings: list[Notice], previews: dict[str, str] | None = None,
@@ -206,18 +204,14 @@ class ScansTable:
 
     def release(self, owner_id: str, scan_id: str, token: str) -> None:
         """Give the claim back after an unexpected error so the SQS retry can take it."""
-        try:
-            self.table.update_item(
-                Key={"owner_id": owner_id, "scan_id": scan_id},
-                UpdateExpression="SET #s = :pending, updated_at = :now REMOVE claim_token, lease_until",
-                ConditionExpression="#s = :processing AND claim_token = :token",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":pending": Status.PENDING.value, ":processing": Status.PROCESSING.value,
-                                           ":token": token, ":now": iso_now()},
-            )
-        except ClientError as exc:
-            if not _conditional_failed(exc):
-                raise
+        self._update_if(
+            Key={"owner_id": owner_id, "scan_id": scan_id},
+            UpdateExpression="SET #s = :pending, updated_at = :now REMOVE claim_token, lease_until",
+            ConditionExpression="#s = :processing AND claim_token = :token",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":pending": Status.PENDING.value, ":processing": Status.PROCESSING.value,
+                                       ":token": token, ":now": iso_now()},
+        )
 
 
 def encode_page_token(scan_id: str) -> str:

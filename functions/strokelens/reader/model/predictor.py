@@ -88,29 +88,18 @@ class Predictor:
         self.head = LinearHead.load(self.catalogue.head)
         self.extractor = Extractor(self.catalogue.extractor, num_threads=num_threads)
 
-    @property
-    def version(self) -> str:
-        return self.manifest.version
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.manifest.labels
-
-    @property
-    def input_size(self) -> int:
-        return self.manifest.input_size
-
     def decide(self, proba: np.ndarray) -> tuple[str, bool]:
         """(label, uncertain): the operating threshold for two classes, else the top class; uncertain
         when the score lies within the stated band of the threshold (or the top two are that close)."""
         m = self.manifest
-        if len(self.labels) == 2 and m.positive_label in self.labels:
-            pos = self.labels.index(m.positive_label)
+        labels = m.labels
+        if len(labels) == 2 and m.positive_label in labels:
+            pos = labels.index(m.positive_label)
             p = float(proba[pos])
-            label = m.positive_label if p >= m.decision_threshold else self.labels[1 - pos]
+            label = m.positive_label if p >= m.decision_threshold else labels[1 - pos]
             return label, abs(p - m.decision_threshold) < m.uncertain_band
         top2 = np.sort(proba)[-2:]
-        return self.labels[int(np.argmax(proba))], float(top2[1] - top2[0]) < 2 * m.uncertain_band
+        return labels[int(np.argmax(proba))], float(top2[1] - top2[0]) < 2 * m.uncertain_band
 
     def predict(self, model_input: np.ndarray, timer: Timer | None = None) -> Prediction:
         timer = timer or Timer()
@@ -122,8 +111,8 @@ class Predictor:
             label, uncertain = self.decide(proba)
         return Prediction(
             label=label,
-            probabilities={name: float(p) for name, p in zip(self.labels, proba)},
-            model_version=self.version,
+            probabilities={name: float(p) for name, p in zip(self.manifest.labels, proba)},
+            model_version=self.manifest.version,
             uncertain=uncertain,
             embedding=features,
             feature_map=output if output.ndim == 3 else None,
