@@ -26,7 +26,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
 from strokelens.core.errors import ScanError
-from strokelens.reader.imaging import decode
+from strokelens.reader.imaging import decode, dicom
 from strokelens.reader.imaging.decode import decode_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,7 +183,7 @@ def no_pixel_decoding(monkeypatch):
 
 
 def test_deflated_dicom_stops_inflating_at_its_cap(monkeypatch):
-    monkeypatch.setattr(decode, "MAX_INFLATED_BYTES", 1 << 20)
+    monkeypatch.setattr(dicom, "MAX_INFLATED_BYTES", 1 << 20)
     inflated = []
     real = zlib.decompressobj
 
@@ -200,12 +200,12 @@ def test_deflated_dicom_stops_inflating_at_its_cap(monkeypatch):
                 return out
         return Counting()
 
-    monkeypatch.setattr(decode.zlib, "decompressobj", spy)
+    monkeypatch.setattr(dicom.zlib, "decompressobj", spy)
     data = deflated_dicom_bomb(64 << 20)  # 64 MB of zero pixels, refused after ~1 MB
     with pytest.raises(ScanError) as info:
         decode_image(data)
     assert info.value.code == "TOO_LARGE" and "inflates past" in info.value.detail
-    assert sum(inflated) <= (1 << 20) + decode._INFLATE_CHUNK
+    assert sum(inflated) <= (1 << 20) + dicom._INFLATE_CHUNK
 
 
 def test_the_real_deflated_dicom_bomb_is_refused_in_a_second():
@@ -277,7 +277,7 @@ def test_dicom_frame_budget_counts_bytes_and_codec_overhead(monkeypatch, no_pixe
 
 
 def test_dicom_declared_pixel_data_budget(monkeypatch, no_pixel_decoding):
-    monkeypatch.setattr(decode, "MAX_PIXEL_DATA_BYTES", 1000)
+    monkeypatch.setattr(dicom, "MAX_PIXEL_DATA_BYTES", 1000)
     assert _code(open(get_testdata_file("CT_small.dcm"), "rb").read()) == "TOO_LARGE"
 
 
@@ -365,7 +365,7 @@ def test_time_budget_is_checked_between_stages(monkeypatch, name):
 
 def test_budgets_leave_room_in_the_function():
     assert decode.DECODE_SECONDS < 30 / 2
-    assert decode.MAX_INFLATED_BYTES + decode.MAX_BYTES + decode.MAX_DECODED_BYTES < MAX_RSS_BYTES / 2
+    assert dicom.MAX_INFLATED_BYTES + decode.MAX_BYTES + decode.MAX_DECODED_BYTES < MAX_RSS_BYTES / 2
 
 
 if __name__ == "__main__":  # python tests/unit/test_decode_limits.py OUTDIR: write the three files

@@ -8,7 +8,7 @@ import boto3
 import numpy as np
 import pydicom
 
-from strokelens.reader.imaging.decode import DICOM_TAG_ALLOWLIST
+from strokelens.reader.imaging.dicom import DICOM_TAG_ALLOWLIST
 from strokelens.core.records import new_pending, new_scan_id, upload_key
 from tests.conftest import sqs_s3_event
 from phantoms import make_ct_slice, write_dicom
