@@ -1,4 +1,7 @@
-"""Shared by the browser tests: one local stack (moto) and one Debian chromium for the whole run."""
+"""Shared by the browser tests: one local stack (moto) and one Debian chromium per test module.
+
+Per module, not per session: moto is process-wide, so a stack left running would collide with the
+integration tests' own stacks (the same table names in the same mock)."""
 
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ def _unavailable(reason: str) -> None:
 
 
 # ---- fixtures ---------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack():
     from infra.build_web import build_web_assets
     from strokelens.core.settings import model_dir
@@ -44,7 +47,7 @@ def stack():
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(stack):
     from playwright.sync_api import sync_playwright
 
