@@ -37,12 +37,9 @@ from typing import Callable
 
 import numpy as np
 
-try:  # the phantoms may move from training/ to a top-level package
-    from phantoms import ct_to_display, make_ct_slice, write_dicom  # type: ignore[import-not-found]
-except ImportError:
-    from training.phantoms import ct_to_display, make_ct_slice, write_dicom
-
-from infra.faults import PHASES, FaultyStack, TransientError, malformed_bodies  # noqa: F401 (re-export)
+from infra.fault_stack import FaultyStack, malformed_bodies
+from infra.faults import PHASES
+from phantoms import ct_to_display, make_ct_slice, write_dicom
 
 LESIONS = ("normal", "hemorrhage", "ischemic")
 

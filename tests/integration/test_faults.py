@@ -14,7 +14,8 @@ import time
 import pytest
 
 from infra.chaos import phantom_dicom, phantom_png
-from infra.faults import FaultyStack, HardCrash, TransientError, malformed_bodies
+from infra.fault_stack import FaultyStack, malformed_bodies
+from infra.faults import HardCrash, TransientError
 
 MAX_DELIVERIES = 3  # template.yaml's MaxReceiveCount default
 
