@@ -7,8 +7,10 @@ import { $, h, clear, showMessage, hideMessage } from "./dom.js";
 import { formatBytes } from "./format.js";
 import { UidMap, prepareFile } from "./deid.js";
 import { confirmUpload, privacyWarnings, renderPrivacy } from "./privacy.js";
+import { collect, droppedFiles } from "./files.js";
+import { StudyUpload } from "./studyupload.js";
 
-class UploadError extends Error {
+export class UploadError extends Error {
   constructor(message, detail, kind = "error") {
     super(message);
     this.detail = detail;
@@ -30,7 +32,7 @@ async function sniffedType(file) {
 /** The content type to declare in POST /scans: the browser's when the contract accepts it; none when
  * only the extension is accepted (the API maps extensions itself); else the sniffed one. Throws when
  * the contract accepts none of these; without a contract the API alone decides. */
-async function declaredType(file, contract) {
+export async function declaredType(file, contract) {
   if (contract.acceptsType(file.type)) return file.type;
   if (contract.acceptsName(file.name)) return undefined;
   const sniffed = await sniffedType(file);
@@ -41,7 +43,7 @@ async function declaredType(file, contract) {
 }
 
 /** The advice that ends a size refusal, naming the accepted formats when they are known. */
-function sliceAdvice(contract) {
+export function sliceAdvice(contract) {
   return `Upload a single slice${contract.known ? `, exported as ${contract.typeNames}` : ""}.`;
 }
 
@@ -73,13 +75,13 @@ function s3ErrorCode(xhr) {
 
 /** The name sent with the upload: the extension only (the API maps it to a type), never the
  * clinician's file name, which may carry a patient's name. */
-function neutralName(file) {
+export function neutralName(file) {
   const ext = (String(file.name).toLowerCase().match(/\.[a-z0-9]{1,5}$/) || [""])[0];
   return `slice${ext}`;
 }
 
 /** POST the (de-identified) bytes to the presigned S3 form; resolves on 2xx, rejects with a clinician-readable error. */
-function postToStorage(upload, file, name, maxBytes, advice, onProgress, signal) {
+export function postToStorage(upload, file, name, maxBytes, advice, onProgress, signal) {
   return new Promise((resolve, reject) => {
     const form = new FormData();
     for (const [key, value] of Object.entries(upload.fields || {})) form.append(key, value);
@@ -116,15 +118,26 @@ export class UploadForm {
     this.uids = new UidMap(); // one salt per session: a series' files keep one new study/series UID
     this.abort = null; // the AbortController of the upload in flight
     this.confirming = false;
+    // Several files or a folder: one study (POST /studies), same form, same salt.
+    this.study = new StudyUpload(api, contract, { uids: () => this.uids, busy: (on) => this._busy(on), uploaded: hooks.studyUploaded, created: hooks.created });
     this._bind();
   }
 
-  get busy() { return Boolean(this.abort); }
+  get busy() { return Boolean(this.abort) || this.study.busy; }
+
+  /** One file: the single-slice flow (POST /scans); more: a study. */
+  chooseFiles(files) {
+    const list = collect(files);
+    if (list.length > 1) { this.choose(null); this.study.choose(list); return; }
+    this.study.choose(null);
+    this.choose(list[0] || null);
+  }
 
   _bind() {
     const input = $("file");
     const zone = $("dropzone");
-    input.addEventListener("change", () => this.choose(input.files[0] || null));
+    input.addEventListener("change", () => this.chooseFiles(input.files));
+    $("folder").addEventListener("change", () => this.chooseFiles($("folder").files));
     for (const type of ["dragenter", "dragover"]) {
       zone.addEventListener(type, (e) => { e.preventDefault(); zone.classList.add("dragging"); });
     }
@@ -132,14 +145,13 @@ export class UploadForm {
     zone.addEventListener("drop", (e) => {
       e.preventDefault();
       zone.classList.remove("dragging");
-      const file = e.dataTransfer?.files?.[0];
-      if (file) this.choose(file);
+      droppedFiles(e.dataTransfer).then((files) => { if (files.length && !this.busy) this.chooseFiles(files); });
     });
     // Dropping a file anywhere else must not navigate away from the app.
     window.addEventListener("dragover", (e) => e.preventDefault());
     window.addEventListener("drop", (e) => e.preventDefault());
     $("upload-form").addEventListener("submit", (e) => { e.preventDefault(); this.upload(); });
-    $("cancel-btn").addEventListener("click", () => this.abort?.abort());
+    $("cancel-btn").addEventListener("click", () => { this.abort?.abort(); this.study.cancel(); });
   }
 
   choose(file) {
@@ -196,12 +208,14 @@ export class UploadForm {
   _busy(on) {
     $("upload-btn").disabled = on;
     $("file").disabled = on;
+    $("folder").disabled = on;
     $("modality").disabled = on;
     $("cancel-btn").hidden = !on;
     $("dropzone").classList.toggle("disabled", on);
   }
 
   async upload() {
+    if (this.study.files) { this.study.upload(); return; }
     const msg = $("upload-msg");
     hideMessage(msg);
     const file = this.file;
@@ -286,13 +300,15 @@ export class UploadForm {
     if (!c.known) return;
     $("file").setAttribute("accept", c.acceptList.join(","));
     const limit = c.maxUploadBytes ? `, up to ${formatBytes(c.maxUploadBytes)}` : "";
-    $("file-hint").textContent = `One axial slice: ${c.typeNames} (${c.extensions.join(" ")})${limit}. ` +
+    const study = c.maxStudyFiles ? ` A folder or several slices are read as one study (at most ${c.maxStudyFiles} files, ${formatBytes(c.maxStudyBytes)}).` : "";
+    $("file-hint").textContent = `One axial slice: ${c.typeNames} (${c.extensions.join(" ")})${limit}.${study} ` +
       "Identifiers are removed in your browser; files are sent straight to encrypted storage.";
   }
 
   /** Sign-out: the next session gets a new UID salt, and nothing chosen is kept. */
   reset() {
     this.abort?.abort();
+    this.study.reset();
     this.uids = new UidMap();
     this.file = null;
     this.prepared = null;

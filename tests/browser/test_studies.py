@@ -1,0 +1,183 @@
+"""Studies in a real browser: a folder of real head CT slices (ct-ich) chosen with the folder picker
+-> natural filename order -> de-identified -> POST /studies -> parallel presigned POSTs with one
+progress bar -> polled to DONE -> the study card (model output, counts, key slices first) -> the
+stack viewer (wheel, arrow keys, score strip, key-slice thumbnails) -> "My recent studies".
+Limits from the contract refuse an over-limit folder before anything is sent; a file the storage
+refuses is named and the rest still go."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+from tests.browser.conftest import ARTIFACTS
+from tests.browser.test_web import api_get, served_contract, sign_in, stub_contract
+from tests.conftest import SHARED_DATA
+
+pytestmark = pytest.mark.slow
+
+STUDIES = SHARED_DATA / "ct-ich" / "studies"
+STUDY_TIMEOUT_MS = 120_000
+
+
+def natural(name: str) -> list:
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """The first ct-ich study, renamed slice1.png … slice26.png so only a natural sort keeps its order."""
+    if not STUDIES.is_dir():
+        pytest.skip("ct-ich is not in the shared data")
+    source = sorted(p for p in STUDIES.iterdir() if p.is_dir())[0]
+    target = tmp_path / "head-ct"
+    target.mkdir()
+    for path in sorted(source.glob("*.png")):
+        shutil.copyfile(path, target / f"slice{int(path.stem)}.png")
+    (target / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # a system file a folder carries: never sent
+    return target
+
+
+def shown_position(page) -> int:
+    return int(page.get_attribute("#study-viewer", "data-position"))
+
+
+def wait_image(page, position: int) -> str:
+    """The stack image shows ``position`` and really loaded; returns its link."""
+    page.wait_for_function("p => { const i = document.getElementById('stack-img');"
+                           " return i && i.dataset.position === String(p) && i.complete && i.naturalWidth > 0 }", arg=position)
+    return page.get_attribute("#stack-img", "src")
+
+
+def test_a_folder_is_read_as_one_study_viewed_as_a_stack_and_listed(page, stack, folder):
+    files = sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: natural(p.name))
+    sign_in(page, stack)
+    page.set_input_files("#folder", str(folder))
+    page.wait_for_selector(f"#privacy[data-files='{len(files)}']")
+    assert page.eval_on_selector_all("#study-files li", "els => els.map(e => e.textContent.split('/').pop())") == [p.name for p in files]
+    with page.expect_request(lambda r: r.url.endswith("/api/studies") and r.method == "POST") as created:
+        page.click("#upload-btn")
+    body = json.loads(created.value.post_data)
+    assert [f["size"] for f in body["files"]] == [p.stat().st_size for p in files]  # natural order: slice2 before slice10
+    assert {f["filename"] for f in body["files"]} == {"slice.png"}  # the clinician's file names never leave
+    page.wait_for_selector("#study-panel[data-status=DONE], #study-panel[data-status=FAILED]", timeout=STUDY_TIMEOUT_MS)
+    assert page.get_attribute("#study-panel", "data-status") == "DONE"
+    progress = page.get_attribute("#upload-progress", "data-sent"), page.get_attribute("#upload-progress", "data-failed")
+    assert progress == (str(len(files)), "0") and page.get_attribute("#progress", "value") == "100"
+    assert page.evaluate("window.__uploadProgress.length") >= len(files)
+    assert page.get_attribute("#study-received", "value") == str(len(files))
+    study_id = page.get_attribute("#study-panel", "data-study-id")
+    assert page.url.endswith(f"#/study/{study_id}")
+
+    study = api_get(stack, page, f"/studies/{study_id}")
+    result = study["result"]
+    card = page.inner_text("#study-result")
+    assert "not a diagnosis" in card.lower() and result["model_version"] in card
+    assert not re.search(r"\b(null|undefined|NaN|\[object Object\])\b", card), card
+    if result["label"]:
+        assert page.inner_text("#study-result .result-label") == result["label"]
+        for label, p in result["probabilities"].items():
+            value = page.inner_text(f"#study-result .prob-row[data-label='{label}'] .prob-value")
+            assert value.replace("\u00a0", " ") == f"{100 * p:.1f} %"
+    for key, n in result["counts"].items():
+        assert page.get_attribute(f"#study-counts [data-count={key}]", "data-value") == str(n), key
+    for warning in study["warnings"]:
+        assert warning["message"][:40] in card
+    key = result["key_slices"]
+    assert key, result
+    assert [int(x) for x in page.eval_on_selector_all("#key-slices li", "els => els.map(e => e.dataset.position)")] == key
+    ranked = [result["scores"][p] for p in key]
+    assert ranked == sorted(ranked, reverse=True)  # most suspicious first
+    page.wait_for_function("() => [...document.querySelectorAll('#key-slices img')].every(i => i.complete && i.naturalWidth > 0)")
+
+    # The viewer opens on the top key slice, with its window presets and heat map.
+    assert shown_position(page) == key[0]
+    wait_image(page, key[0])
+    page.screenshot(path=str(ARTIFACTS / "study.png"), full_page=True)
+    n = len(result["stack"])
+    bars = page.eval_on_selector_all("#score-strip .score-bar", "els => els.map(e => e.dataset.score)")
+    assert len(bars) == n and [b == "na" for b in bars] == [s is None for s in result["scores"]]
+
+    # Wheel and arrow keys move through the stack; each slice's previews load on demand.
+    start = 3 if key[0] != 3 else 4
+    page.click(f"#score-strip .score-bar[data-position='{start}']")
+    assert shown_position(page) == start
+    src = wait_image(page, start)
+    assert f"{start:04d}" in src
+    page.hover("#stack-stage")
+    page.mouse.wheel(0, 120)
+    page.wait_for_function("p => document.getElementById('study-viewer').dataset.position === String(p)", arg=start + 1)
+    wait_image(page, start + 1)
+    page.focus("#stack-stage")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    assert shown_position(page) == start + 3
+    wait_image(page, start + 3)
+    page.keyboard.press("ArrowUp")
+    assert shown_position(page) == start + 2
+    page.keyboard.press("End")
+    assert shown_position(page) == n - 1
+    wait_image(page, n - 1)
+    assert page.get_attribute("#slice-slider", "aria-valuetext") == f"Slice {n} of {n}"
+    # Going back to a slice seen before uses the cached links (no new request).
+    requests_seen = []
+    page.on("request", lambda r: "?slice=" in r.url and requests_seen.append(r.url))
+    page.click(f"#score-strip .score-bar[data-position='{start}']")
+    assert page.get_attribute("#stack-img", "src") == src and requests_seen == []
+    # A key-slice thumbnail jumps there.
+    page.click("#key-slices li:nth-child(2) button" if len(key) > 1 else "#key-slices li button")
+    target = key[1] if len(key) > 1 else key[0]
+    assert shown_position(page) == target
+    wait_image(page, target)
+
+    # "My recent studies" lists it with its slice count, marked as the open one.
+    item = page.wait_for_selector(f"#studies li[data-scan-id='{study_id}'].current")
+    assert f"{len(files)} slices · " in item.inner_text()
+    assert page.console_errors == [] and page.evaluate("window.__cspViolations") == []
+
+
+def test_an_over_limit_folder_is_refused_before_anything_is_sent(page, stack, folder):
+    limit = 5
+    assert served_contract(stack)["limits"]["max_study_files"] >= 500
+    stub_contract(page, lambda c: c["limits"].update(max_study_files=limit))
+    sign_in(page, stack)
+    sent = []  # POST /studies, /scans, or to storage
+    page.on("request", lambda r: r.method == "POST" and sent.append(r.url))
+    page.set_input_files("#folder", str(folder))
+    page.wait_for_selector("#upload-msg.alert-warning")  # said as soon as the folder is chosen
+    page.click("#upload-btn")
+    page.wait_for_selector("#upload-msg.alert-error")
+    assert f"at most {limit}" in page.inner_text("#upload-msg")
+    assert page.is_hidden("#upload-progress") and page.is_hidden("#study-panel")
+    page.wait_for_timeout(300)
+    assert sent == []
+
+
+def test_a_file_the_storage_refuses_is_named_and_the_others_are_sent(page, stack, folder):
+    refused = []
+
+    def storage(route):
+        request = route.request
+        if request.method == "POST" and "/api/" not in request.url and "/local/" not in request.url and not refused:
+            refused.append(request.url)
+            route.fulfill(status=403, content_type="application/xml",
+                          body="<Error><Code>AccessDenied</Code><Message>denied</Message></Error>")
+        else:
+            route.fallback()
+
+    page.route("**/*", storage)  # the first POST to storage is refused
+    sign_in(page, stack)
+    files = sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: natural(p.name))[:6]
+    page.set_input_files("#file", [str(p) for p in files])
+    page.wait_for_selector("#privacy[data-files='6']")
+    page.click("#upload-btn")
+    page.wait_for_selector("#upload-failures li")
+    assert len(refused) == 1
+    assert page.get_attribute("#upload-progress", "data-failed") == "1"
+    assert page.get_attribute("#upload-progress", "data-sent") == "5"
+    assert "1 of 6 files could not be sent" in page.inner_text("#upload-msg")
+    assert "refused" in page.inner_text("#upload-failures")
+    page.wait_for_selector("#study-panel:not([hidden])")  # the study opens: what arrived is read later
