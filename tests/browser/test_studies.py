@@ -7,15 +7,20 @@ refuses is named and the rest still go."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 import shutil
+import time
 
 import pytest
+from pydicom import dcmread
 
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_web import api_get, served_contract, sign_in, stub_contract
 from tests.conftest import SHARED_DATA
+from tests.phi_dicom import UID_SECRET, identified_ct, leaked
 
 pytestmark = pytest.mark.slow
 
@@ -181,3 +186,80 @@ def test_a_file_the_storage_refuses_is_named_and_the_others_are_sent(page, stack
     assert "1 of 6 files could not be sent" in page.inner_text("#upload-msg")
     assert "refused" in page.inner_text("#upload-failures")
     page.wait_for_selector("#study-panel:not([hidden])")  # the study opens: what arrived is read later
+
+
+def positioned(data: bytes, z: float, sagittal: bool = False) -> bytes:
+    """The same identified CT slice moved to height ``z`` (or turned sagittal)."""
+    ds = dcmread(io.BytesIO(data))
+    ds.ImagePositionPatient = [0.0, 0.0, z]
+    ds.ImageOrientationPatient = [0, 1, 0, 0, 0, -1] if sagittal else [1, 0, 0, 0, 1, 0]
+    ds.SliceThickness = 5
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def test_identified_dicom_series_are_cleaned_in_the_browser_and_still_grouped(page, stack, tmp_path, received):
+    """Two identified series of one study (axial, shuffled names; sagittal): every byte that reaches
+    storage is clean, the session's one salt keeps one new study UID and one per series, so the
+    server still groups them, orders the axial stack by position and skips the sagittal series."""
+    folder = tmp_path / "dicom"
+    folder.mkdir()
+    heights = [30.0, 10.0, 40.0, 20.0]  # file order is not stack order: the geometry decides
+    for n, z in enumerate(heights, start=1):
+        (folder / f"ax{n}.dcm").write_bytes(positioned(identified_ct(series="1", instance=n), z))
+    for n in range(1, 4):
+        (folder / f"sag{n}.dcm").write_bytes(positioned(identified_ct(series="2", instance=n), float(n), sagittal=True))
+    sign_in(page, stack)
+    page.set_input_files("#folder", str(folder))
+    page.wait_for_selector("#privacy[data-files='7'][data-cleaned=true]")
+    page.click("#upload-btn")
+    page.wait_for_selector("#study-panel[data-status=DONE], #study-panel[data-status=FAILED]", timeout=STUDY_TIMEOUT_MS)
+    assert len(received) == 7
+    uids = []
+    for key, body in received:
+        assert leaked(body) == [], key
+        ds = dcmread(io.BytesIO(body))
+        uids.append((ds.StudyInstanceUID, ds.SeriesInstanceUID))
+    assert len({study for study, _ in uids}) == 1 and len({series for _, series in uids}) == 2
+    assert UID_SECRET not in uids[0][0]
+    study = api_get(stack, page, f"/studies/{page.get_attribute('#study-panel', 'data-study-id')}")
+    result = study["result"]
+    assert len(result["series"]) == 2 and [s["read"] for s in result["series"]].count(True) == 1, result["series"]
+    assert result["counts"]["skipped"] == 3
+    assert [heights[i] for i in result["stack"]] == sorted(heights)  # upload order: ax1..ax4, natural
+    table = page.inner_text("#study-series")
+    assert "not read: not an axial series" in table
+    assert page.get_attribute("#study-counts [data-count=skipped]", "data-value") == "3"
+    assert page.console_errors == []
+
+
+def test_dropped_files_make_a_study_and_cancel_stops_the_uploads(page, stack, folder):
+    """Files dropped on the box (a script-made DataTransfer: no folder entries, so its file list)
+    start a study; cancel aborts the uploads still waiting and nothing more is sent."""
+    files = sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: natural(p.name))[:8]
+    sign_in(page, stack)
+    held = []
+    page.route("**/*", lambda route: held.append(route) if route.request.method == "POST"
+               and "/api/" not in route.request.url and "/local/" not in route.request.url else route.fallback())
+    payload = [{"name": p.name, "data": base64.b64encode(p.read_bytes()).decode()} for p in reversed(files)]
+    page.evaluate("""(files) => {
+      const dt = new DataTransfer();
+      for (const f of files) {
+        const bytes = Uint8Array.from(atob(f.data), (c) => c.charCodeAt(0));
+        dt.items.add(new File([bytes], f.name, { type: 'image/png' }));
+      }
+      document.getElementById('dropzone').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }""", payload)
+    page.wait_for_selector("#privacy[data-files='8']")
+    assert page.eval_on_selector_all("#study-files li", "els => els.map(e => e.textContent)") == [p.name for p in files]
+    page.click("#upload-btn")
+    deadline = time.monotonic() + 10
+    while len(held) < 4 and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert len(held) == 4  # four at a time: the rest wait their turn
+    page.click("#cancel-btn")
+    page.wait_for_selector("#upload-msg.alert-info")
+    assert "Upload cancelled" in page.inner_text("#upload-msg")
+    page.wait_for_timeout(300)
+    assert len(held) == 4 and page.is_enabled("#upload-btn")

@@ -8,6 +8,7 @@ import { h, clear } from "./dom.js";
 import { formatPercent, humanize } from "./format.js";
 
 const LINK_TTL_MS = 4 * 60_000; // preview links live 5 minutes: refetch a little before
+const WHEEL_STEP = 100; // pixels of wheel travel per slice (a mouse notch is about 100)
 const STEP_KEYS = { ArrowUp: -1, ArrowLeft: -1, ArrowDown: 1, ArrowRight: 1, PageUp: -10, PageDown: 10 };
 
 /** The image choices a slice's previews offer, in the served presets' order: [{name, url, label}]. */
@@ -71,7 +72,7 @@ export class StackViewer {
     this.heat.addEventListener("error", () => { this.heat.hidden = true; });
     this.stage = h("div", { class: "stage stack-stage", id: "stack-stage", tabindex: "0", role: "group",
       "aria-label": "Slice image: mouse wheel or arrow keys move through the stack, Home and End go to the ends" }, this.img, this.heat);
-    this.stage.addEventListener("wheel", (e) => { e.preventDefault(); this.go(this.position + Math.sign(e.deltaY)); }, { passive: false });
+    this.stage.addEventListener("wheel", (e) => this._wheel(e), { passive: false });
     this.stage.addEventListener("keydown", (e) => this._key(e));
     this.strip = scoreStrip(r.scores || [], (pos) => this.go(pos, true));
     this.strip.addEventListener("keydown", (e) => this._key(e, true));
@@ -91,6 +92,17 @@ export class StackViewer {
       h("p", { class: "muted small heat-note", text: "Heat map: where the evidence for the model output was strongest, in the model input's frame " +
         "(exact over “Model input”; over the displayed slice it is approximate when the slice is not square). It is not a lesion outline." }));
     this.go(position ?? r.key_slices?.[0] ?? 0);
+  }
+
+  /** A mouse notch is one slice; a touchpad's many small deltas add up to one slice per WHEEL_STEP. */
+  _wheel(e) {
+    e.preventDefault();
+    const px = e.deltaMode === WheelEvent.DOM_DELTA_PIXEL ? e.deltaY : e.deltaY * WHEEL_STEP;
+    this.wheelSum = (this.wheelSum || 0) + px;
+    const steps = Math.trunc(this.wheelSum / WHEEL_STEP) || (Math.abs(px) >= WHEEL_STEP / 2 ? Math.sign(px) : 0);
+    if (!steps) return;
+    this.wheelSum = 0;
+    this.go(this.position + steps);
   }
 
   _key(e, strip = false) {

@@ -9,7 +9,7 @@ import { formatBytes } from "./format.js";
 import { prepareFile } from "./deid.js";
 import { confirmUpload, privacyWarnings, renderPrivacy } from "./privacy.js";
 import { pathOf } from "./files.js";
-import { UploadError, declaredType, neutralName, postToStorage, sliceAdvice } from "./upload.js";
+import { UploadError, declaredType, neutralName, postToStorage, sliceAdvice } from "./storage.js";
 
 const PARALLEL = 4; // enough to fill a clinic's uplink without queueing dozens of requests in the browser
 const NAMES_SHOWN = 5;
