@@ -14,7 +14,11 @@ import re
 import shutil
 import time
 
+from pathlib import Path
+
+import numpy as np
 import pytest
+from PIL import Image
 from pydicom import dcmread
 
 from tests.browser.conftest import ARTIFACTS
@@ -188,9 +192,17 @@ def test_a_file_the_storage_refuses_is_named_and_the_others_are_sent(page, stack
     page.wait_for_selector("#study-panel:not([hidden])")  # the study opens: what arrived is read later
 
 
-def positioned(data: bytes, z: float, sagittal: bool = False) -> bytes:
-    """The same identified CT slice moved to height ``z`` (or turned sagittal)."""
+def positioned(data: bytes, z: float, sagittal: bool = False, png: Path | None = None) -> bytes:
+    """The same identified CT slice moved to height ``z`` (or turned sagittal); with ``png``, its
+    pixels are that real slice as Hounsfield units the brain window (L40 W80) shows exactly."""
     ds = dcmread(io.BytesIO(data))
+    if png is not None:
+        pixels = np.asarray(Image.open(png).convert("L")).astype(np.uint16)
+        ds.Rows, ds.Columns = pixels.shape
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.RescaleSlope, ds.RescaleIntercept = "0.31372549", "0"
+        ds.WindowCenter, ds.WindowWidth = "40", "80"
+        ds.PixelData = pixels.tobytes()
     ds.ImagePositionPatient = [0.0, 0.0, z]
     ds.ImageOrientationPatient = [0, 1, 0, 0, 0, -1] if sagittal else [1, 0, 0, 0, 1, 0]
     ds.SliceThickness = 5
@@ -203,11 +215,15 @@ def test_identified_dicom_series_are_cleaned_in_the_browser_and_still_grouped(pa
     """Two identified series of one study (axial, shuffled names; sagittal): every byte that reaches
     storage is clean, the session's one salt keeps one new study UID and one per series, so the
     server still groups them, orders the axial stack by position and skips the sagittal series."""
+    if not STUDIES.is_dir():
+        pytest.skip("ct-ich is not in the shared data")
+    source = sorted(p for p in STUDIES.iterdir() if p.is_dir())[0]
+    slices = [source / f"{n:03d}.png" for n in (7, 10, 11, 12)]  # slices of 050 the model assesses
     folder = tmp_path / "dicom"
     folder.mkdir()
     heights = [30.0, 10.0, 40.0, 20.0]  # file order is not stack order: the geometry decides
-    for n, z in enumerate(heights, start=1):
-        (folder / f"ax{n}.dcm").write_bytes(positioned(identified_ct(series="1", instance=n), z))
+    for n, (z, png) in enumerate(zip(heights, slices), start=1):
+        (folder / f"ax{n}.dcm").write_bytes(positioned(identified_ct(series="1", instance=n), z, png=png))
     for n in range(1, 4):
         (folder / f"sag{n}.dcm").write_bytes(positioned(identified_ct(series="2", instance=n), float(n), sagittal=True))
     sign_in(page, stack)
@@ -231,7 +247,67 @@ def test_identified_dicom_series_are_cleaned_in_the_browser_and_still_grouped(pa
     table = page.inner_text("#study-series")
     assert "not read: not an axial series" in table
     assert page.get_attribute("#study-counts [data-count=skipped]", "data-value") == "3"
+    # A key slice of a CT DICOM has window presets and the model input; switching shows that image.
+    top = result["key_slices"][0]
+    wait_image(page, top)
+    page.click("label[for=stack-win-brain]")
+    page.wait_for_function("() => document.getElementById('stack-img').dataset.choice === 'brain'")
+    assert "window_brain" in page.get_attribute("#stack-img", "src")
+    wait_image(page, top)
+    page.click("label[for=stack-win-model_input]")
+    page.wait_for_function("() => document.getElementById('stack-img').dataset.choice === 'model_input'")
+    assert page.is_checked("#stack-heat-toggle") == page.is_visible("#stack-stage img.heatmap")
+    page.screenshot(path=str(ARTIFACTS / "study-dicom.png"), full_page=True)
     assert page.console_errors == []
+
+
+def test_an_expired_slice_link_is_fetched_again(page, stack, folder):
+    """A slice's preview link that fails (expired) makes the viewer ask for that slice again, once."""
+    refused = []
+
+    def expire(route):
+        if route.request.method == "GET" and "/0002/display" in route.request.url and not refused:
+            refused.append(route.request.url)
+            route.fulfill(status=403, content_type="application/xml", body="<Error><Code>AccessDenied</Code></Error>")
+        else:
+            route.fallback()
+
+    files = sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: natural(p.name))[:5]
+    sign_in(page, stack)
+    page.set_input_files("#file", [str(p) for p in files])
+    page.wait_for_selector("#privacy[data-files='5']")
+    page.click("#upload-btn")
+    page.wait_for_selector("#study-panel[data-status=DONE]", timeout=STUDY_TIMEOUT_MS)
+    page.route("**/*", expire)
+    asked = []
+    page.on("request", lambda r: "?slice=2" in r.url and asked.append(r.url))
+    page.click("#score-strip .score-bar[data-position='2']")
+    wait_image(page, 2)
+    assert len(refused) == 1  # the refused link failed; the slice then loaded with the links asked again
+    assert len(asked) == (2 if 2 not in api_get(stack, page, f"/studies/{page.get_attribute('#study-panel', 'data-study-id')}")["result"]["key_slices"] else 1)
+
+
+def test_a_folder_of_unreadable_files_gets_no_model_output(page, stack, tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    for n in range(1, 4):
+        (folder / f"slice{n}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really an image" * n)
+    sign_in(page, stack)
+    page.set_input_files("#folder", str(folder))
+    page.wait_for_selector("#privacy[data-files='3'][data-cleaned=false]")
+    assert "could not be removed" in page.inner_text("#privacy .privacy-warnings")  # asked once, for all of them
+    page.click("#upload-btn")
+    page.click("#privacy-upload")
+    page.wait_for_selector("#study-panel[data-status=DONE], #study-panel[data-status=FAILED]", timeout=STUDY_TIMEOUT_MS)
+    study = api_get(stack, page, f"/studies/{page.get_attribute('#study-panel', 'data-study-id')}")
+    card = page.inner_text("#study-result")
+    if study["status"] == "DONE":
+        assert study["result"]["label"] is None and "No model output for this study" in card
+        for code, n in study["result"]["unreadable"].items():
+            assert page.get_attribute(f"#unreadable-codes li[data-code={code}]", "data-code") == code
+    else:
+        assert "could not be read" in card
+    assert page.is_hidden("#study-viewer")
 
 
 def test_dropped_files_make_a_study_and_cancel_stops_the_uploads(page, stack, folder):

@@ -86,7 +86,7 @@ export class StackViewer {
         h("button", { type: "button", class: "btn btn-icon", "aria-label": "Next slice", text: "›", onclick: () => this.go(this.position + 1) }),
         this.label),
       this.strip,
-      h("p", { class: "muted small strip-legend", text: "Bars: the model's score for each slice, top of the stack on the left; hatched: not assessable." }),
+      h("p", { class: "muted small strip-legend", text: "Bars: the model’s score for each slice, the first slice of the stack on the left; hatched: not assessable or unreadable." }),
       h("figure", { class: "pane stack-pane" }, this.stage, this.caption),
       this.tools,
       h("p", { class: "muted small heat-note", text: "Heat map: where the evidence for the model output was strongest, in the model input's frame " +

@@ -87,7 +87,9 @@ export class StudyView {
     status.textContent = study.status === "DONE" ? "Reading complete." : "The study could not be read.";
     $("study-h").textContent = study.status === "DONE" ? "Study model output" : "Study not read";
     renderStudyResult($("study-result"), study, this.contract, { onSlice: (pos) => this.showSlice(pos) });
-    if (study.status === "DONE") this.viewer.open(study); else this.viewer.close();
+    const c = study.result?.counts || {};
+    const viewable = (c.assessed || 0) + (c.not_assessable || 0) > 0; // unreadable slices have no previews
+    if (study.status === "DONE" && viewable) this.viewer.open(study); else this.viewer.close();
     this.hooks.history();
   }
 
