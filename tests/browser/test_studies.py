@@ -131,6 +131,15 @@ def test_a_folder_is_read_as_one_study_viewed_as_a_stack_and_listed(page, stack,
     assert shown_position(page) == n - 1
     wait_image(page, n - 1)
     assert page.get_attribute("#slice-slider", "aria-valuetext") == f"Slice {n} of {n}"
+    # The slider and the strip work from the keyboard too; the strip is one tab stop, arrows move along it.
+    page.focus("#slice-slider")
+    page.keyboard.press("Home")
+    assert shown_position(page) == 0
+    page.focus("#score-strip .score-bar[tabindex='0']")
+    page.keyboard.press("ArrowRight")
+    assert shown_position(page) == 1
+    assert page.evaluate("document.activeElement.dataset.position") == "1"
+    assert page.eval_on_selector_all("#score-strip .score-bar[tabindex='0']", "els => els.length") == 1
     # Going back to a slice seen before uses the cached links (no new request).
     requests_seen = []
     page.on("request", lambda r: "?slice=" in r.url and requests_seen.append(r.url))
@@ -150,7 +159,10 @@ def test_a_folder_is_read_as_one_study_viewed_as_a_stack_and_listed(page, stack,
 
 def test_an_over_limit_folder_is_refused_before_anything_is_sent(page, stack, folder):
     limit = 5
-    assert served_contract(stack)["limits"]["max_study_files"] >= 500
+    from strokelens.core.studies import MAX_FILES, MAX_STUDY_BYTES
+
+    limits = served_contract(stack)["limits"]
+    assert (limits["max_study_files"], limits["max_study_bytes"]) == (MAX_FILES, MAX_STUDY_BYTES)
     stub_contract(page, lambda c: c["limits"].update(max_study_files=limit))
     sign_in(page, stack)
     sent = []  # POST /studies, /scans, or to storage

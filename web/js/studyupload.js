@@ -15,6 +15,7 @@ const PARALLEL = 4; // enough to fill a clinic's uplink without queueing dozens 
 const NAMES_SHOWN = 5;
 
 const sum = (values) => values.reduce((a, b) => a + b, 0);
+const sentLabel = (sent, n, failed) => `${sent} of ${n} files sent${failed ? `, ${failed} failed` : ""}`;
 
 function nameList(files) {
   const names = files.slice(0, NAMES_SHOWN).map((f) => pathOf(f));
@@ -215,7 +216,6 @@ export class StudyUpload {
     const failures = [];
     let next = 0;
     let sent = 0;
-    const label = () => `Uploading: ${sent} of ${items.length} files sent${failures.length ? `, ${failures.length} failed` : ""}`;
     const maxBytes = Number(study.max_bytes) || this.contract.maxUploadBytes;
     const worker = async () => {
       while (next < items.length && !signal.aborted) {
@@ -229,7 +229,7 @@ export class StudyUpload {
           if (!signal.aborted) failures.push({ file, message: err.message });
         }
         loaded[i] = sizes[i]; // a failed file counts as done for the bar: nothing more will go
-        this._progress(sum(loaded), total, label());
+        this._progress(sum(loaded), total, `Uploading: ${sentLabel(sent, items.length, failures.length)}`);
       }
     };
     await Promise.all(Array.from({ length: Math.min(PARALLEL, items.length) }, worker));
@@ -249,7 +249,7 @@ export class StudyUpload {
       this.hooks.created();
       return;
     }
-    this._progress(1, 1, failures.length ? label(sent, n, failures.length) : `Uploaded ${n} files`);
+    this._progress(1, 1, failures.length ? sentLabel(sent, n, failures.length) : `Uploaded ${n} files`);
     $("upload-progress").classList.toggle("complete", !failures.length);
     if (failures.length) {
       showMessage(msg, "warning", `${failures.length} of ${n} files could not be sent.`, sent ? later : "No file reached storage.");
@@ -266,8 +266,4 @@ export class StudyUpload {
     this.files = null;
     this.prepared = null;
   }
-}
-
-function label(sent, n, failed) {
-  return `${sent} of ${n} files sent, ${failed} failed`;
 }
