@@ -351,3 +351,22 @@ def test_dropped_files_make_a_study_and_cancel_stops_the_uploads(page, stack, fo
     assert "Upload cancelled" in page.inner_text("#upload-msg")
     page.wait_for_timeout(300)
     assert len(held) == 4 and page.is_enabled("#upload-btn")
+
+
+def test_dropped_folders_are_walked_in_batches_and_sorted_naturally(page, stack):
+    """files.js on a dropped folder tree (entries as Chromium gives them: readEntries answers in
+    batches until empty): every file under it, with its path, system files left out, natural order."""
+    sign_in(page, stack)
+    found = page.evaluate("""async () => {
+      const { droppedFiles, collect } = await import('./js/files.js');
+      const file = (name) => ({ isFile: true, isDirectory: false, name, file: (ok) => ok(new File(['x'], name)) });
+      const dir = (name, children) => ({ isFile: false, isDirectory: true, name, createReader: () => {
+        const batches = [children.slice(0, 2), children.slice(2), []];  // two batches, then empty
+        return { readEntries: (ok) => ok(batches.shift() || []) };
+      } });
+      const tree = dir('head', [file('slice10.dcm'), file('slice2.dcm'), file('.DS_Store'),
+        dir('series2', [file('img1.dcm'), file('DICOMDIR')]), file('slice1.dcm')]);
+      const dataTransfer = { items: [{ kind: 'file', webkitGetAsEntry: () => tree }], files: [] };
+      return collect(await droppedFiles(dataTransfer)).map((f) => f.relativePath);
+    }""")
+    assert found == ["head/series2/img1.dcm", "head/slice1.dcm", "head/slice2.dcm", "head/slice10.dcm"]
