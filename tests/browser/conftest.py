@@ -47,6 +47,16 @@ def stack():
         yield running
 
 
+@pytest.fixture
+def received(stack):
+    """The bodies S3 accepted during the test, in order: [(key, bytes)]."""
+    bodies: list[tuple[str, bytes]] = []
+    observe = lambda key, body: bodies.append((key, body))  # noqa: E731
+    stack.gateway.upload_observers.append(observe)
+    yield bodies
+    stack.gateway.upload_observers.remove(observe)
+
+
 @pytest.fixture(scope="module")
 def browser(stack):
     from playwright.sync_api import sync_playwright

@@ -31,16 +31,6 @@ from tests.phi_dicom import identified_ct, leaked
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def received(stack):
-    """The bodies S3 accepted during the test, in order: [(key, bytes)]."""
-    bodies: list[tuple[str, bytes]] = []
-    observe = lambda key, body: bodies.append((key, body))  # noqa: E731
-    stack.gateway.upload_observers.append(observe)
-    yield bodies
-    stack.gateway.upload_observers.remove(observe)
-
-
 @pytest.fixture(scope="module")
 def model():
     from strokelens.reader.model.served import ServedModel

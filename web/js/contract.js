@@ -41,6 +41,9 @@ export class Contract {
   get contentTypes() { return this.value?.accepted?.content_types || []; }
   get extensions() { return this.value?.accepted?.extensions || []; }
   get maxUploadBytes() { return Number(this.value?.limits?.max_upload_bytes) || 0; }
+  /** A study's limits (files, bytes in all); 0 when unknown: the API refuses over-limit studies itself. */
+  get maxStudyFiles() { return Number(this.value?.limits?.max_study_files) || 0; }
+  get maxStudyBytes() { return Number(this.value?.limits?.max_study_bytes) || 0; }
   /** The de-identification rules the server applies too (deid.js applies them before upload), or null. */
   get deidentification() { return this.value?.deidentification || null; }
 

@@ -1,4 +1,4 @@
-// StrokeLens web app: configuration, sign-in, hash routes (#/, #/scan/<id>, #/model, #/risk).
+// StrokeLens web app: configuration, sign-in, hash routes (#/, #/scan/<id>, #/study/<id>, #/model, #/risk).
 "use strict";
 
 import { $, h, clear, showMessage, hideMessage } from "./dom.js";
@@ -20,6 +20,7 @@ function parseRoute() {
   if (parts[0] === "model") return { view: "model", params };
   if (parts[0] === "risk") return { view: "risk", params };
   if (parts[0] === "scan" && /^[A-Za-z0-9_-]{1,64}$/.test(parts[1] || "")) return { view: "scans", scanId: parts[1], params };
+  if (parts[0] === "study" && /^[A-Za-z0-9_-]{1,64}$/.test(parts[1] || "")) return { view: "scans", studyId: parts[1], params };
   return { view: "scans", params };
 }
 
@@ -122,15 +123,16 @@ class App {
       if (a.dataset.route === route.view) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
     }
     document.title = `${TITLES[route.view]} · StrokeLens`;
-    if (route.view === "scans") this.scans.show(route.scanId);
+    if (route.view === "scans") this.scans.show(route.scanId, route.studyId);
     if (route.view === "model") this.model.show();
     if (route.view === "risk") this.risk.show(route.params);
     // Move focus to the new view's heading so keyboard and screen-reader users land in the right place.
     const changed = this.lastView !== route.view;
     this.lastView = route.view;
-    if (changed || route.scanId) {
-      const heading = route.scanId ? $("scan-h") : document.querySelector(`#view-${route.view} h1`);
-      if (heading && document.activeElement !== heading && this._started) heading.focus({ preventScroll: !route.scanId });
+    const opened = route.scanId || route.studyId;
+    if (changed || opened) {
+      const heading = route.scanId ? $("scan-h") : route.studyId ? $("study-h") : document.querySelector(`#view-${route.view} h1`);
+      if (heading && document.activeElement !== heading && this._started) heading.focus({ preventScroll: !opened });
     }
     this._started = true;
   }

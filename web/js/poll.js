@@ -17,14 +17,19 @@ export function sleep(ms, signal) {
 
 /** GET the scan until it is final, ``keepWaiting(scan, elapsedMs)`` returns false, or time runs out.
  * Resolves with the last scan seen (final or not); rejects with an AbortError once ``signal`` aborts. */
-export async function pollScan(api, scanId, signal, keepWaiting) {
+export function pollScan(api, scanId, signal, keepWaiting) {
+  return pollPath(api, `/scans/${encodeURIComponent(scanId)}`, signal, keepWaiting);
+}
+
+/** The same for any record at ``path`` (studies take longer: ``giveUpMs``). */
+export async function pollPath(api, path, signal, keepWaiting, giveUpMs = GIVE_UP_MS) {
   const started = Date.now();
   let delay = FIRST_MS;
   for (;;) {
-    const scan = await api.get(`/scans/${encodeURIComponent(scanId)}`);
+    const scan = await api.get(path);
     if (signal.aborted) throw new DOMException("Aborted", "AbortError");
     const elapsed = Date.now() - started;
-    if (FINAL.has(scan.status) || !keepWaiting(scan, elapsed) || elapsed > GIVE_UP_MS) return scan;
+    if (FINAL.has(scan.status) || !keepWaiting(scan, elapsed) || elapsed > giveUpMs) return scan;
     await sleep(delay, signal);
     delay = Math.min(MAX_MS, Math.round(delay * BACKOFF));
   }

@@ -41,7 +41,7 @@ export function resultSummary(scan) {
 }
 
 /** A warning is {code, message} (codes registered on the server, served by GET /contract). */
-function warningItem(warning) {
+export function warningItem(warning) {
   return h("li", { dataset: { code: warning.code } }, h("strong", { text: `${humanize(warning.code)}: ` }), String(warning.message));
 }
 
@@ -51,7 +51,7 @@ function orderedEntries(probabilities, findings) {
   return Object.entries(probabilities || {}).sort(([a], [b]) => rank(a) - rank(b));
 }
 
-function probabilityChart(probabilities, highlight, findings) {
+export function probabilityChart(probabilities, highlight, findings) {
   const entries = orderedEntries(probabilities, findings);
   const list = h("ul", { class: "prob-chart", "aria-label": "Model output probability per class" });
   for (const [label, p] of entries) {

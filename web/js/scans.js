@@ -8,6 +8,7 @@ import { UploadForm } from "./upload.js";
 import { FINAL, pollScan } from "./poll.js";
 import { History } from "./history.js";
 import { privacyResult } from "./privacy.js";
+import { StudyView } from "./study.js";
 
 const STATUS_TEXT = {
   PENDING: "Waiting for the upload to reach storage…",
@@ -30,13 +31,22 @@ export class ScansView {
     this.uploader = new UploadForm(api, contract, {
       uploaded: (scan, prepared, contentType) => this._uploaded(scan, prepared, contentType),
       created: () => this.history.load(),
+      studyUploaded: (study) => { this.router.go(`#/study/${study.study_id}`); },
     });
+    this.studies = new StudyView(api, contract, { history: () => this.history.load(), marked: (id) => this.history.mark(id) });
   }
 
-  show(scanId) {
+  /** One panel at a time: a scan, a study, or neither (the upload form alone). */
+  show(scanId, studyId) {
     this.contract.loaded().then(() => this.uploader.configure());
-    if (scanId && scanId !== this.currentScanId) this.openScan(scanId);
-    if (!scanId && !this.uploader.busy) this._hidePanel();
+    if (studyId) {
+      if (this.currentScanId) this._hidePanel();
+      this.studies.open(studyId);
+    } else {
+      this.studies.hide();
+      if (scanId && scanId !== this.currentScanId) this.openScan(scanId);
+      if (!scanId && !this.uploader.busy) this._hidePanel();
+    }
     this.history.load();
   }
 
@@ -164,6 +174,7 @@ export class ScansView {
 
   reset() {
     this.pollAbort?.abort();
+    this.studies.reset();
     this.uploader.reset();
     this.history.reset();
     this.currentScanId = null;

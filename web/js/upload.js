@@ -1,106 +1,15 @@
 // Upload: the file is de-identified in the browser (deid.js) as soon as it is chosen, then the
-// cleaned bytes go straight to storage with the presigned POST the API hands out (POST /scans),
-// with progress and cancel. The API only hands out the link; S3 enforces the type and size.
+// cleaned bytes go straight to storage (storage.js) with the presigned POST the API hands out
+// (POST /scans), with progress and cancel. Several files are a study (studyupload.js).
 "use strict";
 
 import { $, h, clear, showMessage, hideMessage } from "./dom.js";
 import { formatBytes } from "./format.js";
 import { UidMap, prepareFile } from "./deid.js";
 import { confirmUpload, privacyWarnings, renderPrivacy } from "./privacy.js";
-
-class UploadError extends Error {
-  constructor(message, detail, kind = "error") {
-    super(message);
-    this.detail = detail;
-    this.kind = kind;
-  }
-}
-
-/** The type its first bytes say, for files without a usable type or extension (e.g. DICOM "DICM"). */
-async function sniffedType(file) {
-  const head = new Uint8Array(await file.slice(0, 132).arrayBuffer());
-  const at = (offset, bytes) => bytes.every((b, i) => head[offset + i] === b);
-  if (head.length >= 132 && at(128, [0x44, 0x49, 0x43, 0x4d])) return "application/dicom";
-  if (at(0, [0x89, 0x50, 0x4e, 0x47])) return "image/png";
-  if (at(0, [0xff, 0xd8, 0xff])) return "image/jpeg";
-  if (at(0, [0x49, 0x49, 0x2a, 0x00]) || at(0, [0x4d, 0x4d, 0x00, 0x2a])) return "image/tiff";
-  return "";
-}
-
-/** The content type to declare in POST /scans: the browser's when the contract accepts it; none when
- * only the extension is accepted (the API maps extensions itself); else the sniffed one. Throws when
- * the contract accepts none of these; without a contract the API alone decides. */
-async function declaredType(file, contract) {
-  if (contract.acceptsType(file.type)) return file.type;
-  if (contract.acceptsName(file.name)) return undefined;
-  const sniffed = await sniffedType(file);
-  if (!contract.known) return sniffed || file.type || undefined;
-  if (contract.acceptsType(sniffed)) return sniffed;
-  throw new UploadError("This file type is not accepted.",
-    `StrokeLens reads ${contract.typeNames} files (${contract.extensions.join(" ")}). Export the slice in one of these formats.`);
-}
-
-/** The advice that ends a size refusal, naming the accepted formats when they are known. */
-function sliceAdvice(contract) {
-  return `Upload a single slice${contract.known ? `, exported as ${contract.typeNames}` : ""}.`;
-}
-
-function tooLargeError(size, maxBytes, byServer, advice) {
-  // The storage's own limit is authoritative: quote max_bytes only when it agrees with the refusal.
-  const limit = maxBytes && size > maxBytes ? ` (${formatBytes(maxBytes)})` : "";
-  return new UploadError(
-    `This file is larger than the upload limit${limit}.`,
-    `${byServer ? "The storage service refused it" : "It was not sent"}${size ? `: the file is ${formatBytes(size)}` : ""}. ${advice}`);
-}
-
-const S3_MESSAGES = {
-  EntityTooSmall: ["The file is empty.", "Export the scan again and re-upload it."],
-  AccessDenied: ["The storage service refused this upload.", "The upload link may have expired or did not match this file. Please try again."],
-  ExpiredToken: ["The upload link has expired.", "Please try the upload again."],
-  RequestTimeout: ["The upload took too long and was stopped.", "Check your connection and try again."],
-  InvalidPolicyDocument: ["The upload link is not valid.", "Please try again."],
-};
-
-/** The S3 error code of a refused POST (an XML body), or "". */
-function s3ErrorCode(xhr) {
-  try {
-    const xml = new DOMParser().parseFromString(xhr.responseText || "", "application/xml");
-    return xml.querySelector("Error > Code")?.textContent?.trim() || "";
-  } catch {
-    return "";
-  }
-}
-
-/** The name sent with the upload: the extension only (the API maps it to a type), never the
- * clinician's file name, which may carry a patient's name. */
-function neutralName(file) {
-  const ext = (String(file.name).toLowerCase().match(/\.[a-z0-9]{1,5}$/) || [""])[0];
-  return `slice${ext}`;
-}
-
-/** POST the (de-identified) bytes to the presigned S3 form; resolves on 2xx, rejects with a clinician-readable error. */
-function postToStorage(upload, file, name, maxBytes, advice, onProgress, signal) {
-  return new Promise((resolve, reject) => {
-    const form = new FormData();
-    for (const [key, value] of Object.entries(upload.fields || {})) form.append(key, value);
-    form.append("file", file, name); // must be the last field
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", upload.url);
-    xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) onProgress(e.loaded, e.total); });
-    xhr.addEventListener("load", () => {
-      if (xhr.status >= 200 && xhr.status < 300) { onProgress(1, 1); resolve(); return; }
-      const code = s3ErrorCode(xhr);
-      if (code === "EntityTooLarge") { reject(tooLargeError(file.size, maxBytes, true, advice)); return; }
-      const [message, detail] = S3_MESSAGES[code] || ["The storage service refused this upload.", `Please try again (${code || "HTTP " + xhr.status}).`];
-      reject(new UploadError(message, detail));
-    });
-    xhr.addEventListener("error", () => reject(new UploadError("The upload failed: the storage service could not be reached.",
-      maxBytes && file.size > maxBytes ? `The file (${formatBytes(file.size)}) is also over the upload limit (${formatBytes(maxBytes)}).` : "Check your connection and try again.")));
-    xhr.addEventListener("abort", () => reject(new UploadError("Upload cancelled.", "Nothing was read. Choose a file to start again.", "info")));
-    signal.addEventListener("abort", () => xhr.abort(), { once: true });
-    xhr.send(form);
-  });
-}
+import { collect, droppedFiles } from "./files.js";
+import { StudyUpload } from "./studyupload.js";
+import { UploadError, declaredType, neutralName, postToStorage, sliceAdvice, tooLargeError } from "./storage.js";
 
 /** The upload form: choose or drop a file, see what the browser removes from it, send it, report
  * progress. Hooks: ``uploaded(scan, prepared, contentType)`` once the storage has the file (``prepared``
@@ -116,15 +25,26 @@ export class UploadForm {
     this.uids = new UidMap(); // one salt per session: a series' files keep one new study/series UID
     this.abort = null; // the AbortController of the upload in flight
     this.confirming = false;
+    // Several files or a folder: one study (POST /studies), same form, same salt.
+    this.study = new StudyUpload(api, contract, { uids: () => this.uids, busy: (on) => this._busy(on), uploaded: hooks.studyUploaded, created: hooks.created });
     this._bind();
   }
 
-  get busy() { return Boolean(this.abort); }
+  get busy() { return Boolean(this.abort) || this.study.busy; }
+
+  /** One file: the single-slice flow (POST /scans); more: a study. */
+  chooseFiles(files) {
+    const list = collect(files);
+    if (list.length > 1) { this.choose(null); this.study.choose(list); return; }
+    this.study.choose(null);
+    this.choose(list[0] || null);
+  }
 
   _bind() {
     const input = $("file");
     const zone = $("dropzone");
-    input.addEventListener("change", () => this.choose(input.files[0] || null));
+    input.addEventListener("change", () => this.chooseFiles(input.files));
+    $("folder").addEventListener("change", () => this.chooseFiles($("folder").files));
     for (const type of ["dragenter", "dragover"]) {
       zone.addEventListener(type, (e) => { e.preventDefault(); zone.classList.add("dragging"); });
     }
@@ -132,14 +52,13 @@ export class UploadForm {
     zone.addEventListener("drop", (e) => {
       e.preventDefault();
       zone.classList.remove("dragging");
-      const file = e.dataTransfer?.files?.[0];
-      if (file) this.choose(file);
+      droppedFiles(e.dataTransfer).then((files) => { if (files.length && !this.busy) this.chooseFiles(files); });
     });
     // Dropping a file anywhere else must not navigate away from the app.
     window.addEventListener("dragover", (e) => e.preventDefault());
     window.addEventListener("drop", (e) => e.preventDefault());
     $("upload-form").addEventListener("submit", (e) => { e.preventDefault(); this.upload(); });
-    $("cancel-btn").addEventListener("click", () => this.abort?.abort());
+    $("cancel-btn").addEventListener("click", () => { this.abort?.abort(); this.study.cancel(); });
   }
 
   choose(file) {
@@ -196,12 +115,14 @@ export class UploadForm {
   _busy(on) {
     $("upload-btn").disabled = on;
     $("file").disabled = on;
+    $("folder").disabled = on;
     $("modality").disabled = on;
     $("cancel-btn").hidden = !on;
     $("dropzone").classList.toggle("disabled", on);
   }
 
   async upload() {
+    if (this.study.files) { this.study.upload(); return; }
     const msg = $("upload-msg");
     hideMessage(msg);
     const file = this.file;
@@ -286,13 +207,15 @@ export class UploadForm {
     if (!c.known) return;
     $("file").setAttribute("accept", c.acceptList.join(","));
     const limit = c.maxUploadBytes ? `, up to ${formatBytes(c.maxUploadBytes)}` : "";
-    $("file-hint").textContent = `One axial slice: ${c.typeNames} (${c.extensions.join(" ")})${limit}. ` +
+    const study = c.maxStudyFiles ? ` A folder or several slices are read as one study (at most ${c.maxStudyFiles} files, ${formatBytes(c.maxStudyBytes)}).` : "";
+    $("file-hint").textContent = `One axial slice: ${c.typeNames} (${c.extensions.join(" ")})${limit}.${study} ` +
       "Identifiers are removed in your browser; files are sent straight to encrypted storage.";
   }
 
   /** Sign-out: the next session gets a new UID salt, and nothing chosen is kept. */
   reset() {
     this.abort?.abort();
+    this.study.reset();
     this.uids = new UidMap();
     this.file = null;
     this.prepared = null;

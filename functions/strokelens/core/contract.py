@@ -16,6 +16,7 @@ from strokelens.core import clinical
 from strokelens.core.errors import MESSAGES, WARNINGS
 from strokelens.core.records import CONTENT_TYPES, EXTENSION_TYPES, MODALITIES
 from strokelens.core.schema import WINDOW_PRESETS, Manifest
+from strokelens.core.studies import MAX_FILES, MAX_STUDY_BYTES
 
 # How the risk form presents each field (the validation rules come from core/clinical.py).
 RISK_LABELS = {
@@ -61,7 +62,8 @@ def deid_rules() -> dict[str, Any]:
 def site_contract(manifest: Manifest, *, max_upload_bytes: int, upload_expires: int) -> dict[str, Any]:
     return {
         "accepted": {"content_types": sorted(CONTENT_TYPES), "extensions": sorted(EXTENSION_TYPES)},
-        "limits": {"max_upload_bytes": max_upload_bytes, "upload_expires_seconds": upload_expires},
+        "limits": {"max_upload_bytes": max_upload_bytes, "upload_expires_seconds": upload_expires,
+                   "max_study_files": MAX_FILES, "max_study_bytes": MAX_STUDY_BYTES},
         "modalities": list(MODALITIES),
         "window_presets": [asdict(w) for w in WINDOW_PRESETS],
         "model": {"version": manifest.version, "findings": list(manifest.labels),
