@@ -315,7 +315,7 @@ def test_a_folder_of_unreadable_files_gets_no_model_output(page, stack, tmp_path
     card = page.inner_text("#study-result")
     if study["status"] == "DONE":
         assert study["result"]["label"] is None and "No model output for this study" in card
-        for code, n in study["result"]["unreadable"].items():
+        for code in study["result"]["unreadable"]:
             assert page.get_attribute(f"#unreadable-codes li[data-code={code}]", "data-code") == code
     else:
         assert "could not be read" in card
