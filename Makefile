@@ -85,7 +85,7 @@ $(CHECKOV_STAMP): requirements/checkov.txt
 lint: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) $(NODE_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy functions/strokelens
-	node_modules/.bin/eslint --max-warnings 0 .
+	node_modules/.bin/eslint --max-warnings 0 web eslint.config.js
 	$(VENV)/bin/cfn-lint template.yaml
 	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint --template template.yaml
 	.venv-checkov/bin/checkov --framework cloudformation -f template.yaml --quiet --compact --skip-download

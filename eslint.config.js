@@ -4,7 +4,8 @@ import js from "@eslint/js";
 import globals from "globals";
 
 export default [
-  { ignores: ["web/vendor/**", "node_modules/**"] },
+  // Only the site is ours to lint: virtualenvs and build output hold third-party bundles.
+  { ignores: ["web/vendor/**", "node_modules/**", ".venv/**", ".venv-*/**", "build/**", "bench/**", "test-artifacts/**", ".aws-sam/**"] },
   js.configs.recommended,
   {
     files: ["web/**/*.js"],
