@@ -34,7 +34,7 @@ def litert_child(args: dict[str, Any]) -> dict[str, Any]:
     predictor = ServedModel(Path(args["model_dir"]), num_threads=1)
     core_kwargs = core_options(read_scan)
     optional = list(core_kwargs)
-    out: dict[str, Any] = {"optional_stages": optional, "input_size": predictor.input_size,
+    out: dict[str, Any] = {"optional_stages": optional, "input_size": predictor.manifest.input_size,
                            "model_version": predictor.version}
     for fmt, paths in args["inputs"].items():
         core: dict[str, list[float]] = defaultdict(list)
