@@ -652,7 +652,7 @@ def _req(s: dict[str, Any], who: str | None, service: str, ops: tuple[str, ...] 
 def render(st: dict[str, Any]) -> list[str]:
     sizes = st["sizes"]
     cols = list(sizes)
-    out = [f"Studies of real ct-ich head CT slices (PNG) through the HTTP API of the local stack: POST /api/studies, "
+    out = ([f"_{st['note']}_", ""] if st.get("note") else []) + [f"Studies of real ct-ich head CT slices (PNG) through the HTTP API of the local stack: POST /api/studies, "
            f"every file POSTed to its presigned form ({st['upload_threads']} at a time), GET /api/studies/{{id}} every "
            f"{st['poll_interval_s']} s until DONE; one study at a time, medians over the runs (p5–p95 where more than one). "
            "Inference timings are the study's own `timings_ms` (its DynamoDB item); `read` and `write_previews` are "
