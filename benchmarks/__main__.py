@@ -65,7 +65,7 @@ def _cost_inputs(report: dict[str, Any]):
 
 
 def run(settings: Settings) -> dict[str, Any]:
-    from benchmarks import cold, cost, e2e, package, report, scaling, trust, warm
+    from benchmarks import cold, cost, e2e, package, report, scaling, studies, trust, warm
     from strokelens.core.catalogue import Catalogue
 
     started = time.perf_counter()
@@ -81,6 +81,8 @@ def run(settings: Settings) -> dict[str, Any]:
     _section(result, "package", lambda: package.run(settings))
     _section(result, "e2e", lambda: e2e.run(settings))
     _section(result, "cost", lambda: cost.run(_cost_inputs(result)))
+    if _section(result, "studies", lambda: studies.run(settings)) and result.get("cold"):
+        studies.cold_share(result["studies"], result["cold"])
     _section(result, "trust", lambda: trust.run(settings))
     result["budgets"] = report.budgets(result)
     result["machine"]["loadavg_end"] = round(os.getloadavg()[0], 2)
@@ -90,10 +92,10 @@ def run(settings: Settings) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="few repeats, 10 scans, no TF package (CI smoke run)")
+    parser.add_argument("--quick", action="store_true", help="few repeats, 10 scans, one 10-slice study, no TF package (CI smoke run)")
     parser.add_argument("--out", type=Path, default=Path("bench"))
     parser.add_argument("--model-dir", default=None, help="model artifacts (default: MODEL_DIR or the packaged ones)")
-    parser.add_argument("--scans", type=int, default=None, help="end-to-end scans (default 200, quick 10)")
+    parser.add_argument("--scans", type=int, default=None, help="end-to-end scans, all in flight at once (default 500, quick 10)")
     parser.add_argument("--write-docs", action="store_true", help=f"also write {DOCS.relative_to(ROOT)} (default in full mode)")
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

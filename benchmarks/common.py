@@ -41,7 +41,7 @@ class Settings:
         if quick:
             return cls(True, out, model_dir, repeats=15, cold_repeats=2, scans=scans or 10, workers=8,
                        sizes=(128, 256), batches=(1, 4), scaling_repeats=5, tf_package=False)
-        return cls(False, out, model_dir, repeats=200, cold_repeats=7, scans=scans or 200, workers=16,
+        return cls(False, out, model_dir, repeats=200, cold_repeats=7, scans=scans or 500, workers=16,
                    sizes=(128, 256, 512), batches=(1, 4, 16), scaling_repeats=30, tf_package=True)
 
 

@@ -39,7 +39,7 @@ def _positive(summary: dict) -> bool:
 
 def test_every_section_ran(report):
     assert not report.get("errors"), report.get("errors")
-    for section in ("machine", "warm", "cold", "package", "e2e", "cost", "scaling", "trust", "budgets"):
+    for section in ("machine", "warm", "cold", "package", "e2e", "cost", "studies", "scaling", "trust", "budgets"):
         assert report[section], section
     assert report["machine"]["logical_cores"] >= 1 and report["machine"]["cpu"]
 
@@ -79,7 +79,29 @@ def test_every_scan_done_exactly_once(report):
     assert e2e["done"] == e2e["scans"] == e2e["attempts_eq_1"] == e2e["distinct_scan_ids"]
     assert e2e["processed_twice"] == 0 and e2e["not_done"] == 0
     assert e2e["messages_left"] == {"queue": 0, "dead_letter_queue": 0}
-    assert _positive(e2e["upload_to_result_s"])
+    assert _positive(e2e["upload_to_result_s"]) and _positive(e2e["upload_to_done_server_s"])
+
+
+def test_studies_read_once_with_per_slice_times(report):
+    studies = report["studies"]
+    (size,) = studies["sizes"].values()  # quick mode: one 10-slice study
+    assert size["slices"] == 10 and size["statuses"] == {"DONE": size["runs"]}
+    assert size["attempts"] == [1] * size["runs"] and size["reads"] == [1] * size["runs"]
+    assert size["files_read"] == [10] * size["runs"]
+    for stage in ("read", "slices", "key_previews", "write_previews"):
+        assert _positive(size["timings_ms"][stage]), stage
+    assert _positive(size["ms_per_slice"]) and _positive(size["read_invocation_ms"])
+    assert _positive(size["upload_to_result_s"]) and 0 < size["cold_share_model_load"] < 1
+    counts = size["requests_per_study"]
+    assert counts["client:s3:PutObject"] == 10 and counts["inference:s3:GetObject"] == 10
+    assert counts["inference:s3:PutObject"] == size["previews"] + 1  # every preview + the per-slice JSON
+    assert _positive(studies["quiet"]["per_slice_ms"]["without_previews"])
+    busy = studies["concurrent"]
+    assert busy["done"] == busy["studies"] == busy["attempts_eq_1"] == busy["reads_eq_1"] == busy["files_read_all"]
+    assert busy["read_twice"] == 0 and busy["drained"] and busy["distinct_study_ids"] == busy["studies"]
+    for cost in studies["cost"].values():
+        totals = [design["total"] for design in cost["per_1000_studies_usd"].values()]
+        assert totals[0] > 0 and all(t <= totals[0] for t in totals)
 
 
 def test_cost_and_scaling(report):
