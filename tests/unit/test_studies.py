@@ -108,7 +108,11 @@ def test_a_dicom_series_is_read_once_when_its_last_file_arrives(api_app, inferen
     assert get(api_app, lambda_context, study_id, query={"slice": "9"})[0] == 400
 
 
-def test_the_deadline_reads_what_came_and_says_what_did_not(api_app, inference_app, resources, lambda_context):
+def test_the_deadline_reads_what_came_and_says_what_did_not(api_app, inference_app, resources, lambda_context,
+                                                            monkeypatch):
+    from strokelens.inference import study
+
+    monkeypatch.setattr(study, "DEADLINE_QUIET_SECONDS", 0)  # the last file came long ago
     files = [p.read_bytes() for p in CT]
     _, body = create(api_app, lambda_context, [{"filename": p.name, "content_type": "image/png"} for p in CT])
     study_id = body["study_id"]
@@ -139,3 +143,26 @@ def test_studies_are_listed_apart_from_scans_newest_first(api_app, resources, la
     assert len(scans["scans"]) == 1, "a study is not listed as a scan"
     _, other = call(api_app, lambda_context, path="/studies", sub=OTHER)
     assert other["studies"] == []
+
+
+def test_a_deadline_waits_while_files_are_still_arriving(api_app, inference_app, resources, lambda_context):
+    """A backed-up queue can deliver the last files after the deadline: a recent arrival sends the
+    deadline again (delayed) instead of reading an incomplete study; a quiet study is read."""
+    import time
+
+    files = [p.read_bytes() for p in CT[:3]]
+    _, body = create(api_app, lambda_context, [{"filename": p.name, "content_type": "image/png"} for p in CT[:3]])
+    study_id = body["study_id"]
+    _upload_and_notify(inference_app, resources, lambda_context, study_id, files, [0])
+    sqs = boto3.client("sqs")
+    before = int(sqs.get_queue_attributes(QueueUrl=resources.queue_url, AttributeNames=["All"])["Attributes"][
+        "ApproximateNumberOfMessagesDelayed"])
+    assert inference_app.STUDIES.deadline(OWNER, study_id, 1) == "deferred"
+    after = int(sqs.get_queue_attributes(QueueUrl=resources.queue_url, AttributeNames=["All"])["Attributes"][
+        "ApproximateNumberOfMessagesDelayed"])
+    assert after == before + 1, "the deadline is sent again"
+    _upload_and_notify(inference_app, resources, lambda_context, study_id, files, [1])
+    quiet = time.time() + 10 * 60  # no arrival for ten minutes: read what came
+    assert inference_app.STUDIES.deadline(OWNER, study_id, 1, now=quiet) == "done"
+    _, view = get(api_app, lambda_context, study_id)
+    assert view["status"] == "DONE" and view["result"]["counts"]["missing"] == 1

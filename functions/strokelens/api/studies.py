@@ -17,7 +17,8 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from strokelens.aws.uploads import presign_get, presign_upload
 from strokelens.core.records import MODALITIES, is_scan_id, new_scan_id
-from strokelens.core.studies import StudyRequestError, new_study, study_upload_key, study_view, validate_files
+from strokelens.core.studies import (StudyRequestError, deadline_message, new_study, study_upload_key, study_view,
+                                     validate_files)
 
 router = APIGatewayHttpRouter()
 
@@ -52,10 +53,6 @@ def bind(deps: Deps) -> None:
 def _deps() -> Deps:
     assert DEPS is not None, "the API function binds its dependencies at import"
     return DEPS
-
-
-def deadline_message(owner_id: str, study_id: str) -> str:
-    return json.dumps({"study_deadline": {"owner_id": owner_id, "study_id": study_id}})
 
 
 @router.post("/studies")

@@ -8,6 +8,7 @@ came) -> DONE | FAILED. Filenames are never stored: the upload index stands for 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
@@ -87,6 +88,11 @@ def new_study(owner_id: str, study_id: str, *, content_types: list[str], modalit
     if modality:
         item["modality_declared"] = modality
     return item
+
+
+def deadline_message(owner_id: str, study_id: str) -> str:
+    """The scan-queue message that reads a study whose files did not all arrive in time."""
+    return json.dumps({"study_deadline": {"owner_id": owner_id, "study_id": study_id}})
 
 
 STUDY_FIELDS = ("files_expected", "files_received", "files_read", "series", "slices_key")

@@ -45,7 +45,15 @@ _t0 = time.perf_counter()
 MODEL = ServedModel(CONFIG.model_dir)
 MODEL_LOAD_MS = (time.perf_counter() - _t0) * 1e3
 _cold = True
-STUDIES = StudyPipeline(CONFIG, S3, SCANS, MODEL, logger, lambda code: _count_failure(code))
+SQS = boto3.client("sqs")  # a study's deadline, sent again while its files are still arriving
+
+
+def _requeue(body: str, delay: int) -> None:
+    SQS.send_message(QueueUrl=CONFIG.scan_queue_url, MessageBody=body, DelaySeconds=delay)
+
+
+STUDIES = StudyPipeline(CONFIG, S3, SCANS, MODEL, logger, lambda code: _count_failure(code),
+                        _requeue if CONFIG.scan_queue_url else None)
 
 
 def _count_failure(code: str) -> None:

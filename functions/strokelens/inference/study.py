@@ -10,27 +10,39 @@ raw uploads deleted once the study is final.
 
 from __future__ import annotations
 
+import calendar
 import secrets
-from typing import Any
+import time
+from typing import Any, Callable
 
 from strokelens.aws.scans_table import ScansTable
 from strokelens.aws.uploads import delete_upload, read_upload, write_json, write_previews
 from strokelens.core.errors import MESSAGES, ScanError
 from strokelens.core.schema import Notice
 from strokelens.core.settings import Settings
-from strokelens.core.studies import MAX_STUDY_BYTES, study_upload_key
+from strokelens.core.studies import MAX_STUDY_BYTES, deadline_message, study_upload_key
 from strokelens.reader.model.served import ServedModel
 from strokelens.reader.reading import StudyReading, read_study
 from strokelens.reader.timing import Timer
+
+
+# A deadline finding files still arriving waits this much longer, up to this age of the study.
+DEADLINE_QUIET_SECONDS = 120
+DEADLINE_MAX_SECONDS = 3600
+
+
+def _epoch(iso: str) -> float:
+    return calendar.timegm(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S"))
 
 
 class StudyPipeline:
     """Bound once per container to the handler's settings, clients, model and logger."""
 
     def __init__(self, config: Settings, s3: Any, scans: ScansTable, model: ServedModel, logger: Any,
-                 count_failure: Any) -> None:
+                 count_failure: Any, requeue: Callable[[str, int], None] | None = None) -> None:
         self.config, self.s3, self.scans, self.model, self.logger = config, s3, scans, model, logger
         self.count_failure = count_failure
+        self.requeue = requeue  # (message body, delay seconds) -> sent to the scan queue
 
     def _keys(self, owner_id: str, study_id: str, record: dict) -> list[str]:
         return [study_upload_key(owner_id, study_id, int(i)) for i in record.get("arrived") or ()]
@@ -51,10 +63,20 @@ class StudyPipeline:
             return "waiting"
         return self.read(owner_id, study_id, receive_count)
 
-    def deadline(self, owner_id: str, study_id: str, receive_count: int) -> str:
+    def deadline(self, owner_id: str, study_id: str, receive_count: int, now: float | None = None) -> str:
+        """Read what came, unless files are still arriving: a backed-up queue can deliver the last
+        notifications after the deadline, so while the last arrival is recent (and the study is
+        younger than ``DEADLINE_MAX_SECONDS``) the deadline is sent again, ``DEADLINE_QUIET_SECONDS`` on."""
         record = self.scans.get(owner_id, study_id)
         if record is None or record.get("status") in ("DONE", "FAILED"):
             return "already-final"
+        t = time.time() if now is None else now
+        arrived = len(record.get("arrived") or ())
+        if record.get("status") == "PENDING" and 0 < arrived < int(record["files_expected"]) and self.requeue \
+                and t - _epoch(record["updated_at"]) < DEADLINE_QUIET_SECONDS \
+                and t - _epoch(record["created_at"]) < DEADLINE_MAX_SECONDS:
+            self.requeue(deadline_message(owner_id, study_id), DEADLINE_QUIET_SECONDS)
+            return "deferred"
         return self.read(owner_id, study_id, receive_count)
 
     def read(self, owner_id: str, study_id: str, receive_count: int) -> str:
