@@ -23,7 +23,7 @@ from training.v2 import data
 from training.v2.fit import (auc, auc_ci, compare_aggregations, compare_heads, fit_attention, fit_ct_head, gfolds,
                              mahalanobis, mahalanobis_fit, ood_threshold, platt_fit, sens_spec, study_scores)
 
-ASSESS_CUT = 0.03
+ASSESS_CUT = 0.10  # set by eye on a montage of ct-ich TRAINING slices (neck / skull base below)
 TARGET_SENS = 0.85
 
 
@@ -36,33 +36,39 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--maps", required=True)
     ap.add_argument("--cache", default="build/v2/cache128.npz")
-    ap.add_argument("--brain", default="/tmp/brain.npy")
+    ap.add_argument("--brain", default=None, help="(debug) a saved brain-fraction array instead of the cache's")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bigru", action="store_true")
     args = ap.parse_args(argv)
     seed = args.seed
     t = data.load(size=128, cache=Path(args.cache))
-    t.brain = np.load(args.brain).astype(np.float32)
+    if args.brain:
+        t.brain = np.load(args.brain).astype(np.float32)
     maps = np.load(args.maps).astype(np.float32)
+    return measure(t, maps, seed, bigru=args.bigru, out_json=Path(args.maps).with_name("v2_metrics.json"))
+
+
+def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASSESS_CUT):
     E = maps.mean(axis=(1, 2)).astype(np.float64)
     out: dict = {}
-    counts = study_counts(data.DEFAULT_SOURCES["ct-studies"])
+    st_rows = np.flatnonzero(t.source == "ct-studies")
+    counts = study_counts(str(Path(t.path[st_rows[0]]).parent.parent.parent)) if len(st_rows) else {}
     is_ct = np.isin(t.source, ["ct-slices", "ct-studies"])
-    assess = ~(t.source == "ct-studies") | (t.brain >= ASSESS_CUT)
+    assess = ~(t.source == "ct-studies") | (t.brain >= assess_cut)
     out["assessable"] = {s: float(assess[t.source == s].mean()) if s == "ct-studies" else None for s in ["ct-studies"]}
-    out["assess_rule_ct_slices_pass"] = float((t.brain[t.source == "ct-slices"] >= ASSESS_CUT).mean())
+    out["assess_rule_ct_slices_pass"] = float((t.brain[t.source == "ct-slices"] >= assess_cut).mean())
 
     # ---- CT slice heads on ct-slices train (grouped OOF)
     r = np.flatnonzero((t.source == "ct-slices") & (t.split == "train"))
     y = (t.label[r] == "hemorrhage").astype(int)
-    rows, c_ct, _ = compare_heads(E[r], y, t.group[r], seed, maps[r] if args.bigru else None)
+    rows, c_ct, _ = compare_heads(E[r], y, t.group[r], seed, maps[r] if bigru else None)
     out["heads_ct_slices"] = rows
-    print("CT-slice heads", rows, flush=True)
+    log(f"CT-slice heads {rows}")
 
     # ---- aggregation comparison on ct-ich train studies
-    table, oof, ys, studies, params, oof_slice = compare_aggregations(t, E, assess, counts, c_ct, seed)
+    table, oof, ys, studies, params, oof_slice = compare_aggregations(t, E, assess, counts, c_ct, seed, log=log)
     out["aggregation"] = table
-    print("aggregation", table, flush=True)
+    log(f"aggregation {table}")
     best = max(table, key=lambda row: row["oof_study_roc_auc"])["rule"]
     out["aggregation_chosen"] = best
     a_pl, b_pl = platt_fit(oof[best], ys)
@@ -92,9 +98,9 @@ def main(argv=None):
     # ---- DWI
     rd = np.flatnonzero((t.source == "dwi") & (t.split == "train"))
     yd = (t.label[rd] == "ischemic").astype(int)
-    rows_d, c_dwi, oof_d = compare_heads(E[rd], yd, t.group[rd], seed, maps[rd] if args.bigru else None)
+    rows_d, c_dwi, oof_d = compare_heads(E[rd], yd, t.group[rd], seed, maps[rd] if bigru else None)
     out["heads_dwi"] = rows_d
-    print("DWI heads", rows_d, flush=True)
+    log(f"DWI heads {rows_d}")
     head_dwi = make_logreg(c_dwi, seed).fit(E[rd], yd)
     posd = np.sort(oof_d[yd == 1])[::-1]
     dwi_thr = float(np.floor(posd[max(1, int(np.ceil(0.90 * len(posd)))) - 1] * 1000) / 1000)
@@ -113,7 +119,7 @@ def main(argv=None):
     kinds = sorted(set(kind))
     yk = np.array([kinds.index(k) for k in kind])
     rr = np.flatnonzero(t.split == "train")
-    router = Pipeline([("s", StandardScaler()), ("lr", LogisticRegression(C=0.1, max_iter=5000, class_weight="balanced"))])
+    router = Pipeline([("scaler", StandardScaler()), ("logreg", LogisticRegression(C=0.1, max_iter=5000, class_weight="balanced"))])
     oof_k = np.zeros(len(rr), int)
     for tr, va in gfolds(yk[rr], t.group[rr], 5, seed):
         oof_k[va] = router.fit(E[rr][tr], yk[rr][tr]).predict(E[rr][va])
@@ -197,8 +203,9 @@ def main(argv=None):
     out["test"] = res
     out["thresholds"] = {"slice": slice_thr, "study": study_thr, "dwi": dwi_thr}
     out["agg_params"] = agg_params
-    print(json.dumps(res, indent=1, default=float))
-    Path(args.maps).with_name("v2_metrics.json").write_text(json.dumps(out, indent=1, default=float))
+    log(json.dumps(res, indent=1, default=float))
+    if out_json is not None:
+        out_json.write_text(json.dumps(out, indent=1, default=float))
     return out, dict(head_ct=head_ct, head_dwi=head_dwi, router=router, ood=ood, kinds=kinds, c_ct=c_ct)
 
 

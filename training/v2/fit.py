@@ -35,7 +35,9 @@ def auc(y, p) -> float:
 
 
 def gfolds(y, groups, n, seed):
-    n = max(2, min(n, len(set(groups))))
+    y, groups = np.asarray(y), np.asarray(groups)
+    per_class = min(len(set(groups[y == c])) for c in np.unique(y))
+    n = max(2, min(n, per_class))
     return list(StratifiedGroupKFold(n, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups))
 
 

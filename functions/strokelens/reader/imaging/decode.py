@@ -39,6 +39,7 @@ Only an allow-list of technical DICOM tags leaves this module; no patient identi
 from __future__ import annotations
 
 import io
+import re
 import secrets
 import struct
 import time
@@ -106,6 +107,9 @@ class DecodedImage:
     dicom_tags: dict[str, Any] = field(default_factory=dict)
     identity: Identity | None = None  # DICOM only: who removed identifiers (browser, server, none needed)
     chroma: float = 0.0  # mean (max - min) over colour channels in [0, 1]; 0 for grayscale sources
+    # MR DICOM only: "DWI" when the header says diffusion-weighted, "other" (T1, T2, FLAIR...) when it
+    # names another sequence, None when it does not say (the tag texts themselves are never kept).
+    mr_sequence: str | None = None
 
     @property
     def is_dicom(self) -> bool:
@@ -513,6 +517,7 @@ def _decode_dicom(data: bytes, deadline: _Deadline) -> DecodedImage:
 
     # Identifiers left by a client that skipped the browser's de-identification are removed before
     # any tag is kept (the raw upload itself is deleted by the inference function after reading).
+    sequence = mr_sequence_of(ds) if modality == "MR" else None
     identity = check_and_deidentify(ds, salt=secrets.token_hex(8))
     return DecodedImage(
         pixels=np.ascontiguousarray(values, dtype=np.float32),
@@ -523,7 +528,38 @@ def _decode_dicom(data: bytes, deadline: _Deadline) -> DecodedImage:
         notes=tuple(notes),
         dicom_tags=_allowed_tags(ds),
         chroma=chroma,
+        mr_sequence=sequence,
     )
+
+
+DWI_WORDS = ("dwi", "diffusion", "trace", "b1000", "b 1000", "ep2d_diff", "adc", "isodwi")
+OTHER_SEQUENCE_WORDS = ("t1", "t2", "flair", "swi", "gre", "mprage", "tof", "pd", "stir", "spgr", "localizer", "scout")
+
+
+def mr_sequence_of(ds: Any) -> str | None:
+    """"DWI" / "other" / None from the MR sequence tags (b-value, image type, series/protocol/sequence
+    names). ADC maps count as diffusion (the reading states what it assessed)."""
+    bvalue = ds.get("DiffusionBValue")
+    try:
+        if bvalue is not None and float(bvalue) > 0:
+            return "DWI"
+    except (TypeError, ValueError):
+        pass
+    texts = []
+    for name in ("ImageType", "SeriesDescription", "ProtocolName", "SequenceName", "ScanningSequence"):
+        value = ds.get(name)
+        if value is None:
+            continue
+        texts.append(" ".join(map(str, value)) if not isinstance(value, str) and hasattr(value, "__iter__") else str(value))
+    text = " ".join(texts).lower()
+    if not text.strip():
+        return None
+    if any(word in text for word in DWI_WORDS):
+        return "DWI"
+    tokens = set(re.split(r"[^a-z0-9]+", text))
+    if any(word in tokens for word in OTHER_SEQUENCE_WORDS) or "flair" in text:
+        return "other"
+    return None
 
 
 def _allowed_tags(ds: Any) -> dict[str, Any]:
