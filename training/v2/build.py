@@ -29,7 +29,7 @@ def write_folder(out: Path, extractor: Path, parts: dict, metrics: dict, maps_tr
     save_linear(parts["head_ct"], out / "head.npz")
     save_linear(parts["head_dwi"], out / "head_dwi.npz")
     save_linear(parts["router"], out / "router.npz")
-    for name, key in (("ood.npz", "CT"), ("ood_dwi.npz", "MR-DWI")):
+    for name, key in (("ood.npz", "CT"), ("ood_ct_slices.npz", "CT-slices"), ("ood_dwi.npz", "MR-DWI")):
         mean, prec, thr = parts["ood"][key]
         save_ood(mean, prec, thr, out / name)
     for stale in ("ood_image.npz", "head.joblib"):
@@ -49,9 +49,10 @@ def write_folder(out: Path, extractor: Path, parts: dict, metrics: dict, maps_tr
         "decision_threshold": thr["slice"],
         "uncertain_band": 0.1,
         "findings": {
-            "CT": {"finding": "hemorrhage", "head": "head.npz", "ood": "ood.npz", "threshold": thr["slice"],
+            "CT": {"finding": "hemorrhage", "head": "head.npz", "ood": ["ood.npz", "ood_ct_slices.npz"],
+                   "threshold": thr["slice"],
                    "not_assessed": ["ischemic"]},
-            "MR-DWI": {"finding": "ischemic", "head": "head_dwi.npz", "ood": "ood_dwi.npz", "threshold": thr["dwi"],
+            "MR-DWI": {"finding": "ischemic", "head": "head_dwi.npz", "ood": ["ood_dwi.npz"], "threshold": thr["dwi"],
                        "not_assessed": ["hemorrhage"]},
         },
         "router": {"file": "router.npz", "classes": list(parts["kinds"])},

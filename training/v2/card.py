@@ -41,9 +41,24 @@ def served_ct_slices(out: Path, table, seed: int) -> dict:
         p.append(r.probabilities.get("hemorrhage", 0.0))
         groups.append(table.group[i])
     ci = auc_ci(np.array(y), np.array(p), groups, seed)
+    # warm latency of the served reading (1 thread): preprocess + int8 CNN + route + head + OOD + heat map
+    import time
+
+    from strokelens.reader.imaging.decode import decode_image
+
+    single = ServedModel(out, num_threads=1)
+    decoded = [decode_image(Path(table.path[i]).read_bytes()) for i in rows[:20]]
+    single.read(decoded[0], "CT")
+    times = []
+    for d in decoded:
+        t0 = time.perf_counter()
+        single.read(d, "CT")
+        times.append((time.perf_counter() - t0) * 1000)
     return {"n_images": len(rows), "n_groups": len(set(groups)), "labels": ["hemorrhage", "normal"],
             "positive_class": "hemorrhage", "metrics": {"roc_auc": ci}, "served_refusals": refused,
-            "auc_check": float(roc_auc_score(y, p))}
+            "auc_check": float(roc_auc_score(y, p)),
+            "latency_ms_served_read_warm_median_1_thread": float(np.median(times)),
+            "extractor_bytes": (out / "extractor.tflite").stat().st_size}
 
 
 def write_split(out: Path, table, sources: dict, seed: int) -> None:
@@ -120,6 +135,7 @@ def render(out: Path, m: dict, served: dict, previous: dict | None) -> dict:
                            "dwi_size_matched": t.get("dwi_size_matched_auc"), "n_size_matched": t["dwi_size_matched_n"],
                            "fix": "every slice is cropped to the head (largest bright object; scale bars, text and "
                                   "canvas removed) before the CNN"},
+        "latency_ms_served_read_warm_median_1_thread": served["latency_ms_served_read_warm_median_1_thread"],
         "assessability": {"cut": m.get("assess_cut"), "ct_hemorrhage_pass_rate": m["assess_rule_ct_slices_pass"]},
         "transfer": t["transfer"],
         "limitations": [

@@ -66,7 +66,15 @@ def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASS
     log(f"CT-slice heads {rows}")
 
     # ---- aggregation comparison on ct-ich train studies
-    table, oof, ys, studies, params, oof_slice = compare_aggregations(t, E, assess, counts, c_ct, seed, log=log)
+    # The MIL head's C is chosen with the aggregation, on grouped-CV study AUC (training studies only).
+    by_c = {}
+    for c in sorted({c_ct, 0.01, 0.1, 1.0}):
+        log(f"aggregation comparison, CT head C={c}")
+        by_c[c] = compare_aggregations(t, E, assess, counts, c, seed, log=log)
+    c_ct = max(by_c, key=lambda c: (max(r["oof_study_roc_auc"] for r in by_c[c][0]), -c))
+    out["ct_head_C_by_study_oof"] = {str(c): max(r["oof_study_roc_auc"] for r in v[0]) for c, v in by_c.items()}
+    out["ct_head_C"] = c_ct
+    table, oof, ys, studies, params, oof_slice = by_c[c_ct]
     out["aggregation"] = table
     log(f"aggregation {table}")
     best = max(table, key=lambda row: row["oof_study_roc_auc"])["rule"]
@@ -90,8 +98,13 @@ def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASS
     oof_cal = 1 / (1 + np.exp(-(a_pl * oof[best] + b_pl)))
     pos = np.sort(oof_cal[ys == 1])[::-1]
     study_thr = float(np.floor(pos[max(1, int(np.ceil(TARGET_SENS * len(pos)))) - 1] * 1000) / 1000)
-    # slice threshold (single-slice reading) from OOF ct-slices scores
-    _, _, oof_lr = compare_heads(E[r], y, t.group[r], seed, None)
+    # slice threshold (single-slice reading): OOF scores of the served CT head (MIL, chosen C) on the
+    # ct-slices training split, grouped folds (all training studies stay in every fold's fit)
+    oof_lr = np.zeros(len(r))
+    for tr, va in gfolds(y, t.group[r], 4, seed):
+        h = fit_ct_head(t, E, r[tr], rows_st, counts, c_ct, seed)
+        oof_lr[va] = h.predict_proba(E[r[va]])[:, 1]
+    out["ct_slices_oof_auc_served_head"] = auc(y, oof_lr)
     posl = np.sort(oof_lr[y == 1])[::-1]
     slice_thr = float(np.floor(posl[max(1, int(np.ceil(TARGET_SENS * len(posl)))) - 1] * 1000) / 1000)
 
@@ -126,13 +139,14 @@ def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASS
     out["router_oof_accuracy"] = float((oof_k == yk[rr]).mean())
     router.fit(E[rr], yk[rr])
 
-    # ---- OOD per modality (embedding Mahalanobis, threshold at the 99th pct of grouped OOF distances)
+    # ---- OOD per modality: one Mahalanobis component per training source (a slice is refused only when
+    # far from every component of its modality), threshold at the 99th pct of grouped OOF distances
     ood = {}
-    for mod, srcs in (("CT", ["ct-slices", "ct-studies"]), ("MR-DWI", ["dwi"])):
+    for key, srcs in (("CT", ["ct-studies"]), ("CT-slices", ["ct-slices"]), ("MR-DWI", ["dwi"])):
         m_rows = np.flatnonzero(np.isin(t.source, srcs) & (t.split == "train") & assess)
         thr = ood_threshold(E[m_rows], t.group[m_rows], seed)
         mean, prec = mahalanobis_fit(E[m_rows])
-        ood[mod] = (mean, prec, thr)
+        ood[key] = (mean, prec, thr)
 
     # ================================================================ TEST (once)
     te = t.split == "test"
@@ -177,8 +191,8 @@ def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASS
     res["router_test_accuracy"] = float((router.predict(E[rtt]) == yk[rtt]).mean())
     # OOD on test: false refusals per in-distribution test set, refusal of other MRI by the DWI reading
     def refused(mod, rows):
-        mean, prec, thr = ood[mod]
-        return mahalanobis(mean, prec, E[rows]) > thr
+        parts_ = [ood["CT"], ood["CT-slices"]] if mod == "CT" else [ood[mod]]
+        return np.all([mahalanobis(mean, prec, E[rows]) > thr for mean, prec, thr in parts_], axis=0)
     res["false_refusal"] = {
         "ct-slices": float(refused("CT", rt).mean()),
         "ct-studies(assessable)": float(refused("CT", rst).mean()),

@@ -37,8 +37,15 @@ class FindingModel:
     head: LinearHead  # binary logistic head: class 1 = the finding
     threshold: float
     uncertain_band: float
-    ood: MahalanobisModel | None
+    ood: tuple[MahalanobisModel, ...]  # one per training source; refused only when far from ALL of them
     not_assessed: tuple[str, ...]
+
+    def ood_distance(self, embedding: np.ndarray) -> tuple[float, float] | None:
+        """(distance, threshold) of the nearest component relative to its threshold; None without OOD models."""
+        if not self.ood:
+            return None
+        pairs = [(m.distance(embedding), m.threshold) for m in self.ood]
+        return min(pairs, key=lambda dt: dt[0] / dt[1])
 
     def probabilities(self, embedding: np.ndarray) -> dict[str, float]:
         p = float(self.head.predict_proba(embedding)[0, 1])
@@ -73,11 +80,12 @@ class FindingModels:
     def load(cls, folder: Path, raw: dict) -> "FindingModels":
         findings = {}
         for modality, spec in raw["findings"].items():
-            ood_path = folder / spec["ood"] if spec.get("ood") else None
+            names = spec.get("ood") or []
+            names = [names] if isinstance(names, str) else names
+            oods = tuple(MahalanobisModel.load(folder / n) for n in names if (folder / n).exists())
             findings[modality] = FindingModel(
                 modality, spec["finding"], LinearHead.load(folder / spec["head"]), float(spec["threshold"]),
-                float(spec.get("uncertain_band", raw.get("uncertain_band", 0.1))),
-                MahalanobisModel.load(ood_path) if ood_path and ood_path.exists() else None,
+                float(spec.get("uncertain_band", raw.get("uncertain_band", 0.1))), oods,
                 tuple(spec.get("not_assessed", ())))
         router = None
         if raw.get("router"):

@@ -154,8 +154,9 @@ class ServedModel:
             with timer("ood"):
                 reason = ("This is a colour image (for example a photograph), not a grayscale head scan slice."
                           if decoded.chroma > MAX_CHROMA else None)
-                if reason is None and model.ood is not None:
-                    distance, threshold = model.ood.distance(embedding), model.ood.threshold
+                nearest = model.ood_distance(embedding) if reason is None else None
+                if nearest is not None:
+                    distance, threshold = nearest
                     if distance > threshold:
                         reason = (f"The image is unlike the {route.modality} slices the model was trained on "
                                   f"(feature distance {distance:.1f} > {threshold:.1f}).")
