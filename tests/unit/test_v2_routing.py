@@ -34,6 +34,8 @@ def test_declared_modality_checked_by_router() -> None:
     assert "CT" in decide_route(None, None, "MR", "CT").refusal
     t2 = decide_route(None, None, "MR", "MR-other")
     assert t2.modality == "MR-other" and t2.refusal
+    unsure = decide_route(None, None, "CT", "MR-other", confidence=0.6)  # an unsure router only warns
+    assert unsure.modality == "CT" and unsure.refusal is None and "0.60" in unsure.warning
     undeclared = decide_route(None, None, None, "CT")
     assert undeclared.modality == "CT" and undeclared.warning
 

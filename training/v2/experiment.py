@@ -132,12 +132,17 @@ def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASS
     kinds = sorted(set(kind))
     yk = np.array([kinds.index(k) for k in kind])
     rr = np.flatnonzero(t.split == "train")
-    router = Pipeline([("scaler", StandardScaler()), ("logreg", LogisticRegression(C=0.1, max_iter=5000, class_weight="balanced"))])
+    router = Pipeline([("scaler", StandardScaler()), ("logreg", LogisticRegression(C=0.1, max_iter=5000))])
+    # every SOURCE weighs the same (ct-slices, 120 images, would otherwise be drowned by ct-ich's 1,400)
+    src_w = {s_: len(rr) / (len(set(t.source[rr])) * np.sum(t.source[rr] == s_)) for s_ in set(t.source[rr])}
+    w_k = np.array([src_w[s_] for s_ in t.source[rr]])
     oof_k = np.zeros(len(rr), int)
     for tr, va in gfolds(yk[rr], t.group[rr], 5, seed):
-        oof_k[va] = router.fit(E[rr][tr], yk[rr][tr]).predict(E[rr][va])
+        oof_k[va] = router.fit(E[rr][tr], yk[rr][tr], logreg__sample_weight=w_k[tr]).predict(E[rr][va])
     out["router_oof_accuracy"] = float((oof_k == yk[rr]).mean())
-    router.fit(E[rr], yk[rr])
+    out["router_oof_accuracy_per_source"] = {s_: float((oof_k == yk[rr])[t.source[rr] == s_].mean())
+                                             for s_ in sorted(set(t.source[rr]))}
+    router.fit(E[rr], yk[rr], logreg__sample_weight=w_k)
 
     # ---- OOD per modality: one Mahalanobis component per training source (a slice is refused only when
     # far from every component of its modality), threshold at the 99th pct of grouped OOF distances
@@ -189,6 +194,8 @@ def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASS
     # router on test
     rtt = np.flatnonzero(te)
     res["router_test_accuracy"] = float((router.predict(E[rtt]) == yk[rtt]).mean())
+    res["router_test_accuracy_per_source"] = {s_: float((router.predict(E[rtt]) == yk[rtt])[t.source[rtt] == s_].mean())
+                                              for s_ in sorted(set(t.source[rtt]))}
     # OOD on test: false refusals per in-distribution test set, refusal of other MRI by the DWI reading
     def refused(mod, rows):
         parts_ = [ood["CT"], ood["CT-slices"]] if mod == "CT" else [ood[mod]]

@@ -102,13 +102,22 @@ class Route:
     router_says: str | None = None
 
 
+# A declared modality is overruled (refused) only when the router is at least this sure; below it the
+# slice is read as declared, with a warning.
+REFUSE_CONFIDENCE = 0.9
+
+
 def decide_route(header_modality: str | None, header_sequence: str | None, declared: str | None,
-                 router_says: str | None) -> Route:
+                 router_says: str | None, confidence: float = 1.0) -> Route:
     """The routing rule (see the module docstring); pure, so tests can walk every case.
 
     ``header_modality``: "CT"/"MR" from DICOM or None; ``header_sequence``: "DWI"/"other"/None;
-    ``declared``: "CT"/"MR"/None; ``router_says``: "CT"/"MR-DWI"/"MR-other"/None.
+    ``declared``: "CT"/"MR"/None; ``router_says``: "CT"/"MR-DWI"/"MR-other"/None; ``confidence``:
+    the router's probability for what it says.
     """
+    if header_modality is None and declared == "CT" and router_says not in (None, "CT") and confidence < REFUSE_CONFIDENCE:
+        return Route("CT", None, f"declared CT; the image looks somewhat like {MODALITY_WORDS.get(router_says, router_says)} "
+                                 f"(router probability {confidence:.2f}), read as CT.", router_says)
     if header_modality == "CT":
         warn = None if router_says in (None, "CT") else f"the DICOM header says CT, the image looks like {router_says}."
         return Route("CT", None, warn, router_says)

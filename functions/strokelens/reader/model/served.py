@@ -129,8 +129,8 @@ class ServedModel:
             output = self.predictor.extractor.run(model_input)
             embedding = self.predictor.extractor.pool(output)
         with timer("route"):
-            router_says = v2.router.route(embedding)[0] if v2.router is not None else None
-            route = decide_route(decoded.modality, decoded.mr_sequence, declared_modality, router_says)
+            router_says, confidence = v2.router.route(embedding) if v2.router is not None else (None, 1.0)
+            route = decide_route(decoded.modality, decoded.mr_sequence, declared_modality, router_says, confidence)
         notices = [Notice.of("IMAGE_CONVERTED", note) for note in decoded.notes]
         if decoded.identity is not None and decoded.identity.removed_by == "server":
             counts = ", ".join(f"{n} {category}" for category, n in sorted(decoded.identity.counts.items()))
