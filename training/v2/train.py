@@ -35,6 +35,8 @@ def parse_args(argv=None):
                     help="brain-fraction cut-off below which a CT slice is not assessable")
     ap.add_argument("--previous-card", default="functions/strokelens/artifacts/model_card.json",
                     help="the installed card whose numbers are kept as history")
+    ap.add_argument("--reuse-extractor", action="store_true",
+                    help="keep OUT/extractor.tflite and its cached feature maps (OUT/maps.npy); re-fit only the classical stage")
     ap.add_argument("--synthetic", action="store_true", help="mark the artifacts as trained on phantoms")
     ap.add_argument("--bigru", action="store_true", help="include the BiGRU head in the comparison (slow)")
     return ap.parse_args(argv)
@@ -54,8 +56,12 @@ def run(args) -> dict:
     table = data.load(sources, args.input_size, args.seed, cache=out / "cache.npz", progress=bar)
     watch.log(f"loaded {len(table.x)} slices")
     config = cnn.CNNConfig(input_size=args.input_size, trunks=1, epochs=args.epochs, batch_size=32, learning_rate=3e-3)
-    maps, size = train_extractor(table, out, config, args.seed, args.assess_cut, log=watch.log)
-    np.save(out / "maps.npy", maps.astype(np.float16))
+    if args.reuse_extractor and (out / "extractor.tflite").is_file() and (out / "maps.npy").is_file():
+        maps, size = np.load(out / "maps.npy").astype(np.float32), (out / "extractor.tflite").stat().st_size
+        watch.log("reusing the trained extractor and its feature maps")
+    else:
+        maps, size = train_extractor(table, out, config, args.seed, args.assess_cut, log=watch.log)
+        np.save(out / "maps.npy", maps.astype(np.float16))
     metrics, parts = measure(table, maps, args.seed, bigru=args.bigru, assess_cut=args.assess_cut, out_json=out / "v2_metrics.json", log=watch.log)
     train_rows = np.flatnonzero(table.split == "train")
     manifest = write_folder(out, out / "extractor.tflite", parts, metrics, maps[train_rows],
