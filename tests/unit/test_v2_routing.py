@@ -45,3 +45,25 @@ def test_stroke_type_follows_finding() -> None:
     assert stroke_type("ischemic", "ischemic") == "ischaemic"
     assert stroke_type("ischemic", "normal") == "no finding"
     assert stroke_type(None, None) == "not assessed"
+
+
+def test_mr_sequence_from_dicom_tags() -> None:
+    from pydicom.dataset import Dataset
+
+    from strokelens.reader.imaging.decode import mr_sequence_of
+
+    def ds(**tags):
+        d = Dataset()
+        for k, v in tags.items():
+            setattr(d, k, v)
+        return d
+
+    assert mr_sequence_of(ds(DiffusionBValue=1000)) == "DWI"
+    assert mr_sequence_of(ds(SeriesDescription="ep2d_diff_3scan_trace")) == "DWI"
+    assert mr_sequence_of(ds(ImageType=["DERIVED", "PRIMARY", "DIFFUSION", "TRACEW"])) == "DWI"
+    assert mr_sequence_of(ds(SeriesDescription="AX T2 FLAIR")) == "other"
+    assert mr_sequence_of(ds(ProtocolName="t1_mprage_sag")) == "other"
+    assert mr_sequence_of(ds(SeriesDescription="head routine")) is None
+    assert mr_sequence_of(ds()) is None
+    # what the served route makes of them
+    assert decide_route("MR", mr_sequence_of(ds(SeriesDescription="AX T2 FLAIR")), "MR", "MR-DWI").refusal
