@@ -12,7 +12,7 @@ DATA ?= ../shared/data/ct-hemorrhage
 SEED ?= 0
 PORT ?= 8000
 
-.PHONY: setup run test test-fast train install-model lint package bench bench-quick chaos clean browser web
+.PHONY: setup run test test-fast train train-v2 install-model lint package bench bench-quick chaos clean browser web
 
 setup: $(STAMP) browser $(NODE_STAMP)
 
@@ -48,6 +48,11 @@ train: $(STAMP) browser
 	$(PY) -m training.clinical --data $(CLINICAL) --out $(MODEL_BUILD)/clinical --seed $(SEED)
 	$(MAKE) install-model
 	$(PY) -m training.chart_images
+
+# Model v2 (CT haemorrhage + DWI ischaemic lesion, router, study aggregation) from every source in ../shared/data.
+MODEL_V2_BUILD ?= build/model_v2
+train-v2: $(STAMP)
+	$(PY) -m training.v2.train --out $(MODEL_V2_BUILD) --seed $(SEED) --bigru
 
 # Copy exactly the catalogue's files of the trained models (strokelens.core.catalogue) into functions/strokelens/artifacts.
 install-model: $(STAMP)

@@ -92,7 +92,8 @@ def run(settings: Settings) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="few repeats, 10 scans, one 10-slice study, no TF package (CI smoke run)")
+    parser.add_argument("--quick", action="store_true",
+                        help="few repeats, 10 scans, one 10-slice study, no TF package (CI smoke run)")
     parser.add_argument("--out", type=Path, default=Path("bench"))
     parser.add_argument("--model-dir", default=None, help="model artifacts (default: MODEL_DIR or the packaged ones)")
     parser.add_argument("--scans", type=int, default=None, help="end-to-end scans, all in flight at once (default 500, quick 10)")

@@ -25,7 +25,7 @@ import numpy as np
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm")
 MODALITY_ALIASES = {"ct": "CT", "bt": "CT", "mr": "MR", "mri": "MR"}
-Layout = Literal["class", "modality", "kaggle"]
+Layout = Literal["class", "modality", "kaggle", "study", "flat"]
 
 
 @dataclass(frozen=True)
@@ -65,11 +65,15 @@ def detect_layout(root: Path) -> Layout:
     """Which of the three layouts ``root`` holds."""
     if _kaggle_root(root) is not None:
         return "kaggle"
+    if is_study_layout(root):
+        return "study"
     subdirs = _subdirs(root)
     if subdirs and all(normalise_modality(d.name) for d in subdirs):
         return "modality"
     if subdirs:
         return "class"
+    if _images(root):
+        return "flat"
     raise ValueError(f"no class folders under {root}")
 
 
@@ -117,10 +121,44 @@ def read_groups(root: Path) -> dict[str, str]:
     groups: dict[str, str] = {}
     with table.open(newline="") as handle:
         for row in csv.DictReader(handle):
-            for rel in row["files"].split(";"):
+            # Two forms: ``group,files`` (";"-joined, ct-hemorrhage) and ``file,label,group,...`` (mri-dwi).
+            for rel in (row.get("files") or row.get("file") or "").split(";"):
                 if rel.strip():
                     groups[rel.strip()] = row["group"]
     return groups
+
+
+@dataclass(frozen=True)
+class Study:
+    """One study of the study layout: ``ROOT/studies/<study>/*`` with ``ROOT/studies.csv``
+    (``study,label,...``); the label is the study's (no slice labels)."""
+
+    name: str
+    label: str
+    slices: tuple[Path, ...]
+    info: dict
+
+
+def is_study_layout(root: Path | str) -> bool:
+    root = Path(root)
+    return (root / "studies.csv").is_file() and (root / "studies").is_dir()
+
+
+def discover_studies(root: Path | str) -> list[Study]:
+    """Every labelled study under ``root`` (study layout), slices in natural name order."""
+    root = Path(root)
+    out = []
+    with (root / "studies.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            folder = root / "studies" / row["study"]
+            if not folder.is_dir():
+                continue  # kept aside or missing: never assume every listed study is here
+            files = sorted(_images(folder), key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)])
+            if files:
+                out.append(Study(row["study"], row["label"].strip().lower(), tuple(files), dict(row)))
+    if not out:
+        raise ValueError(f"no studies found under {root}")
+    return out
 
 
 def discover(root: Path | str, modality: str = "CT") -> list[Sample]:
@@ -130,10 +168,14 @@ def discover(root: Path | str, modality: str = "CT") -> list[Sample]:
     rows: list[tuple[Path, str, str | None, str | None]] = []
     if layout == "kaggle":
         rows = _kaggle_samples(_kaggle_root(root))  # type: ignore[arg-type]
+    elif layout == "study":  # every slice carries its study's label and the study as its group
+        return [Sample(p, st.label, modality, f"study:{st.name}") for st in discover_studies(root) for p in st.slices]
     elif layout == "modality":
         for mod_dir in _subdirs(root):
             for class_dir in _subdirs(mod_dir):
                 rows += [(p, class_dir.name.lower(), normalise_modality(mod_dir.name), None) for p in _images(class_dir)]
+    elif layout == "flat":  # one folder of unlabelled images (e.g. other MRI sequences: OOD examples)
+        rows = [(p, "other", modality, None) for p in _images(root)]
     else:
         for class_dir in _subdirs(root):
             rows += [(p, class_dir.name.lower(), modality, None) for p in _images(class_dir)]

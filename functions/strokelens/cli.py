@@ -43,6 +43,9 @@ def predict(paths: list[str], model_dir: str | None, modality: str | None = None
             reading = read_scan(path.read_bytes(), model, modality)
             line.update(status="DONE", label=reading.result.label, probabilities=reading.result.probabilities,
                         model_version=reading.result.model_version, warnings=[w.to_dict() for w in reading.warnings])
+            if reading.result.stroke_type is not None:  # model v2: what was and was not assessed
+                line.update(finding_assessed=reading.result.finding_assessed, not_assessed=reading.result.not_assessed,
+                            stroke_type=reading.result.stroke_type, routed_as=reading.result.routed_as)
         except ScanError as err:
             failures += 1
             line.update(status="FAILED", error={"code": err.code, "message": err.message})
@@ -68,6 +71,9 @@ def predict_study(folder: str, model_dir: str | None, modality: str | None = Non
             "key_slices": [str(files[study.stack[p]]) for p in study.key_slices], "counts": study.counts,
             "unreadable": {str(files[i]): code for i, code in reading.unreadable_files().items()},
             "series": study.series}
+    if study.finding_assessed is not None or study.stroke_type is not None:  # model v2
+        line.update(finding_assessed=study.finding_assessed, not_assessed=study.not_assessed,
+                    stroke_type=study.stroke_type, routed_as=study.routed_as)
     out.write(json.dumps(line) + "\n")
     return 0 if study.counts["assessed"] else 1
 

@@ -55,7 +55,8 @@ def test_install_copies_exactly_the_catalogue_files_and_leaves_others(tmp_path: 
 
     written = install.install(src, dest)
 
-    expected_image = set(IMAGE_MODEL_FILES) - {"cam_baseline.npz"} | {"charts/roc_new.json", "charts/confusion_matrix.json",
+    expected_image = set(IMAGE_MODEL_FILES) - {"cam_baseline.npz", "head_dwi.npz", "router.npz", "ood_dwi.npz",
+                                               "ood_ct_slices.npz"} | {"charts/roc_new.json", "charts/confusion_matrix.json",
                                                                         "charts/index.json"}
     src_clinical = _files(src / "clinical")
     assert {p.relative_to(dest).as_posix() for p in written} == expected_image | {f"clinical/{n}" for n in src_clinical}

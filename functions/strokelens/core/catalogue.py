@@ -26,7 +26,8 @@ from strokelens.core.schema import Manifest
 # Files whose bytes define the model's behaviour; the version hash covers exactly these
 # (the OOD models when present: they decide whether a reading is given at all).
 VERSIONED_FILES = ("extractor.tflite", "head.npz", "labels.json")
-OPTIONAL_VERSIONED_FILES = ("ood.npz", "ood_image.npz", "cam_baseline.npz")
+OPTIONAL_VERSIONED_FILES = ("ood.npz", "ood_image.npz", "cam_baseline.npz", "head_dwi.npz", "router.npz", "ood_dwi.npz",
+                            "ood_ct_slices.npz")
 
 # What each Lambda function ships of a model folder (paths relative to it); infra/package.py
 # copies exactly these, so a new artifact is served only once it is listed here.

@@ -40,6 +40,10 @@ WARNINGS: dict[str, str] = {
     "FILES_MISSING": "Some files of this study never arrived; the study was read from the files that did.",
     "SERIES_SKIPPED": "Some series of this study were not read (see the series list for why).",
     "MIXED_MODALITIES": "This upload mixes modalities; only the series the model reads was read.",
+    "FINDING_NOT_ASSESSED": "Not every stroke type is assessed on this modality by this model:",
+    "SEQUENCE_NOT_READ": "This MRI sequence is not read by this model; only diffusion-weighted (DWI) slices are.",
+    "MODALITY_CHECK": "The image does not look like the modality it was declared as:",
+    "NOT_ASSESSABLE": "This slice shows little or no brain (neck, skull base or vertex): it was not assessed.",
     "IDENTIFIERS_REMOVED_ON_SERVER": "Patient identifiers were still in the uploaded file; they were removed on the "
                                      "server and the upload was deleted after reading. Use the web app's upload, "
                                      "which removes them in your browser, so they never leave it.",

@@ -125,11 +125,22 @@ class SliceResult:
     heatmap: Heatmap | None = None
     # DICOM: {"removed_by": "browser" | "server" | "none", "counts": {category: n}} (counts, never values)
     deidentification: dict[str, Any] | None = None
+    # Model v2 (per-modality findings). ``finding_assessed``: "hemorrhage" (non-contrast CT) or
+    # "ischemic" (DWI MRI), None when nothing was assessed; ``not_assessed``: findings this modality is
+    # not read for; ``stroke_type``: "haemorrhagic" | "ischaemic" | "no finding" | "not assessed";
+    # ``routed_as``: "CT" | "MR-DWI" | "MR-other" (what was read, after header/declared/learned checks);
+    # ``assessable``: False for a CT slice with little or no brain (left out of a study's evidence).
+    finding_assessed: str | None = None
+    not_assessed: list[str] | None = None
+    stroke_type: str | None = None
+    routed_as: str | None = None
+    assessable: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The stored/served shape: optional fields are left out rather than null."""
         out = {k: v for k, v in asdict(self).items() if k not in ("heatmap",)}
-        for optional in ("ood_distance", "ood_threshold", "dicom", "deidentification"):
+        for optional in ("ood_distance", "ood_threshold", "dicom", "deidentification", "finding_assessed",
+                         "not_assessed", "stroke_type", "routed_as", "assessable"):
             if out[optional] is None:
                 del out[optional]
         if self.heatmap is not None:
@@ -157,6 +168,11 @@ class StudyResult:
     scores: list[float | None] = field(default_factory=list)  # positive-class probability per position
     synthetic_model: bool = False
     mixed_modalities: bool = False
+    # Model v2: what the study was read for, and the resulting stroke type (see SliceResult).
+    finding_assessed: str | None = None
+    not_assessed: list[str] = field(default_factory=list)
+    stroke_type: str | None = None
+    routed_as: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

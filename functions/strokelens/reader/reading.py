@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from strokelens.core.errors import ScanError
 from strokelens.core.schema import Notice, SliceResult, StudyResult
 from strokelens.reader.imaging.decode import decode_image
@@ -85,10 +87,11 @@ def read_study(files: list[bytes | None], model: ServedModel, declared_modality:
 
     Order: headers -> series grouped, ordered, de-duplicated -> the series the model is for ->
     each slice through :func:`read_scan` (unreadable slices counted, not fatal; slices judged out
-    of distribution are not assessable and never count as evidence) -> aggregate: the study's
-    positive-class probability is the maximum over assessed slices (the interim rule until a
-    learned aggregation is chosen by grouped cross-validation) -> key slices, most suspicious
-    first -> with previews, full previews of the key slices.
+    of distribution, and with model v2 CT slices outside the brain, are not assessable and never
+    count as evidence) -> aggregate: v1 takes the maximum over assessed slices; v2 uses the rule
+    chosen by grouped cross-validation on ct-ich (``manifest.aggregation``, calibrated) over the
+    slices of the study's finding -> key slices, most suspicious first -> with previews, full
+    previews of the key slices.
     """
     timer = Timer()
     with timer("headers"):
@@ -109,16 +112,34 @@ def read_study(files: list[bytes | None], model: ServedModel, declared_modality:
                 continue
             slices.append(StudySlice(position, index, reading.result, None, reading.warnings))
             previews.update({(position, name): png for name, png in reading.previews.items()})
-    scores = [None if s.result is None or s.result.out_of_distribution else s.result.probabilities[positive]
-              for s in slices]
+    v2 = getattr(model, "v2", None)
+    finding = None
+    if v2 is not None:  # the study's finding: that of the modality most of its read slices were routed to
+        routed = [s.result.finding_assessed for s in slices if s.result is not None and s.result.finding_assessed]
+        finding = max(sorted(set(routed)), key=routed.count) if routed else None
+        positive = finding or positive
+    scores = [None if s.result is None or s.result.out_of_distribution or s.result.assessable is False
+              or (v2 is not None and s.result.finding_assessed != finding)
+              else s.result.probabilities[positive] for s in slices]
     assessed = [p for p, score in enumerate(scores) if score is not None]
-    order = sorted(assessed, key=lambda p: -(scores[p] or 0.0))[:KEY_SLICES]
+    if v2 is not None:
+        from strokelens.reader.model.aggregate import key_slices as _key_slices
+
+        agg = model.manifest.raw.get("aggregation") or {"rule": "max", "params": {}}
+        assessed_scores = np.asarray([scores[p] or 0.0 for p in assessed])
+        order = [assessed[i] for i in _key_slices(assessed_scores, agg["rule"], agg["params"], KEY_SLICES)]
+    else:
+        order = sorted(assessed, key=lambda p: -(scores[p] or 0.0))[:KEY_SLICES]
     if with_previews:
         with timer("key_previews"):
             for position in order:  # every preview (windows, model input) for the slices shown first
                 full = read_scan(stacked[position], model, declared_modality, with_previews=True)
                 previews.update({(position, name): png for name, png in full.previews.items()})
-    probabilities, label = _aggregate(model, positive, [scores[p] or 0.0 for p in assessed])
+    if v2 is not None:
+        probabilities, label, rule = _aggregate_v2(model, finding, [scores[p] or 0.0 for p in assessed])
+    else:
+        probabilities, label = _aggregate(model, positive, [scores[p] or 0.0 for p in assessed])
+        rule = "max"
     unreadable: dict[str, int] = {}
     not_images = sum(1 for h in headers if not h.readable)
     if not_images:
@@ -127,19 +148,52 @@ def read_study(files: list[bytes | None], model: ServedModel, declared_modality:
         if s.error:
             unreadable[s.error] = unreadable.get(s.error, 0) + 1
     result = StudyResult(
-        probabilities=probabilities, label=label, model_version=model.version, aggregation="max",
+        probabilities=probabilities, label=label, model_version=model.version, aggregation=rule,
         key_slices=order,
         counts={"files": len(files), "assessed": len(assessed),
-                "not_assessable": sum(1 for s in slices if s.result is not None and s.result.out_of_distribution),
+                "not_assessable": sum(1 for s in slices if s.result is not None and (s.result.out_of_distribution
+                                                                                     or s.result.assessable is False)),
+                "outside_brain": sum(1 for s in slices if s.result is not None and not s.result.out_of_distribution
+                                     and s.result.assessable is False),
                 "unreadable": sum(unreadable.values()), "duplicates": sum(s.duplicates for s in selection.series),
                 "missing": sum(1 for data in files if data is None),
                 "skipped": sum(len(s.slices) for s in selection.series if not s.chosen)},
         unreadable=unreadable, series=[s.report() for s in selection.series], stack=stack,
         scores=[None if v is None else round(v, 6) for v in scores], synthetic_model=model.manifest.synthetic,
         mixed_modalities=selection.mixed_modalities,
+        **(_study_findings(model, finding, label, slices) if v2 is not None else {}),
     )
     rejected = {h.index: "UNSUPPORTED_FORMAT" for h in headers if not h.readable}
     return StudyReading(result, slices, previews, timer.rounded(), rejected)
+
+
+def _aggregate_v2(model: ServedModel, finding: str | None, scores: list[float]) -> tuple[dict[str, float], str | None, str]:
+    """Model v2: the aggregation rule chosen by grouped CV on ct-ich (manifest ``aggregation``), its
+    calibrated study probability, and the study threshold (CT); DWI studies use the same rule with the
+    DWI slice threshold (no DWI study labels exist to fit one)."""
+    from strokelens.reader.model.aggregate import study_probability
+
+    agg = model.manifest.raw.get("aggregation") or {"rule": "max", "params": {}}
+    if not scores or finding is None:
+        return {}, None, agg["rule"]
+    if finding == "hemorrhage":
+        p = study_probability(agg["rule"], np.asarray(scores), agg["params"])
+        threshold = float(agg.get("study_threshold", model.manifest.decision_threshold))
+        rule = agg["rule"]
+    else:
+        assert model.v2 is not None
+        p, threshold, rule = max(scores), model.v2.findings["MR-DWI"].threshold, "max"
+    return {finding: p, "normal": 1.0 - p}, finding if p >= threshold else "normal", rule
+
+
+def _study_findings(model: ServedModel, finding: str | None, label: str | None, slices) -> dict:
+    from strokelens.reader.model.findings import stroke_type
+
+    assert model.v2 is not None
+    routed = [s.result.routed_as for s in slices if s.result is not None and s.result.finding_assessed == finding]
+    spec = next((m for m in model.v2.findings.values() if m.finding == finding), None)
+    return {"finding_assessed": finding, "not_assessed": list(spec.not_assessed) if spec else ["hemorrhage", "ischemic"],
+            "stroke_type": stroke_type(finding, label), "routed_as": routed[0] if routed else None}
 
 
 def _aggregate(model: ServedModel, positive: str, scores: list[float]) -> tuple[dict[str, float], str | None]:

@@ -79,6 +79,9 @@ class DecodedImage:
     dicom_tags: dict[str, Any] = field(default_factory=dict)
     identity: Identity | None = None  # DICOM only: who removed identifiers (browser, server, none needed)
     chroma: float = 0.0  # mean (max - min) over colour channels in [0, 1]; 0 for grayscale sources
+    # MR DICOM only: "DWI" when the header says diffusion-weighted, "other" (T1, T2, FLAIR...) when it
+    # names another sequence, None when it does not say (the tag texts themselves are never kept).
+    mr_sequence: str | None = None
 
     @property
     def is_dicom(self) -> bool:

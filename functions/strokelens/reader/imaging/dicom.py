@@ -9,6 +9,7 @@ anything downstream windows them; identifiers left by a client are removed befor
 from __future__ import annotations
 
 import io
+import re
 import secrets
 import struct
 import zlib
@@ -204,6 +205,7 @@ def decode_dicom(data: bytes, deadline: _Deadline) -> DecodedImage:
     values, chroma = _to_values(ds, raw, properties, photometric, notes, deadline)
     if values.shape != (rows, cols):
         notes.append(f"large image ({cols}x{rows}) reduced to {values.shape[1]}x{values.shape[0]} for reading")
+    sequence = mr_sequence_of(ds) if modality == "MR" else None  # read before identifiers go
     # Identifiers left by a client that skipped the browser's de-identification are removed before
     # any tag is kept (the raw upload itself is deleted by the inference function after reading).
     identity = check_and_deidentify(ds, salt=secrets.token_hex(8))
@@ -216,6 +218,7 @@ def decode_dicom(data: bytes, deadline: _Deadline) -> DecodedImage:
         notes=tuple(notes),
         dicom_tags=_allowed_tags(ds),
         chroma=chroma,
+        mr_sequence=sequence,
     )
 
 
@@ -296,6 +299,36 @@ def _to_values(ds: Any, raw: np.ndarray, properties: dict, photometric: str, not
     if "ModalityLUTSequence" in ds:  # a lookup table indexes stored values
         return _block_mean(apply_modality_lut(raw, ds), factor), 0.0
     return apply_modality_lut(_block_mean(raw, factor), ds), 0.0  # a linear rescale commutes with the mean
+
+
+DWI_WORDS = ("dwi", "diffusion", "trace", "b1000", "b 1000", "ep2d_diff", "adc", "isodwi")
+OTHER_SEQUENCE_WORDS = ("t1", "t2", "flair", "swi", "gre", "mprage", "tof", "pd", "stir", "spgr", "localizer", "scout")
+
+
+def mr_sequence_of(ds: Any) -> str | None:
+    """"DWI" / "other" / None from the MR sequence tags (b-value, image type, series/protocol/sequence
+    names). ADC maps count as diffusion (the reading states what it assessed)."""
+    bvalue = ds.get("DiffusionBValue")
+    try:
+        if bvalue is not None and float(bvalue) > 0:
+            return "DWI"
+    except (TypeError, ValueError):
+        pass
+    texts = []
+    for name in ("ImageType", "SeriesDescription", "ProtocolName", "SequenceName", "ScanningSequence"):
+        value = ds.get(name)
+        if value is None:
+            continue
+        texts.append(" ".join(map(str, value)) if not isinstance(value, str) and hasattr(value, "__iter__") else str(value))
+    text = " ".join(texts).lower()
+    if not text.strip():
+        return None
+    if any(word in text for word in DWI_WORDS):
+        return "DWI"
+    tokens = set(re.split(r"[^a-z0-9]+", text))
+    if any(word in tokens for word in OTHER_SEQUENCE_WORDS) or "flair" in text:
+        return "other"
+    return None
 
 
 def _allowed_tags(ds: Any) -> dict[str, Any]:

@@ -70,8 +70,51 @@ def resize(pixels: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
-def to_model_input(display: np.ndarray, size: int) -> np.ndarray:
-    """Square, resized float32 array in [0, 1] with shape (size, size)."""
+def head_box(display: np.ndarray, threshold: float = 0.1, margin: int = 2) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the largest bright connected object (the head) in a slice.
+
+    Small separate objects (scale bars, burned-in letters, rulers, table lines) are ignored, so a
+    crop to this box removes the canvas size, aspect and annotations that a screen capture carries.
+    The whole image when nothing is above ``threshold``.
+    """
+    from scipy import ndimage
+
+    h, w = display.shape
+    step = max(1, max(h, w) // 256)
+    small = display[::step, ::step] > threshold
+    small = ndimage.binary_opening(small, iterations=1)
+    labels, n = ndimage.label(small)
+    if n == 0:
+        return 0, h, 0, w
+    sizes = ndimage.sum(small, labels, index=np.arange(1, n + 1))
+    rows, cols = np.nonzero(labels == int(np.argmax(sizes)) + 1)
+    top, bottom = max(0, rows.min() * step - margin), min(h, (rows.max() + 1) * step + margin)
+    left, right = max(0, cols.min() * step - margin), min(w, (cols.max() + 1) * step + margin)
+    if bottom - top < 8 or right - left < 8:
+        return 0, h, 0, w
+    return int(top), int(bottom), int(left), int(right)
+
+
+def crop_to_head(display: np.ndarray) -> np.ndarray:
+    """The slice cropped to the head's bounding box, with everything outside the head zeroed
+    (model v2's input: no canvas size, aspect, scale bar or text reaches the CNN)."""
+    from scipy import ndimage
+
+    top, bottom, left, right = head_box(display)
+    crop = display[top:bottom, left:right].astype(np.float32)
+    mask = ndimage.binary_fill_holes(ndimage.binary_dilation(crop > 0.1, iterations=2))
+    labels, n = ndimage.label(mask)
+    if n > 1:
+        sizes = ndimage.sum(mask, labels, index=np.arange(1, n + 1))
+        mask = labels == int(np.argmax(sizes)) + 1
+    return np.where(mask, crop, 0.0).astype(np.float32)
+
+
+def to_model_input(display: np.ndarray, size: int, crop: bool = False) -> np.ndarray:
+    """Square, resized float32 array in [0, 1] with shape (size, size); with ``crop`` (model v2)
+    the head is cropped out first (:func:`crop_to_head`)."""
+    if crop:
+        display = crop_to_head(display)
     return np.clip(resize(pad_to_square(display), size), 0.0, 1.0)
 
 

@@ -16,8 +16,10 @@ import numpy as np
 from strokelens.core.schema import Heatmap, Manifest, Notice, SliceResult
 from strokelens.reader.imaging.decode import DecodedImage
 from strokelens.reader.imaging.preprocess import to_display, to_model_input
+from strokelens.reader.model.assess import brain_fraction
 from strokelens.reader.model.cam import class_activation_map, normalised, upsample
-from strokelens.reader.model.ood import OodJudge, OodVerdict
+from strokelens.reader.model.findings import FindingModels, decide_route, stroke_type
+from strokelens.reader.model.ood import MAX_CHROMA, OodJudge, OodVerdict
 from strokelens.reader.model.predictor import Prediction, Predictor
 from strokelens.reader.timing import Timer
 
@@ -48,6 +50,9 @@ class ServedModel:
         if catalogue.cam_baseline.exists():
             with np.load(catalogue.cam_baseline) as arrays:
                 self.cam_baseline = arrays["mean_feature_map"].astype(np.float64)
+        # Model v2 (per-modality findings) when the manifest says so; v1 folders read as before.
+        self.v2: FindingModels | None = (FindingModels.load(catalogue.root, self.manifest.raw)
+                                         if self.manifest.raw.get("findings") else None)
 
     @property
     def manifest(self) -> Manifest:
@@ -72,6 +77,8 @@ class ServedModel:
     def read(self, decoded: DecodedImage, declared_modality: str | None = None, *, timer: Timer | None = None,
              with_heatmap: bool = True) -> SliceReading:
         timer = timer or Timer()
+        if self.v2 is not None:
+            return self._read_v2(decoded, declared_modality, timer, with_heatmap)
         with timer("preprocess"):
             display, display_how = to_display(decoded)
             model_input = to_model_input(display, self.manifest.input_size)
@@ -110,6 +117,91 @@ class ServedModel:
         )
         return SliceReading(result, self._notices(decoded, declared_modality, verdict, prediction),
                             display, model_input, heat)
+
+    def _read_v2(self, decoded: DecodedImage, declared_modality: str | None, timer: Timer,
+                 with_heatmap: bool) -> SliceReading:
+        """Model v2: crop to the head -> CNN -> route (header / declared / router) -> the modality's
+        finding head, OOD model and operating point -> heat map of the finding."""
+        v2 = self.v2
+        assert v2 is not None  # only called for a v2 manifest
+        with timer("preprocess"):
+            display, display_how = to_display(decoded)
+            model_input = to_model_input(display, self.manifest.input_size, crop=v2.crop)
+        with timer("cnn"):
+            output = self.predictor.extractor.run(model_input)
+            embedding = self.predictor.extractor.pool(output)
+        with timer("route"):
+            router_says, confidence = v2.router.route(embedding) if v2.router is not None else (None, 1.0)
+            route = decide_route(decoded.modality, decoded.mr_sequence, declared_modality, router_says, confidence)
+        notices = [Notice.of("IMAGE_CONVERTED", note) for note in decoded.notes]
+        if decoded.identity is not None and decoded.identity.removed_by == "server":
+            counts = ", ".join(f"{n} {category}" for category, n in sorted(decoded.identity.counts.items()))
+            notices.append(Notice.of("IDENTIFIERS_REMOVED_ON_SERVER", f"Removed: {counts}."))
+        if decoded.modality and declared_modality and decoded.modality != declared_modality:
+            notices.append(Notice.of("MODALITY_MISMATCH", f"Chosen {declared_modality}, header {decoded.modality}."))
+        model = v2.findings.get(route.modality or "")
+        probabilities: dict[str, float] = {}
+        label, uncertain, refusal, distance, threshold, assessable = None, False, route.refusal, None, None, None
+        heat, heatmap = None, None
+        if route.warning:
+            notices.append(Notice.of("MODALITY_CHECK", route.warning))
+        if model is None and refusal is None:
+            refusal = f"No finding is read on {route.modality} by this model."
+        if model is not None and refusal is None:
+            with timer("head"):
+                probabilities = model.probabilities(embedding)
+                p = probabilities[model.finding]
+                label = model.finding if p >= model.threshold else "normal"
+                uncertain = abs(p - model.threshold) < model.uncertain_band
+            with timer("ood"):
+                reason = ("This is a colour image (for example a photograph), not a grayscale head scan slice."
+                          if decoded.chroma > MAX_CHROMA else None)
+                nearest = model.ood_distance(embedding) if reason is None else None
+                if nearest is not None:
+                    distance, threshold = nearest
+                    if distance > threshold:
+                        reason = (f"The image is unlike the {route.modality} slices the model was trained on "
+                                  f"(feature distance {distance:.1f} > {threshold:.1f}).")
+                refusal = reason
+            if route.modality == "CT" and v2.assess_cut is not None:
+                assessable = brain_fraction(model_input) >= v2.assess_cut
+            if with_heatmap and refusal is None:
+                with timer("heatmap"):
+                    cam = class_activation_map(output, model.head, 1 if label == model.finding else 0, self.cam_baseline)
+                    grid = normalised(cam)
+                    heat = upsample(grid, self.manifest.input_size)
+                    heatmap = Heatmap(HEATMAP_METHOD, label, np.round(grid, 3).tolist())
+            notices.append(Notice.of("FINDING_NOT_ASSESSED", model.not_assessed_sentence()))
+        if refusal is not None:
+            code = "OUT_OF_DISTRIBUTION"
+            if route.modality == "MR-other":
+                notices.append(Notice.of("SEQUENCE_NOT_READ"))
+            notices.append(Notice.of(code, refusal))
+        elif assessable is False:
+            notices.append(Notice.of("NOT_ASSESSABLE"))
+        elif uncertain:
+            notices.append(Notice.of("INDETERMINATE"))
+        if self.manifest.synthetic:
+            notices.append(Notice.of("SYNTHETIC_MODEL"))
+        finding = model.finding if model is not None and refusal is None else None
+        shown = None if refusal is not None else label
+        result = SliceResult(
+            label=shown, model_label=label or "not assessed", probabilities=probabilities, uncertain=uncertain,
+            out_of_distribution=refusal is not None, ood_reason=refusal, model_version=self.version,
+            synthetic_model=self.manifest.synthetic, modality=decoded.modality or declared_modality,
+            source_format=decoded.source_format, preprocessing=display_how + ", cropped to the head",
+            image_size=list(decoded.pixels.shape),
+            ood_distance=None if distance is None else round(distance, 3),
+            ood_threshold=None if threshold is None else round(threshold, 3),
+            dicom=decoded.dicom_tags or None, heatmap=heatmap,
+            deidentification=None if decoded.identity is None else
+            {"removed_by": decoded.identity.removed_by, "counts": decoded.identity.counts},
+            finding_assessed=finding,
+            not_assessed=list(model.not_assessed) if model is not None else ["hemorrhage", "ischemic"],
+            stroke_type=stroke_type(finding, shown if assessable is not False else None),
+            routed_as=route.modality, assessable=assessable,
+        )
+        return SliceReading(result, notices, display, model_input, heat)
 
     def _notices(self, decoded: DecodedImage, declared_modality: str | None, verdict: OodVerdict,
                  prediction: Prediction) -> list[Notice]:

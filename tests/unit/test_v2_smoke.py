@@ -1,0 +1,86 @@
+"""Model v2 end to end on phantoms (CI smoke run): every source layout, the shared int8 extractor,
+per-finding heads, router, OOD per modality, the aggregation comparison, the artifact folder, and the
+served reading through ``read_study`` and the CLI (``predict --study`` output schema)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from phantoms import make_slice, write_dataset
+from phantoms.files import png_bytes
+from phantoms.slices import to_display
+from strokelens import cli
+from strokelens.core.catalogue import Catalogue
+from strokelens.reader.model.served import ServedModel
+from strokelens.reader.reading import read_scan, read_study
+
+
+def _studies(root: Path, n_per_class: int = 5, slices: int = 5) -> None:
+    rows = ["study,label,slices,slices_with_hemorrhage,subtypes"]
+    for s in range(2 * n_per_class):
+        label = "hemorrhage" if s < n_per_class else "normal"
+        for k in range(slices):
+            lesion = "hemorrhage" if label == "hemorrhage" and k == 2 else "normal"
+            ph = make_slice(np.random.default_rng([7, s, k]), "CT", 96, lesion)
+            path = root / "studies" / f"{s:03d}" / f"{k + 1}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(png_bytes(to_display(ph)))
+        rows.append(f"{s:03d},{label},{slices},{1 if label == 'hemorrhage' else 0},")
+    (root / "studies.csv").write_text("\n".join(rows) + "\n")
+
+
+@pytest.fixture(scope="module")
+def v2_model(tmp_path_factory) -> Path:
+    from training.v2 import train
+
+    tmp = tmp_path_factory.mktemp("v2")
+    write_dataset(tmp / "ct", 8, classes=("hemorrhage", "normal"), layout="flat", size=96)
+    _studies(tmp / "ct-ich")
+    write_dataset(tmp / "dwi", 8, modalities=("MR",), classes=("ischemic", "normal"), layout="flat", size=96)
+    write_dataset(tmp / "other", 8, seed=3, modalities=("MR",), classes=("normal",), layout="flat", size=96)
+    out = tmp / "model"
+    train.main(["--ct-slices", str(tmp / "ct"), "--ct-studies", str(tmp / "ct-ich"), "--dwi", str(tmp / "dwi"),
+                "--mr-other", str(tmp / "other" / "normal"), "--out", str(out), "--epochs", "1",
+                "--input-size", "64", "--synthetic", "--assess-cut", "0.0"])
+    return out
+
+
+def test_v2_artifacts_load_and_read_per_finding(v2_model: Path) -> None:
+    manifest = Catalogue(v2_model).load_manifest(verify=True)
+    assert manifest.raw["findings"]["CT"]["finding"] == "hemorrhage"
+    assert manifest.raw["aggregation"]["rule"] in ("max", "topk", "noisy_or", "attention")
+    metrics = json.loads((v2_model / "v2_metrics.json").read_text())
+    assert {row["rule"] for row in metrics["aggregation"]} == {"max", "topk", "noisy_or", "attention"}
+    model = ServedModel(v2_model)
+    ct = png_bytes(to_display(make_slice(np.random.default_rng(1), "CT", 96, "hemorrhage")))
+    reading = read_scan(ct, model, "CT")
+    r = reading.result
+    if not r.out_of_distribution:
+        assert r.finding_assessed == "hemorrhage" and set(r.probabilities) == {"hemorrhage", "normal"}
+        assert r.not_assessed == ["ischemic"] and r.stroke_type in ("haemorrhagic", "no finding", "not assessed")
+        assert any(w.code == "FINDING_NOT_ASSESSED" and "not assessed on" in w.message for w in reading.warnings)
+    else:
+        assert r.probabilities == {} or r.finding_assessed is None
+
+
+def test_cli_study_output_schema(v2_model: Path, tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    study.mkdir()
+    for k in range(4):
+        ph = make_slice(np.random.default_rng([9, k]), "CT", 96, "hemorrhage" if k == 1 else "normal")
+        (study / f"{k}.png").write_bytes(png_bytes(to_display(ph)))
+    out = io.StringIO()
+    cli.predict_study(str(study), str(v2_model), "CT", out=out)
+    line = json.loads(out.getvalue())
+    assert {"study", "files", "label", "probabilities", "model_version", "aggregation", "key_slices", "counts",
+            "unreadable", "series", "finding_assessed", "not_assessed", "stroke_type", "routed_as"} <= set(line)
+    assert line["files"] == 4 and {"assessed", "not_assessable", "outside_brain"} <= set(line["counts"])
+    assert line["stroke_type"] in ("haemorrhagic", "no finding", "not assessed")
+    assert set(line["probabilities"]) <= {"hemorrhage", "normal"}
+    reading = read_study([p.read_bytes() for p in sorted(study.iterdir())], ServedModel(v2_model), "CT")
+    assert len(reading.result.key_slices) <= 3

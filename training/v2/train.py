@@ -1,0 +1,101 @@
+"""``python -m training.v2.train``: model v2 end to end (CPU, 2 threads).
+
+Stages (each logged with its time): load every source through the serving preprocessing (cached)
+-> shared CNN on the training splits, int8 export, feature maps of every slice -> heads per finding
+(LR / SVM / RF / BiGRU compared on grouped OOF), MIL on ct-ich, aggregation chosen by grouped CV,
+router, OOD per modality -> held-out test metrics (once) -> artifact folder + ``v2_metrics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from training import cnn
+from training.progress import Stopwatch
+from training.v2 import data
+from training.v2.build import write_folder
+from training.v2.card import render, served_ct_slices, write_split
+from training.v2.experiment import ASSESS_CUT, measure
+from training.v2.extractor import train_extractor
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m training.v2.train")
+    for name, default in data.DEFAULT_SOURCES.items():
+        ap.add_argument(f"--{name}", default=default, help=f"{name} data root ('' to leave out)")
+    ap.add_argument("--out", default="build/model_v2")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--input-size", type=int, default=128)
+    ap.add_argument("--assess-cut", type=float, default=ASSESS_CUT,
+                    help="brain-fraction cut-off below which a CT slice is not assessable")
+    ap.add_argument("--previous-card", default="functions/strokelens/artifacts/model_card.json",
+                    help="the installed card whose numbers are kept as history")
+    ap.add_argument("--reuse-extractor", action="store_true",
+                    help="keep OUT/extractor.tflite and its cached feature maps (OUT/maps.npy); re-fit only the classical stage")
+    ap.add_argument("--synthetic", action="store_true", help="mark the artifacts as trained on phantoms")
+    ap.add_argument("--bigru", action="store_true", help="include the BiGRU head in the comparison (slow)")
+    return ap.parse_args(argv)
+
+
+def run(args) -> dict:
+    watch = Stopwatch()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cnn.configure(args.seed)
+    sources = {k: getattr(args, k.replace("-", "_")) for k in data.DEFAULT_SOURCES}
+
+    def bar(i, n):
+        if i % max(1, n // 20) == 0:
+            watch.log(f"load [{'#' * (20 * i // n):20s}] {i}/{n}")
+
+    table = data.load(sources, args.input_size, args.seed, cache=out / "cache.npz", progress=bar)
+    watch.log(f"loaded {len(table.x)} slices")
+    config = cnn.CNNConfig(input_size=args.input_size, trunks=1, epochs=args.epochs, batch_size=32, learning_rate=3e-3)
+    if args.reuse_extractor and (out / "extractor.tflite").is_file() and (out / "maps.npy").is_file():
+        maps, size = np.load(out / "maps.npy").astype(np.float32), (out / "extractor.tflite").stat().st_size
+        watch.log("reusing the trained extractor and its feature maps")
+    else:
+        maps, size = train_extractor(table, out, config, args.seed, args.assess_cut, log=watch.log)
+        np.save(out / "maps.npy", maps.astype(np.float16))
+    metrics, parts = measure(table, maps, args.seed, bigru=args.bigru, assess_cut=args.assess_cut, out_json=out / "v2_metrics.json", log=watch.log)
+    train_rows = np.flatnonzero(table.split == "train")
+    manifest = write_folder(out, out / "extractor.tflite", parts, metrics, maps[train_rows],
+                            {"assess_cut": args.assess_cut, "seed": args.seed, "epochs": args.epochs, "extractor_bytes": size,
+                             "created_by": "python -m training.v2.train", "sources": sources,
+                             "synthetic": bool(args.synthetic)})
+    metrics["model_version"] = manifest["version"]
+    metrics["sources"], metrics["assess_cut"], metrics["synthetic"] = sources, args.assess_cut, bool(args.synthetic)
+    watch.log("card: served-path metrics on the ct-hemorrhage test split, split file, charts")
+    served = served_ct_slices(out, table, args.seed)
+    served["model_version"] = manifest["version"]
+    (out / "metrics.json").write_text(json.dumps({**served, "v2": metrics}, indent=1, default=float))
+    write_split(out, table, sources, args.seed)
+    previous = _previous_card(Path(args.previous_card))
+    render(out, metrics, served, previous)
+    metrics["runtime_s"] = round(watch.seconds, 1)
+    (out / "v2_metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+    watch.log(f"model v2 {manifest['version']} written to {out}")
+    return metrics
+
+
+def _previous_card(path: Path) -> dict | None:
+    """The installed card's identity and numbers (and its own history), kept in the new card."""
+    if not path.is_file():
+        return None
+    card = json.loads(path.read_text())
+    if card.get("history") and card.get("findings"):  # already a v2 card: keep its history chain
+        return card["history"]
+    return {k: card.get(k) for k in ("name", "version", "metrics", "data", "ood", "heads_choice")}
+
+
+def main(argv=None):
+    run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
