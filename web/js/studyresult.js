@@ -35,7 +35,8 @@ function countsList(result, contract) {
     h("dt", { text: term }), h("dd", {}, String(value ?? 0), ...extra)));
   row("files", "Files in the study", c.files);
   row("assessed", "Slices assessed by the model", c.assessed);
-  row("not_assessable", "Not assessable (unlike the training images)", c.not_assessable);
+  row("not_assessable", "Not assessable (outside the brain, or unlike the training images)", c.not_assessable);
+  row("outside_brain", "of them outside the brain (neck, skull base, vertex)", c.outside_brain);
   const codes = Object.entries(result.unreadable || {});
   row("unreadable", "Unreadable", c.unreadable, codes.length ? h("ul", { class: "code-list", id: "unreadable-codes" }, codes.map(([code, n]) =>
     h("li", { dataset: { code } }, h("span", { class: "mono", text: code }), ` × ${n}: ${contract.error(code, humanize(code))}`))) : null);
