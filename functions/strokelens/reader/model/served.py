@@ -133,12 +133,7 @@ class ServedModel:
         with timer("route"):
             router_says, confidence = v2.router.route(embedding) if v2.router is not None else (None, 1.0)
             route = decide_route(decoded.modality, decoded.mr_sequence, declared_modality, router_says, confidence)
-        notices = [Notice.of("IMAGE_CONVERTED", note) for note in decoded.notes]
-        if decoded.identity is not None and decoded.identity.removed_by == "server":
-            counts = ", ".join(f"{n} {category}" for category, n in sorted(decoded.identity.counts.items()))
-            notices.append(Notice.of("IDENTIFIERS_REMOVED_ON_SERVER", f"Removed: {counts}."))
-        if decoded.modality and declared_modality and decoded.modality != declared_modality:
-            notices.append(Notice.of("MODALITY_MISMATCH", f"Chosen {declared_modality}, header {decoded.modality}."))
+        notices = _input_notices(decoded, declared_modality)
         model = v2.findings.get(route.modality or "")
         probabilities: dict[str, float] = {}
         label, uncertain, refusal, distance, threshold, assessable = None, False, route.refusal, None, None, None
@@ -205,13 +200,7 @@ class ServedModel:
 
     def _notices(self, decoded: DecodedImage, declared_modality: str | None, verdict: OodVerdict,
                  prediction: Prediction) -> list[Notice]:
-        notices = [Notice.of("IMAGE_CONVERTED", note) for note in decoded.notes]
-        if decoded.identity is not None and decoded.identity.removed_by == "server":
-            counts = ", ".join(f"{n} {category}" for category, n in sorted(decoded.identity.counts.items()))
-            notices.append(Notice.of("IDENTIFIERS_REMOVED_ON_SERVER", f"Removed: {counts}."))
-        if decoded.modality and declared_modality and decoded.modality != declared_modality:
-            # The header wins over what was chosen in the UI; say so rather than refuse.
-            notices.append(Notice.of("MODALITY_MISMATCH", f"Chosen {declared_modality}, header {decoded.modality}."))
+        notices = _input_notices(decoded, declared_modality)
         if verdict.out_of_distribution:
             notices.append(Notice.of("OUT_OF_DISTRIBUTION", verdict.reason))
         elif prediction.uncertain:
@@ -219,3 +208,16 @@ class ServedModel:
         if self.manifest.synthetic:
             notices.append(Notice.of("SYNTHETIC_MODEL"))
         return notices
+
+
+def _input_notices(decoded: DecodedImage, declared_modality: str | None) -> list[Notice]:
+    """What the input itself calls for, whichever model reads it: adjustments made while decoding,
+    identifiers the server had to remove, and a header that overrules the chosen modality."""
+    notices = [Notice.of("IMAGE_CONVERTED", note) for note in decoded.notes]
+    if decoded.identity is not None and decoded.identity.removed_by == "server":
+        counts = ", ".join(f"{n} {category}" for category, n in sorted(decoded.identity.counts.items()))
+        notices.append(Notice.of("IDENTIFIERS_REMOVED_ON_SERVER", f"Removed: {counts}."))
+    if decoded.modality and declared_modality and decoded.modality != declared_modality:
+        # The header wins over what was chosen in the UI; say so rather than refuse.
+        notices.append(Notice.of("MODALITY_MISMATCH", f"Chosen {declared_modality}, header {decoded.modality}."))
+    return notices
