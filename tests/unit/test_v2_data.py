@@ -10,7 +10,7 @@ import numpy as np
 from phantoms import make_slice
 from phantoms.files import png_bytes
 from phantoms.slices import to_display
-from strokelens.reader.imaging.preprocess import crop_to_head, to_model_input
+from strokelens.reader.imaging.preprocess import crop_to_head, head_box, to_model_input
 from strokelens.reader.model.assess import brain_fraction
 from training.datasets import detect_layout, discover, discover_studies, read_groups
 
@@ -79,3 +79,20 @@ def test_assessability_separates_brain_from_non_brain() -> None:
     neck[(yy - 80) ** 2 + (xx - 64) ** 2 < 8 ** 2] = 1.0  # a vertebra
     assert brain_fraction(neck) < 0.10
     assert brain_fraction(np.zeros((128, 128), np.float32)) == 0.0
+
+
+def test_head_crop_keeps_both_halves_of_dark_dwi_parenchyma() -> None:
+    # A DWI screen capture: dark brain (0.07) split by a 3-px darker midline, a bright lesion in the
+    # right half, a scale bar beside it. The crop must hold the whole brain, not the brighter half.
+    wide = np.zeros((140, 360), np.float32)
+    yy, xx = np.mgrid[:140, :360]
+    brain = ((yy - 70) / 55.0) ** 2 + ((xx - 120) / 45.0) ** 2 < 1
+    wide[brain] = 0.07
+    wide[:, 119:122] = 0.0  # interhemispheric fissure
+    wide[60:75, 140:150] = 0.9  # the lesion
+    wide[20:120, 300:302] = 1.0  # scale bar
+    top, bottom, left, right = head_box(wide)
+    assert left <= 77 and right >= 163 and top <= 17 and bottom >= 123  # both hemispheres
+    assert right < 300  # not the scale bar
+    crop = crop_to_head(wide)
+    assert (crop[:, : crop.shape[1] // 2] > 0.05).mean() > 0.3  # the left half is kept, not zeroed

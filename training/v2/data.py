@@ -84,6 +84,17 @@ def _rows(sources: dict[str, str]) -> list[tuple[str, Sample, str]]:
     return rows
 
 
+def _cache_key(sources: dict[str, str], size: int, seed: int) -> str:
+    """What a cached table depends on: sources, input size, seed and the preprocessing code itself
+    (a changed crop must not be served from a stale cache)."""
+    import hashlib
+
+    from strokelens.reader.imaging import preprocess
+
+    code = hashlib.sha256(Path(preprocess.__file__).read_bytes()).hexdigest()[:12]
+    return repr((sorted(sources.items()), size, seed, code))
+
+
 def load(sources: dict[str, str] | None = None, size: int = 128, seed: int = 0, cache: Path | None = None,
          progress=None) -> Table:
     """Read, preprocess (serving code, head crop), split; cached in ``cache`` (an .npz) when given."""
@@ -93,9 +104,10 @@ def load(sources: dict[str, str] | None = None, size: int = 128, seed: int = 0, 
     from training.v2.assess import brain_fraction
 
     sources = dict(DEFAULT_SOURCES if sources is None else sources)
+    key = _cache_key(sources, size, seed)
     if cache is not None and cache.is_file():
         with np.load(cache, allow_pickle=False) as a:
-            if str(a["key"]) == repr((sorted(sources.items()), size, seed)):
+            if str(a["key"]) == key:
                 return Table(**{k: a[k] for k in Table.__dataclass_fields__})
     rows = _rows(sources)
     sizes = {name: _original_sizes(Path(root)) for name, root in sources.items() if root}
@@ -128,7 +140,7 @@ def load(sources: dict[str, str] | None = None, size: int = 128, seed: int = 0, 
                   np.array(brain, dtype=np.float32), split.astype(str))
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, key=repr((sorted(sources.items()), size, seed)), **table.__dict__)
+        np.savez(cache, key=key, **table.__dict__)
     return table
 
 

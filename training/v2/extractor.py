@@ -2,9 +2,18 @@
 TRAINING splits of every source, exported int8, and run over every slice (embeddings cached).
 
 CNN targets (its softmax is only a training signal; the served heads are classical, fitted on the
-int8 embeddings): CT normal, CT hemorrhage, DWI normal, DWI ischemic, other MRI. ct-studies slices
-carry their study's label (naive multiple-instance learning: most slices of a positive study show
-no blood, so this is a noisy label) and only assessable slices (brain inside the skull) are used.
+int8 embeddings): CT normal, CT hemorrhage, DWI normal, DWI ischemic, other MRI. Only assessable
+ct-studies slices (brain inside the skull) are used. ct-studies carry a study label only, so the
+CNN is trained in two rounds (multiple-instance learning):
+
+1. naive: every slice of a haemorrhage study is labelled haemorrhage (a noisy label: about 1 slice
+   in 8 shows blood);
+2. re-labelled: the round-1 embeddings fit the MIL slice head (``fit.fit_ct_head``); in each
+   haemorrhage study its top-n slices (n = the study's annotated count of slices with haemorrhage,
+   ``studies.csv``) are the positives and its other slices are left out (unknown, not negative).
+
+The round to keep is chosen on TRAINING studies only: grouped-CV study ROC AUC of the served
+aggregation (``fit.compare_aggregations``); both rounds' figures go into the metrics.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import numpy as np
 from training import cnn, export
 
 CNN_CLASSES = ("ct_normal", "ct_hemorrhage", "dwi_normal", "dwi_ischemic", "mr_other")
+MIL_C = 0.01  # the MIL head's C chosen by grouped study CV for model v2's first release (docs/model_v2)
 
 
 def cnn_target(source: str, label: str) -> int:
@@ -27,19 +37,81 @@ def cnn_target(source: str, label: str) -> int:
     return 4
 
 
-def train_extractor(table, out: Path, config: cnn.CNNConfig, seed: int, assess_cut: float, log=print):
-    """Train on the training rows, export ``out/extractor.tflite``; returns (maps (N,h,w,K), seconds)."""
-    rows = np.flatnonzero((table.split == "train") & ~((table.source == "ct-studies") & (table.brain < assess_cut)))
+def training_rows(table, assess_cut: float) -> np.ndarray:
+    """Training-split rows the CNN may learn from (ct-studies: assessable slices only)."""
+    return np.flatnonzero((table.split == "train") & ~((table.source == "ct-studies") & (table.brain < assess_cut)))
+
+
+def relabelled_rows(table, rows: np.ndarray, maps: np.ndarray, counts: dict, seed: int) -> np.ndarray:
+    """Round 2's rows: ``rows`` without the slices of haemorrhage studies that the MIL head, fitted on
+    ``maps``' embeddings, does not rank in the study's top-n (n from ``counts``)."""
+    from training.v2.fit import fit_ct_head
+
+    feats = maps.mean(axis=(1, 2)).astype(np.float64)
+    rows_sl = rows[table.source[rows] == "ct-slices"]
+    rows_st = rows[table.source[rows] == "ct-studies"]
+    head = fit_ct_head(table, feats, rows_sl, rows_st, counts, MIL_C, seed)
+    score = np.zeros(len(table.x))
+    score[rows_st] = head.decision_function(feats[rows_st])
+    drop: list[int] = []
+    for study in sorted(set(table.study[rows_st])):
+        r = rows_st[table.study[rows_st] == study]
+        if table.label[r[0]] == "hemorrhage":
+            n = max(1, min(len(r), int(counts.get(study, max(1, len(r) // 8)))))
+            drop += list(r[np.argsort(-score[r])[n:]])
+    return np.setdiff1d(rows, np.array(drop, dtype=int))
+
+
+def _fit_export(table, rows: np.ndarray, calib_rows: np.ndarray, config: cnn.CNNConfig, seed: int, path: Path, log):
     y = np.array([cnn_target(s, lab) for s, lab in zip(table.source[rows], table.label[rows])])
     # Balance sources: ct-slices is small; repeat it so each epoch sees it as often as the others' classes.
     reps = np.where(table.source[rows] == "ct-slices", 4, 1)
     rows_rep, y_rep = np.repeat(rows, reps), np.repeat(y, reps)
     t0 = time.perf_counter()
-    trainer, extractor, hist = cnn.train(table.x[rows_rep], y_rep, len(CNN_CLASSES), config, seed)
+    _, extractor, hist = cnn.train(table.x[rows_rep], y_rep, len(CNN_CLASSES), config, seed)
     log(f"CNN trained on {len(rows)} slices ({len(rows_rep)} with repeats), {config.epochs} epochs, "
         f"loss {hist['loss'][0]:.3f} -> {hist['loss'][-1]:.3f}, {time.perf_counter() - t0:.0f} s")
-    calib = table.x[np.random.default_rng(seed).choice(rows, min(300, len(rows)), replace=False)]
-    size = export.to_int8_tflite(extractor, calib, out / "extractor.tflite")
-    maps = export.feature_maps(out / "extractor.tflite", table.x)
+    calib = table.x[np.random.default_rng(seed).choice(calib_rows, min(300, len(calib_rows)), replace=False)]
+    size = export.to_int8_tflite(extractor, calib, path)
+    maps = export.feature_maps(path, table.x)
     log(f"int8 extractor {size} bytes; feature maps {maps.shape}")
     return maps, size
+
+
+def study_oof_auc(table, maps: np.ndarray, counts: dict, assess_cut: float, seed: int) -> float:
+    """Best grouped-CV study ROC AUC over the aggregation rules on ct-ich TRAINING studies."""
+    from training.v2.fit import compare_aggregations
+
+    feats = maps.mean(axis=(1, 2)).astype(np.float64)
+    assess = ~(table.source == "ct-studies") | (table.brain >= assess_cut)
+    rows, *_ = compare_aggregations(table, feats, assess, counts, MIL_C, seed, log=lambda *_: None)
+    return max(r["oof_study_roc_auc"] for r in rows)
+
+
+def train_extractor(table, out: Path, config: cnn.CNNConfig, seed: int, assess_cut: float, counts: dict | None = None,
+                    log=print):
+    """Train (two MIL rounds when ct-studies are present), export ``out/extractor.tflite``.
+
+    Returns (maps (N,h,w,K), bytes, rounds) where ``rounds`` records each round's rows and OOF study AUC.
+    """
+    rows = training_rows(table, assess_cut)
+    path = out / "extractor.tflite"
+    maps, size = _fit_export(table, rows, rows, config, seed, path, log)
+    has_studies = counts and np.any((table.source[rows] == "ct-studies") & (table.label[rows] == "hemorrhage"))
+    if not has_studies:
+        return maps, size, {"chosen": 1}
+    rounds: dict = {"round1": {"rows": int(len(rows)), "oof_study_auc": study_oof_auc(table, maps, counts, assess_cut, seed)}}
+    log(f"round 1 (naive study labels): OOF study ROC AUC {rounds['round1']['oof_study_auc']:.3f}")
+    rows2 = relabelled_rows(table, rows, maps, counts, seed)
+    path2 = out / "extractor_round2.tflite"
+    maps2, size2 = _fit_export(table, rows2, rows, config, seed, path2, log)
+    rounds["round2"] = {"rows": int(len(rows2)), "oof_study_auc": study_oof_auc(table, maps2, counts, assess_cut, seed)}
+    log(f"round 2 (MIL re-labelled, {len(rows) - len(rows2)} unlabelled slices left out): "
+        f"OOF study ROC AUC {rounds['round2']['oof_study_auc']:.3f}")
+    if rounds["round2"]["oof_study_auc"] >= rounds["round1"]["oof_study_auc"]:
+        path2.replace(path)
+        rounds["chosen"] = 2
+        return maps2, size2, rounds
+    path2.unlink()
+    rounds["chosen"] = 1
+    return maps, size, rounds

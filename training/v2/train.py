@@ -19,7 +19,7 @@ from training.progress import Stopwatch
 from training.v2 import data
 from training.v2.build import write_folder
 from training.v2.card import render, served_ct_slices, write_split
-from training.v2.experiment import ASSESS_CUT, measure
+from training.v2.experiment import ASSESS_CUT, measure, study_counts
 from training.v2.extractor import train_extractor
 
 
@@ -60,8 +60,11 @@ def run(args) -> dict:
         maps, size = np.load(out / "maps.npy").astype(np.float32), (out / "extractor.tflite").stat().st_size
         watch.log("reusing the trained extractor and its feature maps")
     else:
-        maps, size = train_extractor(table, out, config, args.seed, args.assess_cut, log=watch.log)
+        counts = study_counts(sources["ct-studies"]) if sources.get("ct-studies") else None
+        maps, size, rounds = train_extractor(table, out, config, args.seed, args.assess_cut, counts, log=watch.log)
         np.save(out / "maps.npy", maps.astype(np.float16))
+        (out / "extractor_rounds.json").write_text(json.dumps(rounds, indent=1))
+    rounds_file = out / "extractor_rounds.json"
     metrics, parts = measure(table, maps, args.seed, bigru=args.bigru, assess_cut=args.assess_cut, out_json=out / "v2_metrics.json", log=watch.log)
     train_rows = np.flatnonzero(table.split == "train")
     manifest = write_folder(out, out / "extractor.tflite", parts, metrics, maps[train_rows],
@@ -69,6 +72,7 @@ def run(args) -> dict:
                              "created_by": "python -m training.v2.train", "sources": sources,
                              "synthetic": bool(args.synthetic)})
     metrics["model_version"] = manifest["version"]
+    metrics["extractor_rounds"] = json.loads(rounds_file.read_text()) if rounds_file.is_file() else None
     metrics["sources"], metrics["assess_cut"], metrics["synthetic"] = sources, args.assess_cut, bool(args.synthetic)
     watch.log("card: served-path metrics on the ct-hemorrhage test split, split file, charts")
     served = served_ct_slices(out, table, args.seed)
