@@ -26,3 +26,13 @@ def test_calibration_and_bounds() -> None:
         v = study_probability(rule, p, {**PARAMS[rule], "a": 0.5, "b": -0.2})
         assert 0.0 < v < 1.0
     assert study_probability("max", p, {}) == pytest.approx(0.9)
+
+
+def test_served_head_is_linear_unless_another_leads_by_more_than_the_margin() -> None:
+    from training.v2.fit import served_head
+
+    rows = [{"head": "logistic_regression", "oof_roc_auc": 0.95}, {"head": "random_forest", "oof_roc_auc": 0.96}]
+    within = served_head(rows, margin=0.02)
+    assert within["served"] == "logistic_regression" and within["within_margin"] and within["best_oof"] == "random_forest"
+    beyond = served_head([rows[0], {"head": "svm_rbf", "oof_roc_auc": 0.99}], margin=0.02)
+    assert not beyond["within_margin"] and abs(beyond["lead_of_best"] - 0.04) < 1e-9

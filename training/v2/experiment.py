@@ -21,7 +21,8 @@ from sklearn.preprocessing import StandardScaler
 from training.heads import make_logreg
 from training.v2 import data
 from training.v2.fit import (auc, auc_ci, compare_aggregations, compare_heads, fit_attention, fit_ct_head, gfolds,
-                             mahalanobis, mahalanobis_fit, ood_threshold, platt_fit, sens_spec, study_scores)
+                             mahalanobis, mahalanobis_fit, ood_threshold, platt_fit, sens_spec, served_head,
+                             study_scores)
 
 ASSESS_CUT = 0.10  # set by eye on a montage of ct-ich TRAINING slices (neck / skull base below)
 TARGET_SENS = 0.85
@@ -63,6 +64,7 @@ def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASS
     y = (t.label[r] == "hemorrhage").astype(int)
     rows, c_ct, _ = compare_heads(E[r], y, t.group[r], seed, maps[r] if bigru else None)
     out["heads_ct_slices"] = rows
+    out["head_served_ct"] = served_head(rows)
     log(f"CT-slice heads {rows}")
 
     # ---- aggregation comparison on ct-ich train studies
@@ -113,6 +115,7 @@ def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASS
     yd = (t.label[rd] == "ischemic").astype(int)
     rows_d, c_dwi, oof_d = compare_heads(E[rd], yd, t.group[rd], seed, maps[rd] if bigru else None)
     out["heads_dwi"] = rows_d
+    out["head_served_dwi"] = served_head(rows_d)
     log(f"DWI heads {rows_d}")
     head_dwi = make_logreg(c_dwi, seed).fit(E[rd], yd)
     posd = np.sort(oof_d[yd == 1])[::-1]

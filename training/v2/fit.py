@@ -181,6 +181,22 @@ def compare_heads(X, y, groups, seed, maps=None, folds=4, weights=None, bigru_ep
     return rows, best_c, oof[f"lr_C{best_c}"]
 
 
+# A non-linear head must beat the logistic head by more than this (grouped OOF ROC AUC) to be worth
+# losing the exact class activation map; set before model v2's heads were compared on its new CNN.
+HEAD_MARGIN = 0.02
+
+
+def served_head(rows: list[dict], margin: float = HEAD_MARGIN) -> dict:
+    """Which compared head is served and why: the logistic head (exact heat map, exported to numpy)
+    unless another head's OOF ROC AUC is more than ``margin`` higher; then that is recorded as a lead
+    the service does not yet take (no numpy export for SVM / RF / BiGRU), never hidden."""
+    lr = next(r for r in rows if r["head"] == "logistic_regression")
+    best = max(rows, key=lambda r: r["oof_roc_auc"])
+    lead = best["oof_roc_auc"] - lr["oof_roc_auc"]
+    return {"served": "logistic_regression", "best_oof": best["head"], "lead_of_best": float(lead),
+            "margin": margin, "within_margin": bool(lead <= margin)}
+
+
 # ------------------------------------------------------------------ OOD per modality
 
 

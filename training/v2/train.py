@@ -21,6 +21,7 @@ from training.v2.build import write_folder
 from training.v2.card import render, served_ct_slices, write_split
 from training.v2.experiment import ASSESS_CUT, measure, study_counts
 from training.v2.extractor import train_extractor
+from training.v2.transfer import cnn_transfer
 
 
 def parse_args(argv=None):
@@ -73,6 +74,9 @@ def run(args) -> dict:
                              "synthetic": bool(args.synthetic)})
     metrics["model_version"] = manifest["version"]
     metrics["extractor_rounds"] = json.loads(rounds_file.read_text()) if rounds_file.is_file() else None
+    if sources.get("ct-studies") and sources.get("ct-slices"):
+        metrics["transfer_cnn"] = cnn_transfer(table, config, args.seed, args.assess_cut,
+                                               study_counts(sources["ct-studies"]), log=watch.log)
     metrics["sources"], metrics["assess_cut"], metrics["synthetic"] = sources, args.assess_cut, bool(args.synthetic)
     watch.log("card: served-path metrics on the ct-hemorrhage test split, split file, charts")
     served = served_ct_slices(out, table, args.seed)
