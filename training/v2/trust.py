@@ -35,7 +35,7 @@ from phantoms.slices import to_display as phantom_display
 from strokelens.reader.imaging.decode import decode_image
 from strokelens.reader.imaging.preprocess import head_box, pad_to_square, resize, to_display, to_model_input
 from strokelens.reader.model.aggregate import study_probability
-from strokelens.reader.model.cam import upsample
+from strokelens.reader.model.cam import class_activation_map, normalised, upsample
 from strokelens.reader.model.served import ServedModel
 from strokelens.reader.reading import read_scan
 from training.charts import Chart, diagonal, reliability_points, style
@@ -161,6 +161,18 @@ def served_heat(data: bytes, model: ServedModel, declared: str) -> tuple:
     return result, display, model_input, heat
 
 
+def finding_heat(model: ServedModel, route: str, model_input: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(grid, heat map in model-input space, probability) of the FINDING of ``route``'s served head on one
+    model input, whatever the served path would call or refuse: the served code (int8 CNN, CAM against
+    the training baseline, positive evidence scaled to [0, 1]) without routing or OOD."""
+    assert model.v2 is not None
+    head = model.v2.findings[route].head
+    output = model.predictor.extractor.run(model_input)
+    p = float(head.predict_proba(model.predictor.extractor.pool(output))[0, 1])
+    grid = normalised(class_activation_map(output, head, 1, model.cam_baseline))
+    return grid, upsample(grid, model.manifest.input_size), p
+
+
 def _finding_score(model: ServedModel, route: str, model_input: np.ndarray) -> float:
     """The served finding head's probability for the finding on one model input."""
     assert model.v2 is not None
@@ -168,64 +180,112 @@ def _finding_score(model: ServedModel, route: str, model_input: np.ndarray) -> f
     return float(model.v2.findings[route].head.predict_proba(emb)[0, 1])
 
 
-def phantom_faithfulness(model: ServedModel, declared: str, route: str, finding: str,
-                         make: Callable, n: int = 40, seed: int = 1234, fraction: float = 0.1, draws: int = 5) -> dict:
-    """Heat-map faithfulness on ``n`` fresh lesion phantoms read through the served path (see the module).
+def deletion_drops(model: ServedModel, route: str, model_input: np.ndarray, grid: np.ndarray, rng: np.random.Generator,
+                   fraction: float = 0.1, draws: int = 5) -> tuple[float, float]:
+    """(drop of the finding's probability when the heat map's top ``fraction`` of cells are blurred away,
+    mean drop over ``draws`` random sets of as many cells), as :mod:`training.faithfulness` defines it."""
+    size = model_input.shape[0]
+    base = _finding_score(model, route, model_input)
+    k = max(1, round(fraction * grid.size))
+    as_8bit = Image.fromarray(np.round(model_input * 255).astype(np.uint8))  # Pillow blurs 8-bit images
+    blurred = np.asarray(as_8bit.filter(ImageFilter.GaussianBlur(size / 16)), np.float32) / 255.0
+    top = base - _finding_score(model, route, _delete(model_input, blurred, np.argsort(grid.ravel(), kind="stable")[-k:],
+                                                      grid.shape))
+    random = [base - _finding_score(model, route, _delete(model_input, blurred, rng.choice(grid.size, k, replace=False),
+                                                          grid.shape)) for _ in range(draws)]
+    return float(top), float(np.mean(random))
 
-    Counts how the phantoms were routed, refused and called; the heat-map figures are over the
-    phantoms read (not refused) and called positive, whose heat map is the finding's.
+
+def _mean(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _heat_record(model: ServedModel, route: str, model_input: np.ndarray, grid: np.ndarray, heat: np.ndarray,
+                 mask: np.ndarray, brain: np.ndarray, rng: np.random.Generator) -> dict:
+    """One lesion slice's figures: heat mass inside the lesion, the lesion's shares, pointing hit, deletion."""
+    top, random = deletion_drops(model, route, model_input, grid, rng)
+    return {"inside": mass_inside(heat, mask), "share_brain": float(mask.sum() / max(1, brain.sum())),
+            "share_image": float(mask.mean()), "hit": float(pointing_hit(heat, mask, model_input.shape[0] // grid.shape[0] // 2)),
+            "top": top, "random": random}
+
+
+def _summary(records: list[dict]) -> dict:
+    inside, brain = _mean([r["inside"] for r in records]), _mean([r["share_brain"] for r in records])
+    return {"measured": len(records), "heat_mass_inside_lesion": inside, "lesion_share_of_brain": brain,
+            "lesion_share_of_image": _mean([r["share_image"] for r in records]),
+            "mass_over_brain_share": inside / brain if inside is not None and brain else None,
+            "pointing_game": _mean([r["hit"] for r in records]), "deletion_fraction": 0.1,
+            "deletion_drop_top": _mean([r["top"] for r in records]),
+            "deletion_drop_random": _mean([r["random"] for r in records])}
+
+
+def phantom_faithfulness(model: ServedModel, declared: str, route: str, finding: str,
+                         make: Callable, n: int = 40, seed: int = 1234) -> dict:
+    """Heat-map faithfulness on ``n`` fresh lesion phantoms (see the module).
+
+    ``served``: each phantom read by :func:`read_scan` with ``declared``; how they were routed, refused
+    and called, and the figures over the phantoms read (routed to ``route``, not refused) and called
+    positive (their heat map is the finding's). ``finding_map``: the same figures for the finding's
+    heat map (:func:`finding_heat`) on EVERY phantom, routing and OOD aside, with the mean probability.
     """
-    rng = np.random.default_rng(seed)
+    rng, draws = np.random.default_rng(seed), np.random.default_rng([seed, 1])  # phantoms | deletion draws
     size = model.manifest.input_size
     routed: dict[str, int] = {}
-    refused = called = 0
-    inside, share_brain, share_image, hits, top_drops, random_drops = [], [], [], [], [], []
+    refused, called, probabilities = 0, 0, []
+    served, forced = [], []
     for _ in range(n):
         phantom = make(rng, 256, finding)
         result, display, model_input, heat = served_heat(png_bytes(phantom_display(phantom)), model, declared)
-        routed[str(result.routed_as)] = routed.get(str(result.routed_as), 0) + 1
-        if result.out_of_distribution:
-            refused += 1
-            continue
-        if result.label != finding or heat is None or result.routed_as != route:
-            continue
-        called += 1
+        route_name = result.routed_as or "none (refused before routing)"
+        routed[route_name] = routed.get(route_name, 0) + 1
+        refused += int(result.out_of_distribution)
         mask = mask_in_model_space(phantom.lesion_mask, display, size)
         brain = mask_in_model_space(phantom.brain_mask, display, size)
-        share = mass_inside(heat, mask)
-        if share is None or not mask.any():
+        if not mask.any():
             continue
-        inside.append(share)
-        share_brain.append(float(mask.sum() / max(1, brain.sum())))
-        share_image.append(float(mask.mean()))
-        grid = np.asarray(result.heatmap.grid)
-        hits.append(pointing_hit(heat, mask, size // grid.shape[0] // 2))
-        base = _finding_score(model, route, model_input)
-        k = max(1, round(fraction * grid.size))
-        as_8bit = Image.fromarray(np.round(model_input * 255).astype(np.uint8))
-        blurred = np.asarray(as_8bit.filter(ImageFilter.GaussianBlur(size / 16)), np.float32) / 255.0
-        top = _delete(model_input, blurred, np.argsort(grid.ravel(), kind="stable")[-k:], grid.shape)
-        top_drops.append(base - _finding_score(model, route, top))
-        random_drops.append(float(np.mean([
-            base - _finding_score(model, route, _delete(model_input, blurred, rng.choice(grid.size, k, replace=False),
-                                                        grid.shape)) for _ in range(draws)])))
-
-    def mean(values: list) -> float | None:
-        return float(np.mean(values)) if values else None
-
-    return {"phantoms": n, "declared": declared, "routed_as": routed, "refused": refused,
-            "called_positive": called, "measured": len(inside),
-            "heat_mass_inside_lesion": mean(inside), "lesion_share_of_brain": mean(share_brain),
-            "lesion_share_of_image": mean(share_image),
-            "mass_over_brain_share": (mean(inside) / mean(share_brain)) if inside and mean(share_brain) else None,
-            "pointing_game": mean([float(h) for h in hits]), "deletion_fraction": fraction,
-            "deletion_drop_top": mean(top_drops), "deletion_drop_random": mean(random_drops)}
+        if (not result.out_of_distribution and result.routed_as == route and result.label == finding
+                and heat is not None and result.heatmap is not None):
+            called += 1
+            served.append(_heat_record(model, route, model_input, np.asarray(result.heatmap.grid), heat, mask, brain, draws))
+        grid_f, heat_f, p = finding_heat(model, route, model_input)
+        probabilities.append(p)
+        forced.append(_heat_record(model, route, model_input, grid_f, heat_f, mask, brain, draws))
+    return {"phantoms": n, "declared": declared, "served": {"routed_as": routed, "refused": refused,
+                                                           "called_positive": called, **_summary(served)},
+            "finding_map": {"mean_probability": _mean(probabilities), **_summary(forced)}}
 
 
 def faithfulness(model: ServedModel, n: int = 40, seed: int = 1234) -> dict:
     """:func:`phantom_faithfulness` for CT haemorrhage and DWI-like ischaemic phantoms."""
     return {key: phantom_faithfulness(model, declared, route, finding, make, n=n, seed=seed + i)
             for i, (key, declared, route, finding, make) in enumerate(PHANTOM_SETS)}
+
+
+def real_heatmaps(model: ServedModel, table, seed: int) -> dict:
+    """On every POSITIVE test slice of ct-hemorrhage and mri-dwi (no lesion masks here): the finding's
+    heat map (:func:`finding_heat`) on the cached model input (the serving preprocessing's output):
+    share of its mass inside the head (non-zero model input, the crop zeroes the rest) next to the
+    head's share of the input, and the deletion test."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for key, source, positive, route in (("ct_hemorrhage_slices", "ct-slices", "hemorrhage", "CT"),
+                                         ("dwi_slices", "dwi", "ischemic", "MR-DWI")):
+        rows = np.flatnonzero((table.source == source) & (table.split == "test") & (table.label == positive))
+        in_head, head_share, tops, randoms = [], [], [], []
+        for i in rows:
+            x = table.x[i].astype(np.float32)
+            grid, heat, _ = finding_heat(model, route, x)
+            head = x > 0.02
+            in_head.append(mass_inside(heat, head))
+            head_share.append(float(head.mean()))
+            top, random = deletion_drops(model, route, x, grid, rng)
+            tops.append(top)
+            randoms.append(random)
+        out[key] = {"slices": int(len(rows)), "heat_mass_inside_head": _mean(in_head), "head_share_of_input": _mean(head_share),
+                    "deletion_fraction": 0.1, "deletion_drop_top": _mean(tops), "deletion_drop_random": _mean(randoms),
+                    "deletion_top_beats_random": _mean([float(t > r) for t, r in zip(tops, randoms)])}
+    return out
 
 
 # ------------------------------------------------------------------ checked by eye
@@ -270,7 +330,7 @@ def real_montage(model: ServedModel, table, target: Path, per_set: int = 6, seed
             pair.paste(_overlay(model_input, None, scale), (0, 0))
             pair.paste(_overlay(model_input, heat, scale), (model.manifest.input_size * scale + 4, 0))
             note = "refused" if result.out_of_distribution else f"{result.label} p={p:.2f}"
-            ImageDraw.Draw(pair).text((4, model.manifest.input_size * scale + 4), f"{_short(table.path[i])[-34:]}  {note}",
+            ImageDraw.Draw(pair).text((4, model.manifest.input_size * scale + 4), f"{Path(table.path[i]).name}: {note}",
                                       fill=(255, 255, 255))
             cells.append(pair)
         rows_img.append(cells)
@@ -307,25 +367,35 @@ def num(value: float | None) -> str:
 
 def measure(out: Path, table, maps: np.ndarray, seed: int, *, phantoms: int = 40, per_set: int = 6,
             log: Callable[[str], None] = print) -> dict:
-    """Calibration, phantom faithfulness and the real-slice montage of the model folder ``out``;
-    PNG files under ``out/card/``. Returns the card's ``trust`` block (JSON-serialisable)."""
+    """Calibration, heat-map faithfulness (phantoms, real positive test slices) and the real-slice montage
+    of the model folder ``out``; PNG files under ``out/card/``. Returns the card's blocks
+    ``calibration`` and ``heatmaps`` (JSON-serialisable) and where the PNG files are."""
     model = ServedModel(out)
     log("trust: calibration per modality on the test splits")
     cal = calibration(model, table, maps, seed)
     png_error = write_png(calibration_chart(cal)[3], out / CARD_DIR / "calibration.png")
+    if png_error:
+        log(f"trust: calibration PNG not written ({png_error})")
     log(f"trust: heat-map faithfulness on {phantoms} CT and {phantoms} DWI-like lesion phantoms (served path)")
     faith = faithfulness(model, n=phantoms, seed=seed + 1234)
+    log("trust: heat maps on the real positive test slices (mass inside the head, deletion test)")
+    real = real_heatmaps(model, table, seed)
     log("trust: montage of real positive test slices with their heat maps")
     shown = real_montage(model, table, out / CARD_DIR / "heatmaps_real_test.png", per_set=per_set, seed=seed)
-    return {"calibration": cal, "calibration_png": None if png_error else f"{CARD_DIR}/calibration.png",
-            "calibration_png_error": png_error,
-            "heatmaps": {"faithfulness": faith, "method": "served read_scan heat map (class activation map of the "
-                         "called class) upsampled to the model input; lesion masks moved through the same head crop, "
-                         "pad and resize; figures over phantoms read and called positive",
-                         "checked_by_eye": {"montage": f"{CARD_DIR}/heatmaps_real_test.png", "files": shown,
-                                            "selection": f"{per_set} positive test slices per set, drawn at random "
-                                                         f"(seed {seed}), not chosen by score",
-                                            "note": "research-only images: keep the montage out of published docs"}}}
+    return {"calibration": cal,
+            "calibration_png": None if png_error else f"{CARD_DIR}/calibration.png", "calibration_png_error": png_error,
+            "heatmaps": {
+                "method": "served heat map (class activation map of the called class, positive evidence scaled to "
+                          "[0, 1]) upsampled to the model input; phantom lesion masks moved through the same head crop, "
+                          "pad and resize. 'served': phantoms read by read_scan with the modality declared, figures "
+                          "over those read and called positive; 'finding_map': the finding's map on every phantom, "
+                          "routing and OOD aside. Deletion: top 10% of the map's cells blurred vs random 10% "
+                          "(5 draws), drop of the finding's probability.",
+                "phantoms": faith, "real_test_positives": real,
+                "checked_by_eye": {"montage": f"{CARD_DIR}/heatmaps_real_test.png", "files": shown,
+                                   "selection": f"{per_set} positive test slices per set, drawn at random (seed {seed}), "
+                                                "not chosen by score; each shown as model input | served heat map",
+                                   "note": "research-only images: keep the montage out of published docs"}}}
 
 
 def charts(trust: dict) -> list[Chart]:
@@ -333,27 +403,43 @@ def charts(trust: dict) -> list[Chart]:
     return [calibration_chart(trust["calibration"])] if trust.get("calibration") else []
 
 
+def _heat_line(f: dict) -> str:
+    return (f"heat-map mass inside the lesion {num(f['heat_mass_inside_lesion'])} vs the lesion's share of the brain "
+            f"{num(f['lesion_share_of_brain'])} (of the input {num(f['lesion_share_of_image'])}); pointing game "
+            f"{num(f['pointing_game'])}; deleting the top 10% cells drops p by {num(f['deletion_drop_top'])} vs "
+            f"{num(f['deletion_drop_random'])} for random cells")
+
+
 def markdown(trust: dict) -> list[str]:
-    """The card's markdown sections for the ``trust`` block."""
+    """The card's markdown sections for the ``calibration`` and ``heatmaps`` blocks."""
     lines = ["", f"## Calibration per modality (held-out test splits, ECE with {ECE_BINS} equal-width bins, "
                  "grouped bootstrap 95% CI)", ""]
     for key, c in trust["calibration"].items():
         e, b = c["ece"], c["brier"]
-        lines.append(f"- {key} ({c['n']} {c['unit']}s, {c['n_positive']} positive): ECE {e['value']:.3f} "
+        units = "studies" if c["unit"] == "study" else "slices"
+        lines.append(f"- {key} ({c['n']} {units}, {c['n_positive']} positive): ECE {e['value']:.3f} "
                      f"[{e['ci_low']:.3f}, {e['ci_high']:.3f}], Brier {b['value']:.3f}; mean predicted "
                      f"{c['mean_predicted']:.3f} vs observed {c['observed_rate']:.3f}")
-    lines += ["", "## Heat maps: faithfulness on phantoms (served path)", ""]
-    for key, f in trust["heatmaps"]["faithfulness"].items():
-        lines.append(f"- {key}: {f['phantoms']} phantoms declared {f['declared']}, routed {f['routed_as']}, "
-                     f"{f['refused']} refused, {f['called_positive']} called positive; heat-map mass inside the "
-                     f"lesion {num(f['heat_mass_inside_lesion'])} vs lesion share of the brain "
-                     f"{num(f['lesion_share_of_brain'])} (of the image {num(f['lesion_share_of_image'])}); pointing "
-                     f"game {num(f['pointing_game'])}; deletion of the top {f['deletion_fraction']:.0%} cells drops the "
-                     f"score by {num(f['deletion_drop_top'])} vs {num(f['deletion_drop_random'])} for random cells")
-    eye = trust["heatmaps"]["checked_by_eye"]
+    if trust.get("calibration_png"):
+        lines.append(f"- reliability diagram: `{trust['calibration_png']}` (plotly JSON: `charts/calibration.json`)")
+    h = trust["heatmaps"]
+    lines += ["", "## Heat maps: faithfulness on phantoms with known lesions", ""]
+    for key, f in h["phantoms"].items():
+        s = f["served"]
+        lines.append(f"- {key}, served path ({f['phantoms']} phantoms declared {f['declared']}; routed {s['routed_as']}; "
+                     f"{s['refused']} refused; {s['called_positive']} called positive): {_heat_line(s)}")
+        lines.append(f"- {key}, the finding's map on all {f['finding_map']['measured']} (mean p "
+                     f"{num(f['finding_map']['mean_probability'])}): {_heat_line(f['finding_map'])}")
+    lines += ["", "## Heat maps on real positive test slices (no lesion masks)", ""]
+    for key, r in h["real_test_positives"].items():
+        lines.append(f"- {key} ({r['slices']} slices): heat-map mass inside the head {num(r['heat_mass_inside_head'])} "
+                     f"(head = {num(r['head_share_of_input'])} of the input); deleting the top 10% cells drops p by "
+                     f"{num(r['deletion_drop_top'])} vs {num(r['deletion_drop_random'])} for random cells (top beats "
+                     f"random on {num(r['deletion_top_beats_random'])} of slices)")
+    eye = h["checked_by_eye"]
     lines += ["", "## Heat maps checked by eye (real positive test slices)", "",
               f"Montage `{eye['montage']}` ({eye['selection']}; {eye['note']}):", ""]
     for s in eye["files"]:
-        said = "refused" if s["refused"] else f"{s['label']} (p {s['probability']})"
+        said = "refused" if s["refused"] else f"{s['label']} (p {s['probability']}, map of {s['heatmap_of']})"
         lines.append(f"- `{s['file']}` read as {s['declared']} -> {s['routed_as']}: {said}")
     return lines
