@@ -146,7 +146,7 @@ def mass_inside(heat: np.ndarray, mask: np.ndarray) -> float | None:
 
 def pointing_hit(heat: np.ndarray, mask: np.ndarray, tolerance: int) -> bool:
     """Does the heat map's peak fall within ``tolerance`` pixels (a square window) of the mask?"""
-    y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    y, x = (int(v) for v in np.unravel_index(int(np.argmax(heat)), heat.shape))
     return bool(mask[max(0, y - tolerance):y + tolerance + 1, max(0, x - tolerance):x + tolerance + 1].any())
 
 
