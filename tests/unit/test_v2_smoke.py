@@ -84,3 +84,31 @@ def test_cli_study_output_schema(v2_model: Path, tmp_path: Path) -> None:
     assert set(line["probabilities"]) <= {"hemorrhage", "normal"}
     reading = read_study([p.read_bytes() for p in sorted(study.iterdir())], ServedModel(v2_model), "CT")
     assert len(reading.result.key_slices) <= 3
+
+
+def test_card_has_calibration_and_heat_map_faithfulness(v2_model: Path) -> None:
+    card = json.loads((v2_model / "model_card.json").read_text())
+    cal = card["calibration"]
+    assert set(cal) == {"ct_hemorrhage_slices", "ct_ich_studies", "dwi_slices"}
+    for c in cal.values():
+        assert c["bins"] == 10 and c["n"] >= 1 and 0 <= c["n_positive"] <= c["n"]
+        assert 0 <= c["ece"]["value"] <= 1 and 0 <= c["brier"]["value"] <= 1
+        assert sum(c["reliability"]["count"]) == c["n"]
+    assert cal["ct_ich_studies"]["unit"] == "study"
+    heat = card["heatmaps"]
+    assert set(heat["phantoms"]) == {"ct_hemorrhage_phantoms", "dwi_ischemic_phantoms"}
+    for f in heat["phantoms"].values():
+        s, m = f["served"], f["finding_map"]
+        assert sum(s["routed_as"].values()) == f["phantoms"] and s["called_positive"] <= f["phantoms"] - s["refused"]
+        assert m["measured"] >= 1
+        for block in (s, m):
+            for key in ("heat_mass_inside_lesion", "lesion_share_of_brain", "pointing_game"):
+                assert block[key] is None or 0 <= block[key] <= 1
+    for r in heat["real_test_positives"].values():
+        assert r["slices"] >= 1 and 0 <= r["heat_mass_inside_head"] <= 1
+    eye = heat["checked_by_eye"]
+    assert (v2_model / eye["montage"]).is_file() and eye["files"]
+    assert {f["declared"] for f in eye["files"]} == {"CT", "MR"}
+    assert "calibration" in {c["id"] for c in json.loads((v2_model / "charts" / "index.json").read_text())}
+    text = (v2_model / "model_card.md").read_text()
+    assert "## Calibration per modality" in text and "## Heat maps checked by eye" in text

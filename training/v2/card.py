@@ -15,6 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from training.charts import style, write_charts
+from training.v2 import trust
 
 
 def fmt(ci: dict | None) -> str:
@@ -104,7 +105,8 @@ def charts(m: dict) -> list:
     return out
 
 
-def render(out: Path, m: dict, served: dict, previous: dict | None) -> dict:
+def render(out: Path, m: dict, served: dict, previous: dict | None, trust_block: dict | None = None) -> dict:
+    """Write the card (JSON + markdown) and its charts; ``trust_block`` is :func:`training.v2.trust.measure`'s."""
     t = m["test"]
     card = {
         "name": "StrokeLens image model v2 (CT haemorrhage, DWI ischaemic lesion)",
@@ -146,6 +148,8 @@ def render(out: Path, m: dict, served: dict, previous: dict | None) -> dict:
         ],
         "history": previous,
     }
+    if trust_block:
+        card.update(trust_block)
     (out / "model_card.json").write_text(json.dumps(card, indent=1, default=float))
     lines = [f"# {card['name']}", "", f"Version `{card['version']}`.", "", card["intended_use"], "",
              "## Held-out test metrics (grouped bootstrap 95% CI)", ""]
@@ -157,11 +161,12 @@ def render(out: Path, m: dict, served: dict, previous: dict | None) -> dict:
     lines += ["", "## Router, OOD, shortcut", "",
               f"- router accuracy: OOF {m['router_oof_accuracy']:.3f}, test {t['router_test_accuracy']:.3f}",
               f"- false refusals (test): {t['false_refusal']}", f"- other MRI refused: {t['mr_other_refused_as_dwi']}",
-              f"- size/aspect alone predicts the DWI label with OOF AUC {m['shortcut_size_aspect_oof_auc']:.3f}",
-              "", "## Limitations", ""] + [f"- {x}" for x in card["limitations"]]
+              f"- size/aspect alone predicts the DWI label with OOF AUC {m['shortcut_size_aspect_oof_auc']:.3f}"]
+    lines += trust.markdown(trust_block) if trust_block else []
+    lines += ["", "## Limitations", ""] + [f"- {x}" for x in card["limitations"]]
     if previous:
         lines += ["", "## History", "", f"- previous model {previous.get('version')}: "
                   + json.dumps(previous.get("metrics", {}), default=float)[:1500]]
     (out / "model_card.md").write_text("\n".join(lines) + "\n")
-    write_charts(out / "charts", charts(m))
+    write_charts(out / "charts", charts(m) + (trust.charts(trust_block) if trust_block else []))
     return card

@@ -22,6 +22,7 @@ from training.v2.card import render, served_ct_slices, write_split
 from training.v2.experiment import ASSESS_CUT, measure, study_counts
 from training.v2.extractor import train_extractor
 from training.v2.transfer import cnn_transfer
+from training.v2.trust import measure as measure_trust
 
 
 def parse_args(argv=None):
@@ -84,7 +85,8 @@ def run(args) -> dict:
     (out / "metrics.json").write_text(json.dumps({**served, "v2": metrics}, indent=1, default=float))
     write_split(out, table, sources, args.seed)
     previous = _previous_card(Path(args.previous_card))
-    render(out, metrics, served, previous)
+    trust_block = measure_trust(out, table, maps, args.seed, log=watch.log)  # calibration + heat-map faithfulness
+    render(out, metrics, served, previous, trust_block)
     metrics["runtime_s"] = round(watch.seconds, 1)
     (out / "v2_metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
     watch.log(f"model v2 {manifest['version']} written to {out}")
