@@ -22,7 +22,11 @@ def save_ood(mean, precision, threshold, path: Path, percentile: float = 99.0) -
     np.savez(path, mean=mean, precision=precision, threshold=np.float64(threshold), percentile=np.float64(percentile))
 
 
-def write_folder(out: Path, extractor: Path, parts: dict, metrics: dict, maps_train: np.ndarray, raw_extra: dict) -> dict:
+def write_folder(out: Path, extractor: Path, parts: dict, metrics: dict, baselines: dict[str, np.ndarray],
+                 raw_extra: dict) -> dict:
+    """``baselines``: the heat map's reference feature maps: ``mean_feature_map`` (every training slice)
+    and one per finding route (``CT``, ``MR-DWI``: that modality's training slices), so a DWI map is
+    measured against the average DWI slice, not against a CT-dominated average."""
     out.mkdir(parents=True, exist_ok=True)
     if extractor.resolve() != (out / "extractor.tflite").resolve():
         shutil.copyfile(extractor, out / "extractor.tflite")
@@ -34,14 +38,14 @@ def write_folder(out: Path, extractor: Path, parts: dict, metrics: dict, maps_tr
         save_ood(mean, prec, thr, out / name)
     for stale in ("ood_image.npz", "head.joblib"):
         (out / stale).unlink(missing_ok=True)
-    np.savez(out / "cam_baseline.npz", mean_feature_map=maps_train.mean(axis=0).astype(np.float64))
+    np.savez(out / "cam_baseline.npz", **{k: v.astype(np.float64) for k, v in baselines.items()})
     (out / "labels.json").write_text(json.dumps(["hemorrhage", "normal"]))
     thr = metrics["thresholds"]
     manifest = {
         "version": version_hash(out),
         "model": "v2",
         "labels": ["hemorrhage", "normal"],
-        "input_size": int(maps_train.shape[1] * 16),
+        "input_size": int(baselines["mean_feature_map"].shape[0] * 16),
         "window": "brain",
         "crop": "head",
         "modalities": ["CT", "MR"],

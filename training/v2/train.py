@@ -68,8 +68,7 @@ def run(args) -> dict:
         (out / "extractor_rounds.json").write_text(json.dumps(rounds, indent=1))
     rounds_file = out / "extractor_rounds.json"
     metrics, parts = measure(table, maps, args.seed, bigru=args.bigru, assess_cut=args.assess_cut, out_json=out / "v2_metrics.json", log=watch.log)
-    train_rows = np.flatnonzero(table.split == "train")
-    manifest = write_folder(out, out / "extractor.tflite", parts, metrics, maps[train_rows],
+    manifest = write_folder(out, out / "extractor.tflite", parts, metrics, cam_baselines(table, maps, args.assess_cut),
                             {"assess_cut": args.assess_cut, "seed": args.seed, "epochs": args.epochs, "extractor_bytes": size,
                              "created_by": "python -m training.v2.train", "sources": sources,
                              "synthetic": bool(args.synthetic)})
@@ -91,6 +90,17 @@ def run(args) -> dict:
     (out / "v2_metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
     watch.log(f"model v2 {manifest['version']} written to {out}")
     return metrics
+
+
+def cam_baselines(table, maps: np.ndarray, assess_cut: float) -> dict[str, np.ndarray]:
+    """Mean training feature maps: all slices, and per finding route (CT: assessable CT slices; DWI)."""
+    train = table.split == "train"
+    is_ct = np.isin(table.source, ["ct-slices", "ct-studies"]) & ((table.source == "ct-slices") | (table.brain >= assess_cut))
+    out = {"mean_feature_map": maps[train].mean(axis=0)}
+    for key, rows in (("CT", train & is_ct), ("MR-DWI", train & (table.source == "dwi"))):
+        if rows.any():
+            out[key] = maps[rows].mean(axis=0)
+    return out
 
 
 def _previous_card(path: Path) -> dict | None:

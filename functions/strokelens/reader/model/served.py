@@ -47,12 +47,19 @@ class ServedModel:
         catalogue = self.predictor.catalogue
         self.ood = OodJudge.load(catalogue.ood, catalogue.ood_image, self.manifest.modalities)
         self.cam_baseline: np.ndarray | None = None
+        # Model v2 also keeps one baseline per finding route (the mean feature map of that modality).
+        self.cam_baselines: dict[str, np.ndarray] = {}
         if catalogue.cam_baseline.exists():
             with np.load(catalogue.cam_baseline) as arrays:
                 self.cam_baseline = arrays["mean_feature_map"].astype(np.float64)
+                self.cam_baselines = {k: arrays[k].astype(np.float64) for k in arrays.files if k != "mean_feature_map"}
         # Model v2 (per-modality findings) when the manifest says so; v1 folders read as before.
         self.v2: FindingModels | None = (FindingModels.load(catalogue.root, self.manifest.raw)
                                          if self.manifest.raw.get("findings") else None)
+
+    def baseline_for(self, route: str | None) -> np.ndarray | None:
+        """The heat map's reference feature map for a finding route (the overall one when none is kept)."""
+        return self.cam_baselines.get(route or "", self.cam_baseline)
 
     @property
     def manifest(self) -> Manifest:
@@ -162,7 +169,8 @@ class ServedModel:
                 assessable = brain_fraction(model_input) >= v2.assess_cut
             if with_heatmap and refusal is None:
                 with timer("heatmap"):
-                    cam = class_activation_map(output, model.head, 1 if label == model.finding else 0, self.cam_baseline)
+                    cam = class_activation_map(output, model.head, 1 if label == model.finding else 0,
+                                               self.baseline_for(route.modality))
                     grid = normalised(cam)
                     heat = upsample(grid, self.manifest.input_size)
                     heatmap = Heatmap(HEATMAP_METHOD, label, np.round(grid, 3).tolist())
