@@ -93,16 +93,39 @@ def charts(m: dict) -> list:
         fig.add_trace(go.Bar(name=task, x=[r["head"] for r in rows], y=[r["oof_roc_auc"] for r in rows]))
     out.append(("heads", "Heads compared", "Grouped OOF ROC AUC per head on the int8 embeddings (training splits).",
                 style(fig, "Classical heads: grouped OOF ROC AUC", "head", "ROC AUC")))
-    t = m["test"]["transfer"]
+    t = transfer_rows(m)
     names = list(t)
     fig = go.Figure(go.Bar(x=names, y=[t[k]["value"] for k in names],
                            error_y={"type": "data", "symmetric": False,
                                     "array": [t[k]["ci_high"] - t[k]["value"] for k in names],
                                     "arrayminus": [t[k]["value"] - t[k]["ci_low"] for k in names]}))
     out.append(("transfer", "CT transfer between sources",
-                "CT head trained on one source, tested on the other, next to both (test splits, grouped bootstrap 95% CI).",
+                "CT trained on one source, tested on the other, next to both (test splits, grouped bootstrap 95% CI). "
+                "'whole model': its own CNN and head trained on that source alone; 'head only': the shared CNN.",
                 style(fig, "CT transfer (test splits)", "training source -> test set", "ROC AUC")))
     return out
+
+
+def transfer_rows(m: dict) -> dict:
+    """Every transfer figure, named "<how>: <training source> -> <test set>" (the whole-model rows when
+    ``transfer_cnn`` was measured, then the shared-extractor rows)."""
+    rows: dict = {}
+    for source, res in (m.get("transfer_cnn") or {}).items():
+        for key, value in res.items():
+            test = "ct-hemorrhage slices" if key.startswith("ct_hemorrhage") else "ct-ich studies (max)"
+            rows[f"whole model: {source} -> {test}"] = value
+    rows.update({f"head only: {k}": v for k, v in m["test"]["transfer"].items()})
+    return rows
+
+
+def history_lines(previous: dict | None) -> list[str]:
+    """The previous model's identity and test figures (so the gain is visible)."""
+    if not previous:
+        return []
+    lines = ["", "## History", "", f"Previous model `{previous.get('version')}` ({previous.get('name')}):", ""]
+    for key, value in (previous.get("metrics") or {}).items():
+        lines.append(f"- {key}: {fmt(value)}" if isinstance(value, dict) and "value" in value else f"- {key}: {value}")
+    return lines
 
 
 def render(out: Path, m: dict, served: dict, previous: dict | None, trust_block: dict | None = None) -> dict:
@@ -139,12 +162,19 @@ def render(out: Path, m: dict, served: dict, previous: dict | None, trust_block:
                                   "canvas removed) before the CNN"},
         "latency_ms_served_read_warm_median_1_thread": served["latency_ms_served_read_warm_median_1_thread"],
         "assessability": {"cut": m.get("assess_cut"), "ct_hemorrhage_pass_rate": m["assess_rule_ct_slices_pass"]},
-        "transfer": t["transfer"],
+        "transfer": transfer_rows(m),
+        "cnn_training": m.get("extractor_rounds"),
+        "heads_served": {"CT": m.get("head_served_ct"), "MR-DWI": m.get("head_served_dwi")},
+        "sens_spec_at_operating_points": {"ct_hemorrhage_slices": t["ct_hemorrhage_sens_spec"],
+                                          "ct_ich_studies": t["ct_ich_study_sens_spec_at_thr"],
+                                          "dwi_slices": t["dwi_sens_spec"]},
         "limitations": [
             "The shared CNN saw every source's training split, so grouped-CV figures used for choices are optimistic; "
             "test splits never reached it.",
             "ct-ich test: few studies, wide CIs.",
-            "Transfer rows change the classical head's training source only; the extractor is shared.",
+            "'head only' transfer rows change the classical head's training source only (shared extractor); the "
+            "'whole model' rows train the CNN on one source too (first MIL round only for ct-ich).",
+            "ct-ich haemorrhage is traumatic (head trauma), not spontaneous stroke.",
         ],
         "history": previous,
     }
@@ -152,21 +182,34 @@ def render(out: Path, m: dict, served: dict, previous: dict | None, trust_block:
         card.update(trust_block)
     (out / "model_card.json").write_text(json.dumps(card, indent=1, default=float))
     lines = [f"# {card['name']}", "", f"Version `{card['version']}`.", "", card["intended_use"], "",
+             *(["**Trained on synthetic phantom images: these numbers say nothing about real scans.**", ""]
+               if card["synthetic"] else []),
              "## Held-out test metrics (grouped bootstrap 95% CI)", ""]
     lines += [f"- {k}: {fmt(v)}" for k, v in card["metrics"].items()]
     lines += ["", "## Aggregation (grouped CV on ct-ich training studies)", ""]
     lines += [f"- {r['rule']}: OOF study ROC AUC {r['oof_study_roc_auc']:.3f}" for r in m["aggregation"]]
     lines += [f"- chosen: {m['aggregation_chosen']}", "", "## Transfer (CT)", ""]
-    lines += [f"- {k}: {fmt(v)}" for k, v in t["transfer"].items()]
+    lines += [f"- {k}: {fmt(v)}" for k, v in transfer_rows(m).items()]
+    lines += ["", "## Operating points (chosen on out-of-fold training scores)", ""]
+    lines += [f"- {k}: sensitivity {v[0]:.2f}, specificity {v[1]:.2f}" for k, v in card["sens_spec_at_operating_points"].items()]
+    rounds = m.get("extractor_rounds") or {}
+    if "round1" in rounds:
+        lines += ["", "## CNN training (multiple-instance learning rounds, chosen on training studies)", "",
+                  f"- round 1 (naive study labels): OOF study ROC AUC {rounds['round1']['oof_study_auc']:.3f}",
+                  f"- round 2 (top-n re-labelled): OOF study ROC AUC {rounds['round2']['oof_study_auc']:.3f}",
+                  f"- kept: round {rounds['chosen']}"]
+    served_heads = [(k, v) for k, v in card["heads_served"].items() if v]
+    if served_heads:
+        lines += ["", "## Heads served", ""]
+        lines += [f"- {k}: {v['served']} (best OOF: {v['best_oof']}, lead {v['lead_of_best']:+.3f}, margin {v['margin']})"
+                  for k, v in served_heads]
     lines += ["", "## Router, OOD, shortcut", "",
               f"- router accuracy: OOF {m['router_oof_accuracy']:.3f}, test {t['router_test_accuracy']:.3f}",
               f"- false refusals (test): {t['false_refusal']}", f"- other MRI refused: {t['mr_other_refused_as_dwi']}",
               f"- size/aspect alone predicts the DWI label with OOF AUC {m['shortcut_size_aspect_oof_auc']:.3f}"]
     lines += trust.markdown(trust_block) if trust_block else []
     lines += ["", "## Limitations", ""] + [f"- {x}" for x in card["limitations"]]
-    if previous:
-        lines += ["", "## History", "", f"- previous model {previous.get('version')}: "
-                  + json.dumps(previous.get("metrics", {}), default=float)[:1500]]
+    lines += history_lines(previous)
     (out / "model_card.md").write_text("\n".join(lines) + "\n")
     write_charts(out / "charts", charts(m) + (trust.charts(trust_block) if trust_block else []))
     return card
