@@ -77,7 +77,7 @@ def head_box(display: np.ndarray, threshold: float = 0.1, margin: int = 2) -> tu
     crop to this box removes the canvas size, aspect and annotations that a screen capture carries.
     The whole image when nothing is above ``threshold``.
     """
-    from scipy import ndimage
+    from strokelens.reader.imaging import morphology as ndimage  # scipy.ndimage's results, without scipy
 
     h, w = display.shape
     step = max(1, max(h, w) // 256)
@@ -98,7 +98,7 @@ def head_box(display: np.ndarray, threshold: float = 0.1, margin: int = 2) -> tu
 def crop_to_head(display: np.ndarray) -> np.ndarray:
     """The slice cropped to the head's bounding box, with everything outside the head zeroed
     (model v2's input: no canvas size, aspect, scale bar or text reaches the CNN)."""
-    from scipy import ndimage
+    from strokelens.reader.imaging import morphology as ndimage  # scipy.ndimage's results, without scipy
 
     top, bottom, left, right = head_box(display)
     crop = display[top:bottom, left:right].astype(np.float32)
