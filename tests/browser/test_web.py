@@ -578,15 +578,15 @@ def test_model_card_and_every_chart_render(page, stack):
         assert page.query_selector("#model-card .metrics-table") is not None
         assert "ROC AUC" in page.inner_text("#model-card .metrics-table")
     if card.get("findings"):  # v2: one figure per source, each with its interval, and the previous model kept
-        table = page.inner_text("#mc-metrics .metrics-table")
+        table = page.inner_text("section[aria-labelledby=mc-metrics] .metrics-table")
         for name, m in card["metrics"].items():
             if m:
-                row = page.locator("#mc-metrics .metrics-table tr", has=page.locator("th", has_text=re.compile(
+                row = page.locator("section[aria-labelledby=mc-metrics] .metrics-table tr", has=page.locator("th", has_text=re.compile(
                     "^" + re.escape(name.replace("_", " ")) + "$", re.I)))
                 assert row.count() == 1, (name, table)
                 assert f"{m['value']:.3f}" in row.inner_text() and f"{m['ci_low']:.3f}" in row.inner_text(), name
         assert "History: the previous model" in headings
-        history = page.inner_text("#mc-history")
+        history = page.inner_text("section[aria-labelledby=mc-history]")
         assert card["history"]["version"] in history and card["history"]["name"] in history
     expected = len(metrics["charts"])
     assert expected > 0
