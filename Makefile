@@ -12,7 +12,7 @@ DATA ?= ../shared/data/ct-hemorrhage
 SEED ?= 0
 PORT ?= 8000
 
-.PHONY: setup run test test-fast train train-v2 install-model lint package bench bench-quick chaos clean browser web
+.PHONY: setup run test test-fast train train-v1 train-v2 install-model lint package bench bench-quick chaos clean browser web
 
 setup: $(STAMP) browser $(NODE_STAMP)
 
@@ -40,21 +40,45 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -ra -m "not slow"
 
 CLINICAL ?= ../shared/data/clinical/healthcare-dataset-stroke-data.csv
-MODEL_BUILD ?= build/model
+# Model v2 (the installed model): CT haemorrhage + DWI ischaemic lesion, router, study aggregation,
+# from every source in ../shared/data (training/v2/data.py names them).
+MODEL_V2_BUILD ?= build/model_v2
+# Model v1 (the previous model: CT slices, haemorrhage vs normal, ../shared/data/ct-hemorrhage only).
+MODEL_V1_BUILD ?= build/model
+# What `make install-model` installs (`make train` and `make train-v1` set it to their build folder).
+MODEL_BUILD ?= $(MODEL_V2_BUILD)
 
-# Both models into $(MODEL_BUILD), installed into the package, then PNG copies of every chart for the README (docs/charts/).
+# Model v2 and the clinical model into $(MODEL_V2_BUILD) (clinical/ inside it), installed into the
+# package (the installed card becomes the new card's history), then PNG copies of every chart for the
+# README (docs/charts/). Each stage prints its progress.
 train: $(STAMP) browser
-	$(PY) -m training.train --data $(DATA) --out $(MODEL_BUILD) --seed $(SEED)
-	$(PY) -m training.clinical --data $(CLINICAL) --out $(MODEL_BUILD)/clinical --seed $(SEED)
-	$(MAKE) install-model
+	@echo "== make train 1/4: image model v2 -> $(MODEL_V2_BUILD)"
+	$(PY) -m training.v2.train --out $(MODEL_V2_BUILD) --seed $(SEED) --bigru
+	@echo "== make train 2/4: clinical risk model -> $(MODEL_V2_BUILD)/clinical"
+	$(PY) -m training.clinical --data $(CLINICAL) --out $(MODEL_V2_BUILD)/clinical --seed $(SEED)
+	@echo "== make train 3/4: install $(MODEL_V2_BUILD) into functions/strokelens/artifacts"
+	$(MAKE) --no-print-directory install-model MODEL_BUILD=$(MODEL_V2_BUILD)
+	@echo "== make train 4/4: chart images -> docs/charts"
 	$(PY) -m training.chart_images
 
-# Model v2 (CT haemorrhage + DWI ischaemic lesion, router, study aggregation) from every source in ../shared/data.
-MODEL_V2_BUILD ?= build/model_v2
+# Model v2 alone into $(MODEL_V2_BUILD), not installed (`make install-model` installs it).
 train-v2: $(STAMP)
 	$(PY) -m training.v2.train --out $(MODEL_V2_BUILD) --seed $(SEED) --bigru
 
-# Copy exactly the catalogue's files of the trained models (strokelens.core.catalogue) into functions/strokelens/artifacts.
+# The previous model (v1: CT slices of $(DATA), haemorrhage vs normal) and the clinical model into
+# $(MODEL_V1_BUILD), installed in place of v2, then the chart images.
+train-v1: $(STAMP) browser
+	@echo "== make train-v1 1/4: image model v1 -> $(MODEL_V1_BUILD)"
+	$(PY) -m training.train --data $(DATA) --out $(MODEL_V1_BUILD) --seed $(SEED)
+	@echo "== make train-v1 2/4: clinical risk model -> $(MODEL_V1_BUILD)/clinical"
+	$(PY) -m training.clinical --data $(CLINICAL) --out $(MODEL_V1_BUILD)/clinical --seed $(SEED)
+	@echo "== make train-v1 3/4: install $(MODEL_V1_BUILD) into functions/strokelens/artifacts"
+	$(MAKE) --no-print-directory install-model MODEL_BUILD=$(MODEL_V1_BUILD)
+	@echo "== make train-v1 4/4: chart images -> docs/charts"
+	$(PY) -m training.chart_images
+
+# Copy exactly the catalogue's files of a trained model folder (strokelens.core.catalogue; image model
+# and clinical/) into functions/strokelens/artifacts.
 install-model: $(STAMP)
 	$(PY) -m training.install --src $(MODEL_BUILD) --dest functions/strokelens/artifacts
 

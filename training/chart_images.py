@@ -1,5 +1,6 @@
 """PNG copies of the model's charts for the README (``docs/charts/``), rendered by kaleido with
 Debian's chromium. The plotly JSON in the artifacts stays the source served by ``GET /metrics``.
+PNGs in the output folder of charts the installed model no longer has (a previous model's) are removed.
 
     python -m training.chart_images [--artifacts functions/strokelens/artifacts] [--out docs/charts]
 """
@@ -33,6 +34,8 @@ def render(artifacts: Path, out: Path) -> list[Path]:
         target = out / f"{chart_id}.png"
         figure.write_image(target, width=720, height=460, scale=1)
         written.append(target)
+    for stale in sorted(set(out.glob("*.png")) - set(written)):
+        stale.unlink()
     return written
 
 

@@ -104,11 +104,33 @@ def assert_result_matches_api(page, stack, scan_id: str) -> dict:
     if result.get("out_of_distribution") or result.get("uncertain"):
         return scan
     top = max(result["probabilities"], key=result["probabilities"].get)
-    assert page.inner_text("#result .result-label") == result["label"] == top
+    if "stroke_type" in result:  # v2: the stroke type leads; the label is the assessed finding or "normal"
+        assert page.get_attribute("#result .result-label", "data-label") == result["label"] == top
+        assert page.inner_text("#stroke-type") == result["stroke_type"]
+    else:
+        assert page.inner_text("#result .result-label") == result["label"] == top
     assert re.search(r"processing time\s*\d", card, re.I), card
     for warning in scan.get("warnings", []):
+        if warning["code"] == "FINDING_NOT_ASSESSED":  # said by the "what was assessed" block instead
+            assert page.is_visible("#result-not-assessed")
+            continue
         assert warning["message"][:40] in card
     return scan
+
+
+def assert_says_what_was_assessed(page, result: dict, contract: dict) -> None:
+    """A v2 result names its stroke type, the finding assessed on the modality it was read as, and,
+    in the contract's words, the finding that is not assessed there."""
+    assert page.get_attribute("#stroke-type", "data-stroke-type") == result["stroke_type"]
+    assert page.get_attribute("#result-assessed", "data-finding") == (result.get("finding_assessed") or "")
+    read = next((r for r in contract["model"]["reads"] if r["modality"] == result.get("routed_as")), None)
+    if result.get("finding_assessed"):
+        assert read is not None and read["finding"] == result["finding_assessed"]
+        assert read["finding_name"] in page.inner_text("#result-assessed")
+        assert read["not_assessed_sentence"] in page.inner_text("#result-not-assessed")
+        assert read["modality_name"] in page.inner_text("#result-routed")
+        # Only the assessed finding is scored (and its complement).
+        assert set(result["probabilities"]) <= {result["finding_assessed"], "normal"}
 
 
 def assert_previews(page, stack, scan: dict) -> None:
@@ -199,6 +221,127 @@ def test_dicom_upload_is_read(page, stack, tmp_path):
     assert_previews(page, stack, scan)
     if (scan.get("previews") or {}).keys() & {"windows", "window_brain"}:
         assert page.is_visible("#viewer [role=radiogroup]")
+    assert page.console_errors == []
+
+
+def test_a_ct_result_says_its_stroke_type_and_what_is_not_assessed(page, stack, tmp_path):
+    """Model v2 on a real CT slice declared as CT: read for haemorrhage, so the card's stroke type is
+    "haemorrhagic" or "no finding" (or "not assessed" if the model refuses the slice, which is then
+    said as such), and it says ischaemic stroke is not assessed on CT. The history line says the
+    stroke type too."""
+    contract = served_contract(stack)
+    if contract["model"].get("generation") != "v2":
+        pytest.skip("the installed model is not v2")
+    ct = next(r for r in contract["model"]["reads"] if r["modality"] == "CT")
+    assert ct["finding"] == "hemorrhage" and ct["not_assessed"] == ["ischemic"]
+    assert ct["not_assessed_sentence"].startswith("Ischaemic stroke") and "not assessed on" in ct["not_assessed_sentence"]
+    path = tmp_path / "ct-slice.png"
+    path.write_bytes(sorted((CT_DATA / "hemorrhage").glob("*.png"))[1].read_bytes())
+    sign_in(page, stack)
+    upload(page, path, "CT")
+    scan_id = wait_final(page)
+    scan = assert_result_matches_api(page, stack, scan_id)
+    result = scan["result"]
+    if result["out_of_distribution"]:  # refused: nothing assessed, and the card says so
+        assert result["stroke_type"] == "not assessed" and page.inner_text("#stroke-type") == "not assessed"
+        assert page.is_visible("#ood-message")
+    else:
+        assert result["routed_as"] == "CT" and result["finding_assessed"] == "hemorrhage"
+        assert result["stroke_type"] in ("haemorrhagic", "no finding")
+        assert page.inner_text("#stroke-type") == result["stroke_type"]
+        assert_says_what_was_assessed(page, result, contract)
+        assert "Ischaemic stroke" in page.inner_text("#result-not-assessed")
+        # No ischaemic probability is shown for a CT slice.
+        assert page.query_selector("#result .prob-row[data-label=ischemic]") is None
+        assert page.query_selector("#result .prob-row[data-label=hemorrhage]") is not None
+        # One place says it: the warning list does not repeat the "not assessed" sentence.
+        assert page.query_selector("#result .result-warnings li[data-code=FINDING_NOT_ASSESSED]") is None
+    page.wait_for_selector(f"#history li[data-scan-id='{scan_id}']")
+    assert f"Stroke type: {result['stroke_type']}" in page.inner_text(f"#history li[data-scan-id='{scan_id}']") \
+        or result["out_of_distribution"] or result["uncertain"]
+    shot(page, "02b-result-v2")
+    assert page.console_errors == []
+
+
+def test_v2_states_and_previous_results_render(page, stack, tmp_path):
+    """Fields injected into a real scan's JSON: a haemorrhagic reading of a synthetic-data model (the
+    synthetic label shows), a "no finding" reading, a DWI reading (ischaemic; haemorrhage not assessed),
+    a slice refused as another MRI sequence, and a stored result of the previous model (no v2
+    fields), which renders as it always did."""
+    contract = served_contract(stack)
+    if contract["model"].get("generation") != "v2":
+        pytest.skip("the installed model is not v2")
+    path = tmp_path / "slice.png"
+    path.write_bytes(sorted((CT_DATA / "normal").glob("*.png"))[0].read_bytes())
+    sign_in(page, stack)
+    upload(page, path, "CT")
+    scan_id = wait_final(page)
+    dwi = next(r for r in contract["model"]["reads"] if r["modality"] == "MR-DWI")
+    v2 = {"uncertain": False, "out_of_distribution": False, "ood_reason": None}
+    cases = {
+        "haemorrhagic": {**v2, "label": "hemorrhage", "model_label": "hemorrhage", "probabilities": {"hemorrhage": 0.91, "normal": 0.09},
+                         "finding_assessed": "hemorrhage", "not_assessed": ["ischemic"], "stroke_type": "haemorrhagic",
+                         "routed_as": "CT", "assessable": True, "synthetic_model": True},
+        "no finding": {**v2, "label": "normal", "model_label": "normal", "probabilities": {"hemorrhage": 0.12, "normal": 0.88},
+                       "finding_assessed": "hemorrhage", "not_assessed": ["ischemic"], "stroke_type": "no finding",
+                       "routed_as": "CT", "assessable": True},
+        "ischaemic": {**v2, "label": "ischemic", "model_label": "ischemic", "probabilities": {"ischemic": 0.8, "normal": 0.2},
+                      "finding_assessed": "ischemic", "not_assessed": ["hemorrhage"], "stroke_type": "ischaemic",
+                      "routed_as": "MR-DWI", "modality": "MR"},
+        "not assessed": {"label": None, "model_label": "not assessed", "probabilities": {}, "uncertain": False,
+                         "out_of_distribution": True, "ood_reason": "This looks like an MRI sequence other than DWI.",
+                         "not_assessed": ["hemorrhage", "ischemic"], "stroke_type": "not assessed", "routed_as": "MR-other",
+                         "modality": "MR"},
+    }
+    mode = {"value": "haemorrhagic"}
+
+    def inject(route):
+        response = route.fetch()
+        scan = response.json()
+        for key in ("finding_assessed", "not_assessed", "stroke_type", "routed_as", "assessable"):
+            scan["result"].pop(key, None)
+        scan["warnings"] = [w for w in scan.get("warnings", []) if w["code"] != "FINDING_NOT_ASSESSED"]
+        if mode["value"] == "v1":
+            scan["result"].update(label="normal", model_label="normal", probabilities={"hemorrhage": 0.2, "normal": 0.8},
+                                  uncertain=False, out_of_distribution=False, ood_reason=None)
+        else:
+            scan["result"].update(cases[mode["value"]])
+        route.fulfill(response=response, json=scan)
+
+    page.route(f"**/api/scans/{scan_id}", inject)
+    for value, case in cases.items():
+        mode["value"] = value
+        page.goto(f"{stack.url}/#/")
+        page.goto(f"{stack.url}/#/scan/{scan_id}")
+        page.wait_for_selector(f"#stroke-type[data-stroke-type='{value}']")
+        assert page.inner_text("#stroke-type") == value
+        text = page.inner_text("#result")
+        assert not re.search(r"\b(null|undefined|NaN|\[object Object\])\b", text), text
+        shown = shown_probabilities(page)
+        assert set(shown) == set(case["probabilities"]) if not case["out_of_distribution"] else not shown
+        if case.get("routed_as") == "MR-DWI":
+            assert dwi["not_assessed_sentence"] in page.inner_text("#result-not-assessed")
+            assert "Haemorrhage" in page.inner_text("#result-not-assessed")
+            assert page.query_selector("#result .prob-row[data-label=hemorrhage]") is None
+        if case["out_of_distribution"]:
+            assert page.is_visible("#ood-message") and case["ood_reason"] in text
+            assert page.inner_text("#result-assessed").startswith("Assessed: nothing")
+            assert page.query_selector("#result .result-label") is None
+        else:
+            assert page.get_attribute("#result .result-label", "data-label") == case["label"]
+        synthetic = page.query_selector("#result .badge-warning:has-text('synthetic training data')")
+        assert (synthetic is not None) == bool(case.get("synthetic_model")), value
+        if case.get("synthetic_model"):
+            assert contract["warnings"]["SYNTHETIC_MODEL"] in text
+    page.locator("#scan-panel").screenshot(path=str(ARTIFACTS / "05c-v2-refused-sequence.png"))
+    # A result stored by the previous model: no stroke type, the highest output as before.
+    mode["value"] = "v1"
+    page.goto(f"{stack.url}/#/")
+    page.goto(f"{stack.url}/#/scan/{scan_id}")
+    page.wait_for_selector("#result .result-label")
+    assert page.inner_text("#result .result-label") == "normal"
+    assert page.query_selector("#stroke-type") is None and page.query_selector("#result-assessed") is None
+    assert set(shown_probabilities(page)) == {"hemorrhage", "normal"}
     assert page.console_errors == []
 
 
@@ -434,6 +577,17 @@ def test_model_card_and_every_chart_render(page, stack):
     if "metrics" in card:
         assert page.query_selector("#model-card .metrics-table") is not None
         assert "ROC AUC" in page.inner_text("#model-card .metrics-table")
+    if card.get("findings"):  # v2: one figure per source, each with its interval, and the previous model kept
+        table = page.inner_text("section[aria-labelledby=mc-metrics] .metrics-table")
+        for name, m in card["metrics"].items():
+            if m:
+                row = page.locator("section[aria-labelledby=mc-metrics] .metrics-table tr", has=page.locator("th", has_text=re.compile(
+                    "^" + re.escape(name.replace("_", " ")) + "$", re.I)))
+                assert row.count() == 1, (name, table)
+                assert f"{m['value']:.3f}" in row.inner_text() and f"{m['ci_low']:.3f}" in row.inner_text(), name
+        assert "History: the previous model" in headings
+        history = page.inner_text("section[aria-labelledby=mc-history]")
+        assert card["history"]["version"] in history and card["history"]["name"] in history
     expected = len(metrics["charts"])
     assert expected > 0
     page.wait_for_function("n => document.querySelectorAll('#charts .js-plotly-plot .main-svg').length >= n", arg=expected)

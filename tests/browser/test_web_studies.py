@@ -61,6 +61,23 @@ def wait_image(page, position: int) -> str:
     return page.get_attribute("#stack-img", "src")
 
 
+def assert_study_says_what_was_assessed(page, result: dict, contract: dict) -> None:
+    """A ct-ich study is read for haemorrhage on CT: the card leads with the study's stroke type and
+    says that ischaemic stroke is not assessed on CT, in the contract's words."""
+    assert result["stroke_type"] in ("haemorrhagic", "no finding", "not assessed")
+    assert page.inner_text("#study-stroke-type") == result["stroke_type"]
+    assert page.get_attribute("#study-stroke-type", "data-stroke-type") == result["stroke_type"]
+    assert result["finding_assessed"] == "hemorrhage" and result["routed_as"] == "CT", result
+    assert page.get_attribute("#study-assessed", "data-finding") == "hemorrhage"
+    ct = next(r for r in contract["model"]["reads"] if r["modality"] == "CT")
+    assert ct["finding_name"] in page.inner_text("#study-assessed")
+    assert result["not_assessed"] == ct["not_assessed"] == ["ischemic"]
+    assert ct["not_assessed_sentence"] in page.inner_text("#study-not-assessed")
+    assert "Ischaemic stroke" in ct["not_assessed_sentence"] and "not assessed on" in ct["not_assessed_sentence"]
+    if set(result["probabilities"]) - {"normal"}:  # only the assessed finding is scored
+        assert set(result["probabilities"]) == {"hemorrhage", "normal"}
+
+
 def test_a_folder_is_read_as_one_study_viewed_as_a_stack_and_listed(page, stack, folder):
     files = sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: natural(p.name))
     sign_in(page, stack)
@@ -87,12 +104,17 @@ def test_a_folder_is_read_as_one_study_viewed_as_a_stack_and_listed(page, stack,
     assert "not a diagnosis" in card.lower() and result["model_version"] in card
     assert not re.search(r"\b(null|undefined|NaN|\[object Object\])\b", card), card
     if result["label"]:
-        assert page.inner_text("#study-result .result-label") == result["label"]
+        if "stroke_type" in result:  # a model that says what it assessed (v2): the label is a data attribute
+            assert page.get_attribute("#study-result .result-label", "data-label") == result["label"]
+        else:
+            assert page.inner_text("#study-result .result-label") == result["label"]
         for label, p in result["probabilities"].items():
             value = page.inner_text(f"#study-result .prob-row[data-label='{label}'] .prob-value")
             assert value.replace("\u00a0", " ") == f"{100 * p:.1f} %"
     for key, n in result["counts"].items():
         assert page.get_attribute(f"#study-counts [data-count={key}]", "data-value") == str(n), key
+    if "stroke_type" in result:  # v2: the study's stroke type, the finding read and the one not assessed on CT
+        assert_study_says_what_was_assessed(page, result, served_contract(stack))
     for warning in study["warnings"]:
         assert warning["message"][:40] in card
     key = result["key_slices"]

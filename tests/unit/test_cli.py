@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
+
 from strokelens.reader.model.served import ServedModel
 from strokelens.reader.reading import read_scan
 from tests.conftest import CT_DATA, ROOT
@@ -46,7 +48,8 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 def test_predict_study_prints_one_line_for_the_folder(tmp_path):
     """A folder read as one study: natural order (slice2 before slice10), unreadable files counted,
-    key slices are files of the folder, the study probability is the most suspicious slice's."""
+    key slices are files of the folder, most suspicious first; the study probability is the most
+    suspicious slice's (v1) or the manifest's aggregation rule over the assessed slices (v2)."""
     hemorrhage = sorted((CT_DATA / "hemorrhage").glob("*.png"))[:1]
     normal = sorted((CT_DATA / "normal").glob("*.png"))[:2]
     names = {}
@@ -63,13 +66,23 @@ def test_predict_study_prints_one_line_for_the_folder(tmp_path):
     assert line["counts"]["assessed"] + line["counts"]["not_assessable"] == 3
     model = ServedModel()
     positive = model.manifest.positive_label
-    scores = {}
-    for name, src in names.items():
-        result = read_scan(src.read_bytes(), model).result
-        if not result.out_of_distribution:
-            scores[str(tmp_path / name)] = result.probabilities[positive]
+    results = {str(tmp_path / name): read_scan(src.read_bytes(), model).result for name, src in names.items()}
+    if model.v2 is not None:  # v2: the study's finding is its slices' (all CT here), read with the learned rule
+        positive = line["finding_assessed"]
+        assert positive == "hemorrhage" and line["stroke_type"] in ("haemorrhagic", "no finding")
+    scores = {k: r.probabilities[positive] for k, r in results.items()
+              if not r.out_of_distribution and r.assessable is not False}
+    assert line["counts"]["assessed"] == len(scores)
     assert line["key_slices"] == sorted(scores, key=lambda k: -scores[k])[:3]
-    assert abs(line["probabilities"][positive] - max(scores.values())) < 1e-9
+    if model.v2 is not None:
+        from strokelens.reader.model.aggregate import study_probability
+
+        agg = model.manifest.raw["aggregation"]
+        expected = study_probability(agg["rule"], np.asarray(list(scores.values())), agg["params"])
+        assert line["aggregation"] == agg["rule"]
+    else:
+        expected = max(scores.values())
+    assert abs(line["probabilities"][positive] - expected) < 1e-9
 
 
 def test_declared_modality_is_passed_to_the_reader(tmp_path):

@@ -49,7 +49,14 @@ def test_committed_model_refuses_ood_and_keeps_in_distribution():
     metrics = json.loads((DEFAULT_DIR / "metrics.json").read_text())
     split = json.loads((DEFAULT_DIR / "split.json").read_text())
     test = [(CT_DATA / f["file"]).read_bytes() for f in split["files"] if f["split"] == "test"]
-    report = evaluate(ServedModel(DEFAULT_DIR), test, seed=metrics["ood_sets"].get("seed", 0))
-    assert report == metrics["ood_sets"], "the card's OOD figures are what the committed model does"
-    assert report["ood_refusal_rate"] >= 0.95
+    model = ServedModel(DEFAULT_DIR)
+    if model.v2 is None:
+        report = evaluate(model, test, seed=metrics["ood_sets"].get("seed", 0))
+        assert report == metrics["ood_sets"], "the card's OOD figures are what the committed model does"
+    else:
+        # v2 measures its refusals on every source's test split in training (the card's ood block);
+        # of those, the served path's on the ct-hemorrhage split is recorded and must be reproduced.
+        report = evaluate(model, test, seed=0)
+        assert round(report["false_refusal_rate"] * len(test)) == metrics["served_refusals"]
+    assert report["ood_refusal_rate"] >= 0.95, report["sets"]
     assert report["false_refusal_rate"] <= 0.05

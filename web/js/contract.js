@@ -63,6 +63,19 @@ export class Contract {
   // ---- the model and its readings ----------------------------------------------------------
   get windowPresets() { return this.value?.window_presets || []; }
   get findings() { return this.value?.model?.findings || []; }
+  /** Per modality the model reads: {modality, modality_name, finding, finding_name, stroke_type, not_assessed, not_assessed_sentence}. */
+  get reads() { return this.value?.model?.reads || []; }
+  /** What is read on a routed modality ("CT", "MR-DWI"), or null. */
+  readsOn(modality) { return this.reads.find((r) => r.modality === modality) || null; }
+  /** A finding key ("hemorrhage") in words ("intracranial haemorrhage"); the key itself when unknown. */
+  findingName(key) { return this.value?.model?.finding_names?.[key] || String(key ?? ""); }
+  /** A routed modality ("MR-DWI") in words; the key itself when unknown. */
+  modalityName(key) { return this.value?.model?.modality_names?.[key] || String(key ?? ""); }
+  /** How a study's slice scores become its output, when the served rule is ``rule``; "" when unknown. */
+  aggregationText(rule) {
+    const agg = this.value?.model?.aggregation;
+    return agg && agg.rule === rule ? agg.description || "" : "";
+  }
 
   /** The registered sentence for a warning or error code, or ``fallback``. */
   warning(code, fallback = "") { return this.value?.warnings?.[code] || fallback; }

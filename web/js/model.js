@@ -4,7 +4,12 @@
 import { $, h, clear } from "./dom.js";
 import { humanize } from "./format.js";
 
-const FIRST = ["intended_use", "users", "limitations", "data", "metrics", "split", "preprocessing", "model", "labels", "training"];
+const FIRST = ["intended_use", "users", "findings", "limitations", "data", "metrics", "split", "preprocessing", "model", "labels", "training"];
+// Sections read last: the previous model's figures, then the clinical model's own card.
+const LAST = ["history", "clinical"];
+const SECTION_TITLES = { history: "History: the previous model" };
+const rank = (k) => (FIRST.includes(k) ? FIRST.indexOf(k) : LAST.includes(k) ? 100 + LAST.indexOf(k) : 99);
+const sectionTitle = (k) => SECTION_TITLES[k] || humanize(k);
 let plotlyPromise = null;
 
 function loadPlotly() {
@@ -104,12 +109,12 @@ function renderInner(value, key, card, depth) {
 export function renderModelCard(host, card) {
   clear(host);
   const keys = Object.keys(card).filter((k) => !["name", "version", "synthetic"].includes(k));
-  keys.sort((a, b) => ((FIRST.indexOf(a) + 1 || 99) - (FIRST.indexOf(b) + 1 || 99)));
+  keys.sort((a, b) => rank(a) - rank(b));
   host.append(h("div", { class: "model-title" },
     h("h2", { text: card.name || "Model card" }),
     card.version ? h("span", { class: "badge badge-neutral mono", text: `version ${card.version}` }) : null,
     card.synthetic ? h("span", { class: "badge badge-warning", text: "trained on synthetic data" }) : null));
-  const toc = h("nav", { class: "toc", "aria-label": "Model card sections" }, h("ul", {}, keys.map((k) => h("li", {}, h("a", { href: `#/model`, dataset: { target: `mc-${k}` }, text: humanize(k) })))));
+  const toc = h("nav", { class: "toc", "aria-label": "Model card sections" }, h("ul", {}, keys.map((k) => h("li", {}, h("a", { href: `#/model`, dataset: { target: `mc-${k}` }, text: sectionTitle(k) })))));
   toc.addEventListener("click", (e) => {
     const target = e.target.closest("a")?.dataset.target;
     if (!target) return;
@@ -122,16 +127,17 @@ export function renderModelCard(host, card) {
   for (const key of keys) host.append(cardSection(card, key, card[key], 3, `mc-${key}`));
 }
 
-const looksLikeCard = (v) => isPlainObject(v) && ("intended_use" in v || "limitations" in v);
+// A nested card: the clinical model's, or the previous model's kept as history (name, version, metrics).
+const looksLikeCard = (v) => isPlainObject(v) && ("intended_use" in v || "limitations" in v || ("version" in v && "metrics" in v));
 
 /** One model-card section; a nested card (e.g. the clinical model's) gets its own sub-headings. */
 function cardSection(card, key, value, level, id) {
   const section = h("section", { class: `mc-section mc-${key}`, "aria-labelledby": id },
-    h(`h${level}`, { id, tabindex: "-1", text: humanize(key) }));
+    h(`h${level}`, { id, tabindex: "-1", text: level === 3 ? sectionTitle(key) : humanize(key) }));
   if (typeof value === "string") section.append(h("p", { text: value }));
   else if (looksLikeCard(value) && level < 5) {
     const sub = Object.keys(value).filter((k) => !["name", "version"].includes(k))
-      .sort((a, b) => ((FIRST.indexOf(a) + 1 || 99) - (FIRST.indexOf(b) + 1 || 99)));
+      .sort((a, b) => rank(a) - rank(b));
     section.classList.add("mc-subcard");
     if (value.name || value.version) {
       section.append(h("p", { class: "model-title sub" }, value.name ? h("strong", { text: value.name }) : null,

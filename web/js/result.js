@@ -1,8 +1,11 @@
 // The result card: model output (never a diagnosis), probabilities, warnings, timings, model version.
+// A result that says what it assessed (model v2) leads with its stroke type and says which finding
+// was and was not assessed on the modality it was read as; older results render as they were.
 "use strict";
 
 import { h, add, clear } from "./dom.js";
 import { formatMs, formatPercent, formatDate, humanize } from "./format.js";
+import { ASSESSED_BLOCK_CODE, assessedBlock, saysWhatWasAssessed, strokeTypeLine } from "./findings.js";
 
 const UNCERTAIN_TEXT = "Indeterminate — review";
 // Warnings whose text the card's headline already shows, so the warning list does not repeat them.
@@ -34,6 +37,11 @@ export function resultSummary(scan) {
       const label = r.label || topLabel(r.probabilities);
       const p = r.probabilities?.[label];
       if (r.uncertain) return { badge: "Indeterminate", tone: "warning", line: "Review needed" };
+      if (saysWhatWasAssessed(r)) {
+        const f = r.finding_assessed;
+        const score = f && r.probabilities?.[f] !== undefined ? ` (${f} ${formatPercent(r.probabilities[f])})` : "";
+        return { badge: "Done", tone: "ok", line: `Stroke type: ${r.stroke_type}${score}` };
+      }
       return { badge: "Done", tone: "ok", line: `Highest output: ${label}${p !== undefined ? ` (${formatPercent(p)})` : ""}` };
     }
     default: return { badge: scan.status || "?", tone: "neutral", line: "" };
@@ -51,13 +59,14 @@ function orderedEntries(probabilities, findings) {
   return Object.entries(probabilities || {}).sort(([a], [b]) => rank(a) - rank(b));
 }
 
-export function probabilityChart(probabilities, highlight, findings) {
+/** One bar per class of ``probabilities`` (keyed by class); ``nameOf`` words a key (default: the key). */
+export function probabilityChart(probabilities, highlight, findings, nameOf = (label) => label) {
   const entries = orderedEntries(probabilities, findings);
   const list = h("ul", { class: "prob-chart", "aria-label": "Model output probability per class" });
   for (const [label, p] of entries) {
     const pct = Math.max(0, Math.min(1, Number(p)));
     list.append(h("li", { class: `prob-row${label === highlight ? " top" : ""}`, dataset: { label, probability: String(p) } },
-      h("span", { class: "prob-label", text: label }),
+      h("span", { class: "prob-label", text: nameOf(label) }),
       h("span", { class: "prob-track", "aria-hidden": "true" }, h("span", { class: "prob-bar", style: { width: `${(100 * pct).toFixed(1)}%` } })),
       h("span", { class: "prob-value", text: formatPercent(p) })));
   }
@@ -126,6 +135,37 @@ function oodHeadline(card, scan, contract) {
     h("p", { class: "result-headline", id: "ood-message", text: noticeText(scan, contract, HEADLINE_CODE.ood) || "No reading is given for this image." }),
     r.ood_reason ? h("p", { class: "result-reason" }, h("strong", { text: "Why: " }), String(r.ood_reason)) : null,
     h("p", { class: "muted", text: "No class is suggested for this image. A qualified clinician must read it." }));
+  if (saysWhatWasAssessed(r)) add(card, strokeTypeLine(r, "stroke-type"));
+}
+
+/** The words for a class key: the contract's finding name ("normal" stays "normal"). */
+function classNamer(contract) {
+  return (label) => (label === "normal" ? "normal" : contract.findingName(label));
+}
+
+/** Model v2: the stroke type leads; the output is for the one finding read on this modality. */
+function findingHeadline(card, scan, contract) {
+  const r = scan.result || {};
+  const name = classNamer(contract);
+  add(card, h("p", { class: "result-kicker", text: "Model output · not a diagnosis" }));
+  if (r.uncertain) {
+    card.classList.add("result-uncertain");
+    add(card,
+      h("p", { class: "result-headline", id: "uncertain-message", text: UNCERTAIN_TEXT }),
+      h("p", { class: "muted", text: `${noticeText(scan, contract, HEADLINE_CODE.uncertain)} A qualified clinician must review it.`.trim() }),
+      strokeTypeLine(r, "stroke-type", "Stroke type the score leans to"));
+  } else {
+    add(card,
+      h("p", { class: "result-headline" }, "Stroke type: ",
+        h("span", { class: "stroke-type", id: "stroke-type", dataset: { strokeType: r.stroke_type }, text: r.stroke_type })),
+      r.finding_assessed && r.label ? h("p", { class: "result-output" }, `Read for ${name(r.finding_assessed)}: `,
+        h("span", { class: "result-label", dataset: { label: r.label }, text: name(r.label) })) : null,
+      h("p", { class: "muted", text: "Probabilities below are the model's output for this one slice. They are not a diagnosis and must not drive treatment." }));
+  }
+  if (r.probabilities && Object.keys(r.probabilities).length) {
+    add(card, h("h3", { class: "sub-h", text: "Probability per class" }),
+      probabilityChart(r.probabilities, r.uncertain ? null : r.label, contract.findings, name));
+  }
 }
 
 function readingHeadline(card, scan, contract) {
@@ -150,7 +190,8 @@ function readingHeadline(card, scan, contract) {
 function warningsOf(scan, contract) {
   const r = scan.result || {};
   const shown = r.out_of_distribution ? HEADLINE_CODE.ood : r.uncertain ? HEADLINE_CODE.uncertain : null;
-  const warnings = (scan.warnings || []).filter((w) => w.code !== shown);
+  const inBlock = saysWhatWasAssessed(r) ? ASSESSED_BLOCK_CODE : null; // the "what was assessed" block says it
+  const warnings = (scan.warnings || []).filter((w) => w.code !== shown && w.code !== inBlock);
   const synthetic = contract.warning("SYNTHETIC_MODEL");
   if (r.synthetic_model && synthetic && !warnings.some((w) => w.code === "SYNTHETIC_MODEL")) {
     warnings.push({ code: "SYNTHETIC_MODEL", message: synthetic }); // results stored before the server said so
@@ -165,8 +206,11 @@ export function renderResult(container, scan, contract) {
   container.append(card);
   if (scan.status === "FAILED") { failedCard(card, scan, contract); return; }
   if (scan.status !== "DONE") return;
-  if (scan.result?.out_of_distribution) oodHeadline(card, scan, contract);
+  const r = scan.result || {};
+  if (r.out_of_distribution) oodHeadline(card, scan, contract);
+  else if (saysWhatWasAssessed(r)) findingHeadline(card, scan, contract);
   else readingHeadline(card, scan, contract);
+  if (saysWhatWasAssessed(r)) add(card, assessedBlock(r, contract, scan.warnings, "result"));
   const warnings = warningsOf(scan, contract);
   if (warnings.length) {
     add(card, h("div", { class: "alert alert-warning result-warnings", role: "note" },

@@ -1,13 +1,17 @@
 // The study result card: the study-level model output (never a diagnosis), its probabilities, what
 // was and was not assessed (counts, unreadable codes, series skipped and why), warnings, and the key
-// slices first (most suspicious first) as thumbnails that open in the stack viewer.
+// slices first (most suspicious first) as thumbnails that open in the stack viewer. A study of a
+// model that says what it assessed (v2) leads with its stroke type and the finding read.
 "use strict";
 
 import { h, add, clear } from "./dom.js";
 import { formatDate, formatPercent, humanize } from "./format.js";
+import { assessedBlock, saysWhatWasAssessed, strokeTypeLine } from "./findings.js";
 import { probabilityChart, warningItem } from "./result.js";
 
+// Results stored before the contract described the aggregation rule.
 const AGGREGATION_TEXT = { max: "the highest score among the assessed slices" };
+const aggregationText = (contract, rule) => contract.aggregationText(rule) || AGGREGATION_TEXT[rule] || humanize(rule || "–");
 
 /** One line for the history list: {badge, tone, line}. */
 export function studySummary(study) {
@@ -21,6 +25,7 @@ export function studySummary(study) {
       const c = r.counts || {};
       const slices = `${c.assessed ?? 0} assessed`;
       if (!r.label) return { badge: "No output", tone: "warning", line: slices };
+      if (saysWhatWasAssessed(r)) return { badge: "Done", tone: "ok", line: `Stroke type: ${r.stroke_type} · ${slices}` };
       return { badge: "Done", tone: "ok", line: `Highest output: ${r.label} (${formatPercent(r.probabilities?.[r.label])}) · ${slices}` };
     }
     default: return { badge: study.status || "?", tone: "neutral", line: "" };
@@ -91,12 +96,12 @@ function keySlices(study, onSlice) {
     })));
 }
 
-function metaList(study) {
+function metaList(study, contract) {
   const r = study.result || {};
   return h("dl", { class: "meta" },
     h("div", { class: "meta-item" }, h("dt", { text: "Model version" }), h("dd", {}, h("span", { class: "mono", text: r.model_version || "–" }),
       r.synthetic_model ? h("span", { class: "badge badge-warning", text: "synthetic training data" }) : null)),
-    h("div", { class: "meta-item" }, h("dt", { text: "Study output" }), h("dd", { text: AGGREGATION_TEXT[r.aggregation] || humanize(r.aggregation || "–") })),
+    h("div", { class: "meta-item" }, h("dt", { text: "Study output" }), h("dd", { text: aggregationText(contract, r.aggregation) })),
     study.modality_declared ? h("div", { class: "meta-item" }, h("dt", { text: "Modality chosen" }), h("dd", { text: study.modality_declared })) : null,
     h("div", { class: "meta-item" }, h("dt", { text: "Uploaded" }), h("dd", { text: formatDate(study.created_at) })));
 }
@@ -116,20 +121,33 @@ export function renderStudyResult(container, study, contract, { onSlice }) {
   if (study.status !== "DONE") return;
   const r = study.result || {};
   add(card, h("p", { class: "result-kicker", text: "Model output for the study · not a diagnosis" }));
-  if (r.label) {
+  const v2 = saysWhatWasAssessed(r);
+  const name = (label) => (label === "normal" ? "normal" : contract.findingName(label));
+  if (r.label && v2) {
+    add(card, h("p", { class: "result-headline" }, "Study stroke type: ",
+      h("span", { class: "stroke-type", id: "study-stroke-type", dataset: { strokeType: r.stroke_type }, text: r.stroke_type })),
+    r.finding_assessed ? h("p", { class: "result-output" }, `Read for ${name(r.finding_assessed)}: `,
+      h("span", { class: "result-label", dataset: { label: r.label }, text: name(r.label) })) : null,
+    h("p", { class: "muted", text: `Computed from ${r.counts?.assessed ?? 0} assessed slices (${aggregationText(contract, r.aggregation)}). ` +
+        "It is not a diagnosis and must not drive treatment; a qualified clinician must read the whole study." }),
+    h("h3", { class: "sub-h", text: "Study probability per class" }),
+    probabilityChart(r.probabilities, r.label, contract.findings, name));
+  } else if (r.label) {
     add(card, h("p", { class: "result-headline" }, "Highest study-level model output: ", h("span", { class: "result-label", text: r.label })),
-      h("p", { class: "muted", text: `Computed from ${r.counts?.assessed ?? 0} assessed slices (${AGGREGATION_TEXT[r.aggregation] || r.aggregation}). ` +
+      h("p", { class: "muted", text: `Computed from ${r.counts?.assessed ?? 0} assessed slices (${aggregationText(contract, r.aggregation)}). ` +
         "It is not a diagnosis and must not drive treatment; a qualified clinician must read the whole study." }),
       h("h3", { class: "sub-h", text: "Study probability per class" }),
       probabilityChart(r.probabilities, r.label, contract.findings));
   } else {
     add(card, h("p", { class: "result-headline", text: "No model output for this study" }),
-      h("p", { class: "muted", text: "No slice could be assessed by the model. A qualified clinician must read the study." }));
+      h("p", { class: "muted", text: "No slice could be assessed by the model. A qualified clinician must read the study." }),
+      v2 ? strokeTypeLine(r, "study-stroke-type", "Study stroke type") : null);
   }
+  if (v2) add(card, assessedBlock(r, contract, [], "study"));
   const warnings = warningsOf(study, contract);
   if (warnings.length) {
     add(card, h("div", { class: "alert alert-warning result-warnings", role: "note" },
       h("strong", { text: warnings.length === 1 ? "Warning" : "Warnings" }), h("ul", {}, warnings.map(warningItem))));
   }
-  add(card, keySlices(study, onSlice), h("h3", { class: "sub-h", text: "What was read" }), countsList(r, contract), seriesTable(r.series), metaList(study));
+  add(card, keySlices(study, onSlice), h("h3", { class: "sub-h", text: "What was read" }), countsList(r, contract), seriesTable(r.series), metaList(study, contract));
 }

@@ -1,7 +1,8 @@
 """``GET /contract``: what the site must know of the server, served instead of copied into JavaScript.
 
-Accepted file types, limits, modalities, CT window presets, the model's findings, error and
-warning codes with their messages, and the clinical risk form (fields, levels, ranges, units).
+Accepted file types, limits, modalities, CT window presets, the model's findings (per modality: what
+is assessed and what is not, with the words to say it), error and warning codes with their messages,
+and the clinical risk form (fields, levels, ranges, units).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 
 from strokelens.core import clinical
 from strokelens.core.errors import MESSAGES, WARNINGS
+from strokelens.core.findings import (AGGREGATION_WORDS, FINDING_NAMES, MODALITY_WORDS, NO_FINDING, NOT_ASSESSED,
+                                      STROKE_TYPES, finding_labels, modality_findings)
 from strokelens.core.records import CONTENT_TYPES, EXTENSION_TYPES, MODALITIES
 from strokelens.core.schema import WINDOW_PRESETS, Manifest
 from strokelens.core.studies import MAX_FILES, MAX_STUDY_BYTES
@@ -59,6 +62,22 @@ def deid_rules() -> dict[str, Any]:
     return json.loads((Path(__file__).resolve().parent / "deid_rules.json").read_text())
 
 
+def model_contract(manifest: Manifest) -> dict[str, Any]:
+    """The installed model as the site needs it: every class in display order (``findings``), and per
+    modality what is assessed and what is not (``reads``), with the words to say it, so the site names
+    no finding itself. v1 and v2 folders answer the same shape (v1 reads one finding on CT)."""
+    raw = manifest.raw
+    aggregation = raw.get("aggregation") or {}
+    rule = aggregation.get("rule", "max")
+    return {"version": manifest.version, "generation": raw.get("model", "v1"),
+            "findings": finding_labels(raw, manifest.labels), "positive_label": manifest.positive_label,
+            "modalities": list(manifest.modalities), "synthetic": manifest.synthetic,
+            "reads": modality_findings(raw, manifest.labels),
+            "finding_names": dict(FINDING_NAMES), "stroke_types": {**STROKE_TYPES, "none": NO_FINDING, "unknown": NOT_ASSESSED},
+            "modality_names": {**MODALITY_WORDS, "MR-other": "MRI other than DWI (not read)"},
+            "aggregation": {"rule": rule, "description": AGGREGATION_WORDS.get(rule, rule)}}
+
+
 def site_contract(manifest: Manifest, *, max_upload_bytes: int, upload_expires: int) -> dict[str, Any]:
     return {
         "accepted": {"content_types": sorted(CONTENT_TYPES), "extensions": sorted(EXTENSION_TYPES)},
@@ -66,9 +85,7 @@ def site_contract(manifest: Manifest, *, max_upload_bytes: int, upload_expires: 
                    "max_study_files": MAX_FILES, "max_study_bytes": MAX_STUDY_BYTES},
         "modalities": list(MODALITIES),
         "window_presets": [asdict(w) for w in WINDOW_PRESETS],
-        "model": {"version": manifest.version, "findings": list(manifest.labels),
-                  "positive_label": manifest.positive_label, "modalities": list(manifest.modalities),
-                  "synthetic": manifest.synthetic},
+        "model": model_contract(manifest),
         "errors": dict(MESSAGES),
         "warnings": dict(WARNINGS),
         "risk_form": risk_form(),

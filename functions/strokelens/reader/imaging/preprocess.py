@@ -79,7 +79,7 @@ HEAD_CLOSE = 3
 
 def _largest_object(mask: np.ndarray) -> np.ndarray:
     """The largest connected component of a boolean mask (all False when the mask is empty)."""
-    from scipy import ndimage
+    from strokelens.reader.imaging import morphology as ndimage  # scipy.ndimage's results, without scipy
 
     labels, n = ndimage.label(mask)
     if n == 0:
@@ -91,7 +91,7 @@ def _largest_object(mask: np.ndarray) -> np.ndarray:
 def _head_object(pixels: np.ndarray) -> np.ndarray:
     """Mask of the head: threshold -> opening (speckle) -> closing (re-join dark parenchyma) -> the
     largest object. Small separate objects (scale bars, letters, rulers, table lines) are dropped."""
-    from scipy import ndimage
+    from strokelens.reader.imaging import morphology as ndimage  # scipy.ndimage's results, without scipy
 
     mask = ndimage.binary_opening(pixels > HEAD_THRESHOLD, iterations=1)
     mask = ndimage.binary_closing(mask, iterations=HEAD_CLOSE, border_value=0)
@@ -123,7 +123,7 @@ def crop_to_head(display: np.ndarray) -> np.ndarray:
     Order: head box on the whole slice -> crop -> head object in the crop, holes filled, dilated by
     2 px (keeps the scalp edge) -> zero outside it.
     """
-    from scipy import ndimage
+    from strokelens.reader.imaging import morphology as ndimage  # scipy.ndimage's results, without scipy
 
     top, bottom, left, right = head_box(display)
     crop = display[top:bottom, left:right].astype(np.float32)

@@ -22,12 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from strokelens.core.findings import MODALITY_WORDS, not_assessed_sentence, stroke_type
 from strokelens.reader.model.head import LinearHead
 from strokelens.reader.model.ood import MahalanobisModel
 
-FINDING_NAMES = {"hemorrhage": "intracranial haemorrhage", "ischemic": "acute ischaemic lesion"}
-STROKE_TYPES = {"hemorrhage": "haemorrhagic", "ischemic": "ischaemic"}
-MODALITY_WORDS = {"CT": "non-contrast head CT", "MR-DWI": "diffusion-weighted MRI (DWI)", "MR-other": "MRI"}
+__all__ = ["FindingModel", "FindingModels", "Route", "Router", "decide_route", "stroke_type"]
 
 
 @dataclass(frozen=True)
@@ -52,10 +51,7 @@ class FindingModel:
         return {self.finding: p, "normal": 1.0 - p}
 
     def not_assessed_sentence(self) -> str:
-        names = " or ".join(FINDING_NAMES.get(f, f) for f in self.not_assessed)
-        kind = "ischaemic stroke" if "ischemic" in self.not_assessed else "haemorrhage"
-        return (f"{kind[0].upper() + kind[1:]} ({names}) is not assessed on {MODALITY_WORDS[self.modality]} "
-                "by this model.")
+        return not_assessed_sentence(self.modality, self.not_assessed)
 
 
 @dataclass(frozen=True)
@@ -154,9 +150,3 @@ def decide_route(header_modality: str | None, header_sequence: str | None, decla
     return Route(router_says, None, f"no modality was declared; the image looks like {MODALITY_WORDS[router_says]}.",
                  router_says)
 
-
-def stroke_type(finding: str | None, label: str | None) -> str:
-    """The stroke type shown: follows the assessed finding and its label."""
-    if finding is None or label is None:
-        return "not assessed"
-    return STROKE_TYPES[finding] if label == finding else "no finding"

@@ -1,0 +1,128 @@
+"""Binary morphology and connected components in numpy: the few ``scipy.ndimage`` functions the head
+crop (``preprocess.crop_to_head``, model v2) needs, with scipy's results, so the inference package
+ships without scipy (about 100 MB).
+
+Same conventions as ``scipy.ndimage`` with its default 2-D structuring element (the 3 x 3 cross,
+4-connectivity) and ``border_value=0``; components are numbered in raster order of their first pixel,
+as ``scipy.ndimage.label`` does. ``tests/unit/test_morphology.py`` checks them against scipy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _shifts_or(x: np.ndarray) -> np.ndarray:
+    out = x.copy()
+    out[1:, :] |= x[:-1, :]
+    out[:-1, :] |= x[1:, :]
+    out[:, 1:] |= x[:, :-1]
+    out[:, :-1] |= x[:, 1:]
+    return out
+
+
+def _shifts_and(x: np.ndarray) -> np.ndarray:
+    out = x.copy()
+    out[1:, :] &= x[:-1, :]
+    out[:-1, :] &= x[1:, :]
+    out[:, 1:] &= x[:, :-1]
+    out[:, :-1] &= x[:, 1:]
+    out[0, :] = out[-1, :] = False  # outside the image counts as background (border_value=0)
+    out[:, 0] = out[:, -1] = False
+    return out
+
+
+def binary_dilation(x: np.ndarray, iterations: int = 1) -> np.ndarray:
+    out = np.asarray(x, bool)
+    for _ in range(iterations):
+        out = _shifts_or(out)
+    return out
+
+
+def binary_erosion(x: np.ndarray, iterations: int = 1) -> np.ndarray:
+    out = np.asarray(x, bool)
+    for _ in range(iterations):
+        out = _shifts_and(out)
+    return out
+
+
+def binary_opening(x: np.ndarray, iterations: int = 1) -> np.ndarray:
+    return binary_dilation(binary_erosion(x, iterations), iterations)
+
+
+def binary_closing(x: np.ndarray, iterations: int = 1, border_value: int = 0) -> np.ndarray:
+    """Dilation then erosion; ``border_value`` must be 0 (outside the image is background)."""
+    assert border_value == 0
+    return binary_erosion(binary_dilation(x, iterations), iterations)
+
+
+def _runs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every True run of every row, in raster order: (row, start, end exclusive)."""
+    padded = np.zeros((x.shape[0], x.shape[1] + 2), np.int8)
+    padded[:, 1:-1] = x
+    edges = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(edges == 1)
+    _, ends = np.nonzero(edges == -1)
+    return rows, starts, ends
+
+
+def label(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """4-connected components: (labels, n), labels 1..n in raster order of each component's first pixel.
+
+    Vectorised over runs: runs of consecutive rows that overlap are joined, then every run takes the
+    smallest run index of its component (min-label propagation with pointer jumping); runs are in
+    raster order, so that index orders the components as scipy numbers them.
+    """
+    x = np.asarray(x, bool)
+    h, w = x.shape
+    labels = np.zeros(x.shape, np.int32)
+    rows, starts, ends = _runs(x)
+    n = len(rows)
+    if n == 0:
+        return labels, 0
+    width = w + 2
+    key_start, key_end = rows * width + starts, rows * width + ends  # both ascending (raster order)
+    # next-row runs overlapping run i: start < end_i and end > start_i
+    lo = np.searchsorted(key_end, (rows + 1) * width + starts, side="right")
+    hi = np.searchsorted(key_start, (rows + 1) * width + ends, side="left")
+    count = np.maximum(hi - lo, 0)
+    a = np.repeat(np.arange(n), count)
+    b = np.repeat(lo, count) + (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count))
+    root = np.arange(n)
+    while True:
+        before = root.copy()
+        np.minimum.at(root, a, root[b])
+        np.minimum.at(root, b, root[a])
+        while True:  # pointer jumping: every run points at its root's root
+            jumped = root[root]
+            if np.array_equal(jumped, root):
+                break
+            root = jumped
+        if np.array_equal(root, before):
+            break
+    ids, component = np.unique(root, return_inverse=True)
+    lengths = ends - starts
+    flat = (np.repeat(rows * w + starts, lengths)
+            + (np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)))
+    labels.ravel()[flat] = np.repeat(component + 1, lengths)
+    return labels, int(len(ids))
+
+
+def sum(x: np.ndarray, labels: np.ndarray, index: np.ndarray) -> np.ndarray:  # noqa: A001 (scipy's name)
+    """Sum of ``x`` over each label in ``index``."""
+    x = np.asarray(x)
+    size = int(np.max(index, initial=0)) + 1
+    if x.dtype == bool:  # a mask: a count per label (no float weights, several times faster)
+        totals = np.bincount(labels[x], minlength=size).astype(np.float64)
+    else:
+        totals = np.bincount(labels.ravel(), weights=np.asarray(x, np.float64).ravel(), minlength=size)
+    return totals[np.asarray(index)]
+
+
+def binary_fill_holes(x: np.ndarray) -> np.ndarray:
+    """``x`` with every background region that does not reach the image border filled."""
+    x = np.asarray(x, bool)
+    background, _ = label(~x)
+    border = np.unique(np.concatenate((background[0], background[-1], background[:, 0], background[:, -1])))
+    outside = np.isin(background, border[border > 0])
+    return ~outside
