@@ -60,10 +60,8 @@ def _runs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every True run of every row, in raster order: (row, start, end exclusive)."""
     padded = np.zeros((x.shape[0], x.shape[1] + 2), np.int8)
     padded[:, 1:-1] = x
-    edges = np.diff(padded, axis=1)
-    rows, starts = np.nonzero(edges == 1)
-    _, ends = np.nonzero(edges == -1)
-    return rows, starts, ends
+    rows, cols = np.nonzero(np.diff(padded, axis=1))  # a run's start and end alternate along each row
+    return rows[::2], cols[::2], cols[1::2]
 
 
 def label(x: np.ndarray) -> tuple[np.ndarray, int]:

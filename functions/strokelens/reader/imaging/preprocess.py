@@ -106,11 +106,12 @@ def head_box(display: np.ndarray, margin: int = 2) -> tuple[int, int, int, int]:
     """
     h, w = display.shape
     step = max(1, max(h, w) // 256)
-    rows, cols = np.nonzero(_head_object(display[::step, ::step]))
+    head = _head_object(display[::step, ::step])
+    rows, cols = np.flatnonzero(head.any(axis=1)), np.flatnonzero(head.any(axis=0))
     if len(rows) == 0:
         return 0, h, 0, w
-    top, bottom = max(0, rows.min() * step - margin), min(h, (rows.max() + 1) * step + margin)
-    left, right = max(0, cols.min() * step - margin), min(w, (cols.max() + 1) * step + margin)
+    top, bottom = max(0, rows[0] * step - margin), min(h, (rows[-1] + 1) * step + margin)
+    left, right = max(0, cols[0] * step - margin), min(w, (cols[-1] + 1) * step + margin)
     if bottom - top < 8 or right - left < 8:
         return 0, h, 0, w
     return int(top), int(bottom), int(left), int(right)
