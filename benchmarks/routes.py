@@ -5,9 +5,10 @@ with an ``MR-DWI`` finding), a DWI slice (real mri-dwi PNGs, declared ``MR``; v2
 DWI head, OOD model and operating point after the head crop). A v1 folder reads CT only: its DWI
 route is reported as not served. Each slice goes through the served
 :func:`strokelens.reader.reading.read_scan` with the heat map on and previews off; its stage timings
-(decode, preprocess = window + head crop, cnn, route, head, ood, heatmap) come from the reading
-itself, the total is wall time around the call. Slices the served path refused (router or OOD) are
-counted apart: their reading stops before the head, so they are left out of the per-stage figures.
+(decode, preprocess = window + head crop + resize, cnn, route, head, ood, heatmap) come from the
+reading itself, the total is wall time around the call; the head crop alone is timed again apart.
+Slices the served path refused (router or OOD) are counted apart: their reading stops before the
+head, so they are left out of the per-stage figures.
 
 Study: ``read_study`` of a 40-slice ct-ich study (CT declared, no previews), timed whole.
 """
@@ -26,7 +27,7 @@ from benchmarks.studies import FLOOR_MS_PER_SLICE, FLOOR_SIZE, study_inputs
 
 DWI_DATA = ROOT.parent / "shared" / "data" / "mri-dwi"
 WARMUP = 5
-STAGES = ("decode", "preprocess", "cnn", "route", "head", "ood", "heatmap")
+STAGES = ("decode", "preprocess", "crop", "cnn", "route", "head", "ood", "heatmap")
 
 
 def dwi_inputs(limit: int = 16) -> list[Path]:
@@ -48,9 +49,23 @@ def served_routes(model_dir: Path) -> dict[str, str | None]:
     return {"CT": "CT" if not findings or "CT" in findings else None, "DWI": "MR" if "MR-DWI" in findings else None}
 
 
+def _crop_ms(data: bytes) -> float:
+    """Time of the head crop alone (part of ``preprocess`` for model v2), on the slice's display image."""
+    from strokelens.reader.imaging.decode import decode_image
+    from strokelens.reader.imaging.preprocess import crop_to_head, to_display
+
+    display = to_display(decode_image(data))[0]
+    t0 = time.perf_counter()
+    crop_to_head(display)
+    return (time.perf_counter() - t0) * 1e3
+
+
 def _route_child(model: Any, declared: str, paths: list[str], repeats: int) -> dict[str, Any]:
-    """Warm ``read_scan`` of ``paths`` (cycled) declared as ``declared``: stage and total timings."""
+    """Warm ``read_scan`` of ``paths`` (cycled) declared as ``declared``: stage and total timings
+    (with the head crop, for a model that crops, also timed on its own outside ``read_scan``)."""
     from strokelens.reader.reading import read_scan
+
+    crops = model.v2 is not None and model.v2.crop
 
     stages: dict[str, list[float]] = defaultdict(list)
     routed: Counter[str] = Counter()
@@ -72,6 +87,8 @@ def _route_child(model: Any, declared: str, paths: list[str], repeats: int) -> d
         for stage, ms in reading.timings_ms.items():
             stages[stage].append(ms)
         stages["total"].append(total)
+        if crops:
+            stages["crop"].append(_crop_ms(data))
     return {"declared": declared, "files": len(paths), "reads": repeats, "refused": refused,
             "routed_as": dict(routed), "stages_ms": {k: summary(v) for k, v in stages.items()}}
 
@@ -172,7 +189,8 @@ def markdown(r: dict[str, Any]) -> list[str]:
         if all(c == "–" for c in cells):
             continue
         label = {"total": "**total** (wall time of `read_scan`)", "total_refused": "total of refused slices",
-                 "preprocess": "preprocess (window + head crop)"}.get(stage, stage)
+                 "preprocess": "preprocess (window + head crop + resize)",
+                 "crop": "… of which the head crop (timed apart, outside `read_scan`)"}.get(stage, stage)
         out.append(f"| {label} | " + " | ".join(cells) + " |")
     for name, route in served.items():
         out.append("")
