@@ -14,7 +14,12 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from benchmarks.common import ROOT, THREAD_ENV, Settings, machine
+from benchmarks.common import FUNCTIONS, ROOT, THREAD_ENV, Settings, machine
+
+# Measure this checkout's strokelens (as the child processes do, see common.child_env), not
+# whichever copy an editable install elsewhere points at.
+if sys.path[:1] != [str(FUNCTIONS)]:
+    sys.path.insert(0, str(FUNCTIONS))
 
 for _key, _value in THREAD_ENV.items():
     os.environ.setdefault(_key, _value)
@@ -65,7 +70,7 @@ def _cost_inputs(report: dict[str, Any]):
 
 
 def run(settings: Settings) -> dict[str, Any]:
-    from benchmarks import cold, cost, e2e, package, report, scaling, studies, trust, warm
+    from benchmarks import cold, cost, e2e, package, report, routes, scaling, studies, trust, warm
     from strokelens.core.catalogue import Catalogue
 
     started = time.perf_counter()
@@ -76,6 +81,7 @@ def run(settings: Settings) -> dict[str, Any]:
                               "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(settings).items()}}
     w = _section(result, "warm", lambda: warm.run(settings))
     keras_path = Path(w["keras_path"]) if w else settings.out / "work" / "baseline.keras"
+    _section(result, "routes", lambda: routes.run(settings))
     _section(result, "cold", lambda: cold.run(settings, keras_path))
     _section(result, "scaling", lambda: scaling.run(settings))
     _section(result, "package", lambda: package.run(settings))

@@ -1,8 +1,10 @@
 """The float Keras twin of the served model, built from training/cnn.py (TensorFlow children only).
+Every model file is found through :class:`strokelens.core.catalogue.Catalogue`.
 
 The served extractor's architecture is read from the model card (``model.extractor``: input
 size, trunks, channel widths, band channels) so the baseline matches the artifacts being
-served even while training/cnn.py's defaults move; the twin is extractor -> global average
+served even while training/cnn.py's defaults move (model v2's card has no such block: one trunk,
+as training/v2/train.py trains, with training/cnn.py's widths); the twin is extractor -> global average
 pooling -> dense softmax (the served numpy head, in float). Weights are random unless a trained
 ``.keras`` file sits in the model folder.
 """
@@ -16,16 +18,24 @@ from pathlib import Path
 from typing import Any
 
 
+def _card(catalogue: Any) -> dict[str, Any]:
+    """The model card of a :class:`strokelens.core.catalogue.Catalogue`'s folder ({} without one)."""
+    return json.loads(catalogue.card.read_text()) if catalogue.card.exists() else {}
+
+
 def served_config(model_dir: Path, input_size: int | None = None) -> Any:
     """training.cnn.CNNConfig matching the served extractor (from its model card), at ``input_size``."""
+    from strokelens.core.catalogue import Catalogue
     from training.cnn import CNNConfig
 
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    card_path = model_dir / "model_card.json"
-    card = json.loads(card_path.read_text()).get("model", {}).get("extractor", {}) if card_path.exists() else {}
+    catalogue = Catalogue(model_dir)
+    manifest = json.loads(catalogue.manifest.read_text())
+    card = _card(catalogue).get("model", {}).get("extractor", {})
     summary = card.get("summary", "")
     names = {f.name for f in fields(CNNConfig)}
     overrides: dict[str, Any] = {"input_size": int(input_size or manifest["input_size"])}
+    if manifest.get("findings") and "trunks" in names:
+        overrides["trunks"] = 1  # model v2's card has no extractor block; training/v2/train.py trains one trunk
     for key in ("convs_per_block", "trunks", "bands"):
         if key in card and key in names:
             overrides[key] = card[key]
@@ -57,7 +67,10 @@ def float_twin(model_dir: Path, n_classes: int) -> tuple[Any, dict[str, Any]]:
     import keras
     from keras import layers
 
-    trained = sorted(model_dir.glob("*.keras"))
+    from strokelens.core.catalogue import Catalogue
+
+    catalogue = Catalogue(model_dir)
+    trained = sorted(catalogue.root.glob("*.keras"))  # a trained float model, when one was left beside the artifacts
     if trained:
         model = keras.models.load_model(trained[0])
         return model, {"weights": f"trained ({trained[0].name})", "parameters": int(model.count_params())}
@@ -69,8 +82,7 @@ def float_twin(model_dir: Path, n_classes: int) -> tuple[Any, dict[str, Any]]:
         x = layers.GlobalAveragePooling2D(name="pool")(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="head")(x)
     model = keras.Model(trunk.input, outputs, name="strokelens_float_twin")
-    card = json.loads((model_dir / "model_card.json").read_text()) if (model_dir / "model_card.json").exists() else {}
-    served_params = card.get("model", {}).get("extractor", {}).get("parameters")
+    served_params = _card(catalogue).get("model", {}).get("extractor", {}).get("parameters")
     return model, {"weights": "untrained (random init; timing only)", "parameters": int(model.count_params()),
                    "extractor_parameters": int(trunk.count_params()), "served_extractor_parameters": served_params,
                    "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items() if k != "extra"}}

@@ -130,7 +130,7 @@ def dicom_input(folder: Path, size: int = 512) -> Path:
     return path
 
 
-def core_options(read_scan: Any) -> dict[str, bool]:
+def core_options(read_scan: Any) -> dict[str, Any]:
     """``read_scan`` keyword arguments that turn every optional stage (``with_*``) off."""
     import inspect
 

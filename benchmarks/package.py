@@ -63,6 +63,23 @@ def tf_size(cache: Path) -> dict[str, Any]:
             "fits_lambda_zip_limit": unzipped <= LAMBDA_UNZIPPED_LIMIT, "seconds": round(time.perf_counter() - started, 1)}
 
 
+def packaged_model(package: Path) -> dict[str, Any]:
+    """The model inside a built inference package: version, files, bytes, and whether it is complete
+    (the version hash checks out and every file the manifest names, v2 heads / OOD / router, is there)."""
+    from strokelens.core.catalogue import Catalogue
+
+    catalogue = Catalogue(package / "strokelens" / "artifacts")
+    files = catalogue.inference_files()
+    missing = [p.name for p in catalogue.named_by_manifest() if not p.is_file()]
+    try:
+        version, verified = catalogue.load_manifest(verify=True).version, True
+    except (RuntimeError, FileNotFoundError) as err:
+        version, verified = f"unverified ({err})", False
+    return {"version": version, "verified": verified, "files": len(files), "names": [p.name for p in files],
+            "bytes": sum(p.stat().st_size for p in files), "missing": missing,
+            "complete": verified and not missing}
+
+
 def run(settings: Settings) -> dict[str, Any]:
     from infra.package import build_package
 
@@ -73,6 +90,7 @@ def run(settings: Settings) -> dict[str, Any]:
         summary = build_package(function, root / function, make_zip=True)
         summary["seconds"] = round(time.perf_counter() - started, 1)
         out[function] = summary
+    out["inference"]["model"] = packaged_model(root / "inference")
     if settings.tf_package:
         out["tensorflow_inference"] = tf_size(settings.out / "cache" / "tf-wheels")
         out["ratio_tf_over_inference_unzipped"] = round(

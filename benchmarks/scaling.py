@@ -4,7 +4,9 @@ For each input size a fresh int8 TFLite model of the served architecture (traini
 converted with training/export.py's ``to_int8_tflite`` from 8 random representative images, in
 a TensorFlow child; its weights are UNTRAINED (random init), which does not change the op
 count or the int8 kernel timings. Each size's folder reuses the served head and labels, so the
-whole served path (``read_scan``: decode -> preprocess -> CNN -> head) runs. Timing happens in a
+whole served path (``read_scan`` declared CT: decode -> preprocess -> CNN -> (v2: route ->) head)
+runs; with untrained weights a v2 router may refuse a slice, whose reading then stops before the
+head (CNN timings are unaffected). Model files are found through the artifact catalogue. Timing happens in a
 separate LiteRT child on one thread: batches of 1, 4, 16 different real CT PNGs read one after
 another, as a multi-slice request would be.
 """
@@ -24,30 +26,31 @@ from benchmarks.common import Settings, core_options, png_inputs, run_child, sum
 def convert_child(args: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
-    from strokelens.core.catalogue import version_hash
     from benchmarks.baseline import extractor as build_extractor
     from benchmarks.baseline import served_config
+    from strokelens.core.catalogue import Catalogue, version_hash
     from training import export
     from training.cnn import configure
 
     configure(0, threads=1)
-    served = Path(args["model_dir"])
-    manifest = json.loads((served / "manifest.json").read_text())
+    served = Catalogue(Path(args["model_dir"]))
+    manifest = json.loads(served.manifest.read_text())
     out: dict[str, Any] = {}
     for size in args["sizes"]:
-        folder = Path(args["work"]) / f"size_{size}"
-        folder.mkdir(parents=True, exist_ok=True)
+        target = Catalogue(Path(args["work"]) / f"size_{size}")
+        target.root.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        extractor = build_extractor(len(manifest["labels"]), served_config(served, size))
+        extractor = build_extractor(len(manifest["labels"]), served_config(served.root, size))
         representative = np.random.default_rng(0).random((8, size, size), dtype=np.float32)
-        nbytes = export.to_int8_tflite(extractor, representative, folder / "extractor.tflite")
-        for path in served.iterdir():  # head, labels, OOD statistics...: everything but the CNN and manifest
-            if path.is_file() and path.name not in ("extractor.tflite", "manifest.json"):
-                shutil.copy2(path, folder / path.name)
+        nbytes = export.to_int8_tflite(extractor, representative, target.extractor)
+        for path in served.inference_files():  # heads, router, labels, OOD models...: all but the CNN and manifest
+            if path not in (served.extractor, served.manifest):
+                shutil.copy2(path, target.root / path.name)
         meta = {**manifest, "input_size": size, "synthetic": False, "created_by": "benchmarks.scaling (untrained)",
                 "extractor_bytes": nbytes}
-        meta["version"] = version_hash(folder)
-        (folder / "manifest.json").write_text(json.dumps(meta, indent=1))
+        meta["version"] = version_hash(target.root)
+        target.manifest.write_text(json.dumps(meta, indent=1))
+        folder = target.root
         out[str(size)] = {"folder": str(folder), "tflite_bytes": nbytes,
                           "convert_s": round(time.perf_counter() - started, 1)}
     return out
@@ -63,7 +66,7 @@ def time_child(args: dict[str, Any]) -> dict[str, Any]:
     for size, folder in args["folders"].items():
         predictor = ServedModel(Path(folder), num_threads=1)
         for blob in data[:3]:
-            read_scan(blob, predictor, **core)  # warm-up
+            read_scan(blob, predictor, "CT", **core)  # warm-up
         cnn_ms: list[float] = []
         per_batch: dict[str, Any] = {}
         for batch in args["batches"]:
@@ -71,7 +74,7 @@ def time_child(args: dict[str, Any]) -> dict[str, Any]:
             for r in range(args["repeats"]):
                 t0 = time.perf_counter()
                 for k in range(batch):
-                    reading = read_scan(data[(r + k) % len(data)], predictor, **core)
+                    reading = read_scan(data[(r + k) % len(data)], predictor, "CT", **core)
                     if batch == 1:
                         cnn_ms.append(reading.timings_ms["cnn"])
                 totals.append((time.perf_counter() - t0) * 1e3)
@@ -91,9 +94,12 @@ def run(settings: Settings) -> dict[str, Any]:
                                               "batches": list(settings.batches), "repeats": settings.scaling_repeats})
     sizes = {s: {**timed[s], "tflite_bytes": converted[s]["tflite_bytes"], "convert_s": converted[s]["convert_s"]}
              for s in converted}
-    served = json.loads((settings.model_dir / "manifest.json").read_text())["input_size"]
+    from strokelens.core.catalogue import Catalogue
+
+    catalogue = Catalogue(settings.model_dir)
+    served = json.loads(catalogue.manifest.read_text())["input_size"]
     return {"weights": "untrained (random init), int8 from 8 random representative images", "sizes": sizes,
-            "served_input_size": served,
+            "served_input_size": served, "served_tflite_bytes": catalogue.extractor.stat().st_size,
             "batches": list(settings.batches), "repeats": settings.scaling_repeats,
             "inputs": "16 real head CT PNGs (~256 px), resized to each input size by the served preprocessing"}
 

@@ -1,10 +1,11 @@
 """Warm inference per scan, by stage, for PNG and DICOM: served LiteRT stack vs the float Keras baseline.
 
 Each stack runs in its own child process on one thread. The LiteRT child calls the served
-:func:`strokelens.reader.reading.read_scan` twice per repeat: once with every optional stage off
-("core": decode -> probabilities, the budgeted path) and once with every ``with_*`` stage on
-(previews, and heat map / OOD when ``read_scan`` offers them). The TensorFlow child decodes and
-preprocesses with the same strokelens code, then runs the Keras classifier of the same
+:func:`strokelens.reader.reading.read_scan` (CT declared, as the site uploads a CT slice) twice
+per repeat: once with every optional stage off ("core": decode -> probabilities, the budgeted
+path) and once with every ``with_*`` stage on (previews, and heat map / OOD when ``read_scan``
+offers them). The TensorFlow child decodes and preprocesses with the same strokelens code (with
+model v2's head crop when the manifest asks for it), then runs the Keras classifier of the same
 architecture (training/cnn.py) with ``model.predict`` (as the seed app did) and with a direct
 ``model(x, training=False)`` call.
 """
@@ -21,6 +22,7 @@ from typing import Any
 from benchmarks.common import Settings, core_options, dicom_input, png_inputs, run_child, summary, workdir
 
 WARMUP = 5
+DECLARED = "CT"  # the inputs are CT slices, uploaded as the site does (modality chosen); model v2 routes by it
 
 
 def _stats(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
@@ -34,6 +36,7 @@ def litert_child(args: dict[str, Any]) -> dict[str, Any]:
     predictor = ServedModel(Path(args["model_dir"]), num_threads=1)
     core_kwargs = core_options(read_scan)
     optional = list(core_kwargs)
+    full_kwargs: dict[str, Any] = {name: True for name in optional}
     out: dict[str, Any] = {"optional_stages": optional, "input_size": predictor.manifest.input_size,
                            "model_version": predictor.version}
     for fmt, paths in args["inputs"].items():
@@ -45,10 +48,10 @@ def litert_child(args: dict[str, Any]) -> dict[str, Any]:
             data = path.read_bytes()
             read_ms = (time.perf_counter() - t0) * 1e3
             t0 = time.perf_counter()
-            reading = read_scan(data, predictor, **core_kwargs)
+            reading = read_scan(data, predictor, DECLARED, **core_kwargs)
             core_ms = (time.perf_counter() - t0) * 1e3
             t0 = time.perf_counter()
-            everything = read_scan(data, predictor, **{name: True for name in optional})
+            everything = read_scan(data, predictor, DECLARED, **full_kwargs)
             full_ms = (time.perf_counter() - t0) * 1e3
             if i < WARMUP:
                 continue
@@ -74,7 +77,7 @@ def tf_child(args: dict[str, Any]) -> dict[str, Any]:
     from strokelens.reader.imaging.decode import decode_image
     from strokelens.reader.imaging.preprocess import to_display, to_model_input
 
-    size, keras_path = int(args["input_size"]), Path(args["keras_path"])
+    size, keras_path, crop = int(args["input_size"]), Path(args["keras_path"]), bool(args.get("crop"))
     model, about = float_twin(Path(args["model_dir"]), int(args["n_classes"]))
     model.save(keras_path)  # the cold-start benchmark loads this file
     out: dict[str, Any] = {**about, "tensorflow": tf.__version__}
@@ -87,7 +90,7 @@ def tf_child(args: dict[str, Any]) -> dict[str, Any]:
             t1 = time.perf_counter()
             decoded = decode_image(data)
             t2 = time.perf_counter()
-            x = to_model_input(to_display(decoded)[0], size)[None, :, :, None].astype(np.float32)
+            x = to_model_input(to_display(decoded)[0], size, crop=crop)[None, :, :, None].astype(np.float32)
             t3 = time.perf_counter()
             proba = model.predict(x, verbose=0)[0]
             t4 = time.perf_counter()
@@ -115,7 +118,8 @@ def run(settings: Settings) -> dict[str, Any]:
     litert = run_child("benchmarks.warm", {"stack": "litert", **common})
     keras_path = work / "baseline.keras"
     tf = run_child("benchmarks.warm", {"stack": "tf", **common, "input_size": manifest.input_size,
-                                       "n_classes": len(manifest.labels), "keras_path": str(keras_path)})
+                                       "n_classes": len(manifest.labels), "keras_path": str(keras_path),
+                                       "crop": manifest.raw.get("crop") == "head"})
     ratios = {}
     for fmt in inputs:
         lite_total = litert[fmt]["core"]["total"]["median"]

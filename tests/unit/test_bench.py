@@ -29,8 +29,9 @@ def report(tmp_path_factory) -> dict:
     assert proc.returncode == 0, proc.stderr[-6000:]
     after = (ROOT / "docs" / "benchmarks.md").read_bytes() if (ROOT / "docs" / "benchmarks.md").exists() else None
     assert before == after, "quick mode must not overwrite the committed docs/benchmarks.md"
-    assert (out / "report.md").read_text().startswith("# StrokeLens benchmarks")
-    return json.loads((out / "report.json").read_text())
+    markdown = (out / "report.md").read_text()
+    assert markdown.startswith("# StrokeLens benchmarks")
+    return {**json.loads((out / "report.json").read_text()), "markdown_head": markdown[:3000]}
 
 
 def _positive(summary: dict) -> bool:
@@ -39,7 +40,7 @@ def _positive(summary: dict) -> bool:
 
 def test_every_section_ran(report):
     assert not report.get("errors"), report.get("errors")
-    for section in ("machine", "warm", "cold", "package", "e2e", "cost", "studies", "scaling", "trust", "budgets"):
+    for section in ("machine", "warm", "routes", "cold", "package", "e2e", "cost", "studies", "scaling", "trust", "budgets"):
         assert report[section], section
     assert report["machine"]["logical_cores"] >= 1 and report["machine"]["cpu"]
 
@@ -57,6 +58,34 @@ def test_warm_timings_and_ratios(report):
         assert all(value > 0 for value in ratios.values())
 
 
+def test_routes_per_slice_and_study(report):
+    routes = report["routes"]
+    ct = routes["routes"]["CT"]
+    assert ct["served"] and ct["declared"] == "CT" and ct["refused"] < ct["reads"]
+    for stage in ("decode", "preprocess", "cnn", "head", "ood", "heatmap", "total"):
+        assert _positive(ct["stages_ms"][stage]), ("CT", stage)
+    dwi = routes["routes"]["DWI"]
+    if routes["v2"]:  # model v2: DWI read with its own head after the head crop, and every slice routed
+        assert dwi["served"] and dwi["declared"] == "MR" and dwi["refused"] < dwi["reads"]
+        for name in ("CT", "DWI"):
+            for stage in ("route", "crop"):
+                assert _positive(routes["routes"][name]["stages_ms"][stage]), (name, stage)
+    else:
+        assert dwi == {"served": False, "note": dwi["note"]}
+    study = routes["study"]
+    assert study["slices"] == 40 and _positive(study["total_ms"]) and study["assessed"] > 0
+    assert routes["floor_ms_per_slice"] == 10.0
+
+
+def test_floors_stated(report):
+    floors = [b for b in report["budgets"] if b.get("floor")]
+    named = " ".join(b["budget"] for b in floors)
+    assert "CT slice" in named and "40-slice CT study" in named and "Inference package" in named
+    assert ("DWI slice" in named) == report["routes"]["v2"]
+    assert all(isinstance(b["pass"], bool) for b in floors)
+    assert "Floors set by the issue" in report["markdown_head"]
+
+
 def test_cold_start_both_stacks(report):
     cold = report["cold"]
     for kind in ("handler", "predictor", "tensorflow"):
@@ -71,6 +100,8 @@ def test_packages_measured(report):
         assert 0 < package[function]["zipped_bytes"] < package[function]["unzipped_bytes"]
     assert package["api"]["unzipped_bytes"] < package["inference"]["unzipped_bytes"]
     assert package["tensorflow_inference"] is None  # skipped in quick mode
+    model = package["inference"]["model"]  # every file the manifest names is shipped, version checks out
+    assert model["complete"] and not model["missing"] and "manifest.json" in model["names"]
 
 
 def test_every_scan_done_exactly_once(report):
@@ -120,4 +151,10 @@ def test_trust_figures(report):
     ood = report["trust"]["ood"]
     assert ood["ood_n"] >= 50 and 0 <= ood["ood_refusal_rate"] <= 1
     assert ood["in_distribution_n"] >= 20 and 0 <= ood["false_refusal_rate"] <= 1
+    routes = report["trust"]["routes"]
+    assert routes["ct-slices"]["n"] >= 20 and not routes["ct-slices"]["should_refuse"]
+    if report["routes"]["v2"]:
+        assert routes["dwi"]["n"] >= 20 and routes["mr-other"]["should_refuse"] and routes["mr-other"]["n"] >= 20
+    else:
+        assert set(routes) == {"ct-slices"}
     assert report["trust"]["faithfulness"] is None  # trains a phantom model: full mode only

@@ -5,6 +5,8 @@ An image-model folder holds:
 - ``head.npz``: the fitted scikit-learn head exported as arrays (evaluated in numpy);
   ``head.joblib``: the scikit-learn object itself (research only, never packaged);
 - ``ood.npz`` / ``ood_image.npz``: out-of-distribution models (``reader/model/ood.py``);
+- model v2 only (a manifest with a ``findings`` block): ``head_dwi.npz`` (the DWI finding head),
+  ``router.npz`` (CT / MR-DWI / MR-other), ``ood_dwi.npz`` and ``ood_ct_slices.npz`` (per-route OOD);
 - ``cam_baseline.npz``: the mean training feature map the heat map is measured against;
 - ``labels.json``: class names in output order (from the training data's folder names);
 - ``manifest.json``: version hash and operating point (:class:`strokelens.core.schema.Manifest`);
@@ -91,6 +93,38 @@ class Catalogue:
     @property
     def cam_baseline(self) -> Path:
         return self.root / "cam_baseline.npz"
+
+    # model v2 (per-modality findings)
+    @property
+    def head_dwi(self) -> Path:
+        return self.root / "head_dwi.npz"
+
+    @property
+    def router(self) -> Path:
+        return self.root / "router.npz"
+
+    @property
+    def ood_dwi(self) -> Path:
+        return self.root / "ood_dwi.npz"
+
+    @property
+    def ood_ct_slices(self) -> Path:
+        return self.root / "ood_ct_slices.npz"
+
+    def inference_files(self) -> list[Path]:
+        """The INFERENCE_FILES this folder holds (what the inference function ships of it)."""
+        return [self.root / name for name in INFERENCE_FILES if (self.root / name).is_file()]
+
+    def named_by_manifest(self) -> list[Path]:
+        """Every model file the manifest's ``findings`` and ``router`` blocks name (model v2; [] for v1)."""
+        raw = json.loads(self.manifest.read_text())
+        names: list[str] = []
+        for spec in (raw.get("findings") or {}).values():
+            oods = spec.get("ood") or []
+            names += [spec["head"], *([oods] if isinstance(oods, str) else oods)]
+        if raw.get("router"):
+            names.append(raw["router"]["file"])
+        return [self.root / name for name in dict.fromkeys(names)]
 
     @property
     def metrics(self) -> Path:
