@@ -95,14 +95,15 @@ def charts(m: dict) -> list:
                 style(fig, "Classical heads: grouped OOF ROC AUC", "head", "ROC AUC")))
     t = transfer_rows(m)
     names = list(t)
-    fig = go.Figure(go.Bar(x=names, y=[t[k]["value"] for k in names],
-                           error_y={"type": "data", "symmetric": False,
+    fig = go.Figure(go.Bar(y=names, x=[t[k]["value"] for k in names], orientation="h",
+                           error_x={"type": "data", "symmetric": False,
                                     "array": [t[k]["ci_high"] - t[k]["value"] for k in names],
                                     "arrayminus": [t[k]["value"] - t[k]["ci_low"] for k in names]}))
+    fig.update_yaxes(automargin=True, autorange="reversed")
     out.append(("transfer", "CT transfer between sources",
                 "CT trained on one source, tested on the other, next to both (test splits, grouped bootstrap 95% CI). "
                 "'whole model': its own CNN and head trained on that source alone; 'head only': the shared CNN.",
-                style(fig, "CT transfer (test splits)", "training source -> test set", "ROC AUC")))
+                style(fig, "CT transfer (test splits)", "ROC AUC", "training source -> test set")))
     return out
 
 
@@ -122,9 +123,15 @@ def history_lines(previous: dict | None) -> list[str]:
     """The previous model's identity and test figures (so the gain is visible)."""
     if not previous:
         return []
-    lines = ["", "## History", "", f"Previous model `{previous.get('version')}` ({previous.get('name')}):", ""]
-    for key, value in (previous.get("metrics") or {}).items():
-        lines.append(f"- {key}: {fmt(value)}" if isinstance(value, dict) and "value" in value else f"- {key}: {value}")
+    lines = ["", "## History", "", f"Previous model `{previous.get('version')}` ({previous.get('name')}), "
+             "its own held-out test split:", ""]
+    metrics = dict(previous.get("metrics") or {})
+    figures = {**metrics.pop("values", {}), **metrics}  # a v1 card keeps its figures under "values"
+    for key, value in figures.items():
+        if isinstance(value, dict) and "value" in value:
+            lines.append(f"- {key}: {fmt(value)}")
+        elif isinstance(value, (int, float, str)):
+            lines.append(f"- {key}: {value}")
     return lines
 
 

@@ -39,14 +39,28 @@ def parse_args(argv=None):
                     help="the installed card whose numbers are kept as history")
     ap.add_argument("--reuse-extractor", action="store_true",
                     help="keep OUT/extractor.tflite and its cached feature maps (OUT/maps.npy); re-fit only the classical stage")
+    ap.add_argument("--card-only", action="store_true",
+                    help="re-write OUT's card and charts from its saved metrics (no training, no measuring)")
     ap.add_argument("--synthetic", action="store_true", help="mark the artifacts as trained on phantoms")
     ap.add_argument("--bigru", action="store_true", help="include the BiGRU head in the comparison (slow)")
     return ap.parse_args(argv)
 
 
+def rerender(out: Path) -> dict:
+    """The card and charts again from a trained folder's own files (after a change to the card's layout)."""
+    card = json.loads((out / "model_card.json").read_text())
+    metrics = json.loads((out / "v2_metrics.json").read_text())
+    served = {k: v for k, v in json.loads((out / "metrics.json").read_text()).items() if k != "v2"}
+    trust_block = {k: card[k] for k in ("calibration", "calibration_png", "calibration_png_error", "heatmaps") if k in card}
+    render(out, metrics, served, card.get("history"), trust_block or None)
+    return metrics
+
+
 def run(args) -> dict:
     watch = Stopwatch()
     out = Path(args.out)
+    if args.card_only:
+        return rerender(out)
     out.mkdir(parents=True, exist_ok=True)
     cnn.configure(args.seed)
     sources = {k: getattr(args, k.replace("-", "_")) for k in data.DEFAULT_SOURCES}
