@@ -78,7 +78,7 @@ def run(args) -> dict:
     else:
         counts = study_counts(sources["ct-studies"]) if sources.get("ct-studies") else None
         maps, size, rounds = train_extractor(table, out, config, args.seed, args.assess_cut, counts, log=watch.log)
-        np.save(out / "maps.npy", maps.astype(np.float16))
+        np.save(out / "maps.npy", maps.astype(np.float32))  # exact: --reuse-extractor must fit what a full run fits
         (out / "extractor_rounds.json").write_text(json.dumps(rounds, indent=1))
     rounds_file = out / "extractor_rounds.json"
     metrics, parts = measure(table, maps, args.seed, bigru=args.bigru, assess_cut=args.assess_cut, out_json=out / "v2_metrics.json", log=watch.log)
