@@ -108,14 +108,19 @@ def machine() -> dict[str, Any]:
     }
 
 
-def png_inputs(limit: int = 16) -> list[Path]:
-    """Real head CT PNGs (about 256 px), alternating classes, read in place from the shared data."""
-    normal = sorted((CT_DATA / "normal").glob("*.png"))
-    bleed = sorted((CT_DATA / "hemorrhage").glob("*.png"))
-    mixed = [p for pair in zip(normal, bleed) for p in pair]
+def paired_inputs(root: Path, positive: str, limit: int = 16) -> list[Path]:
+    """PNGs of ``root/normal`` and ``root/<positive>`` alternating, read in place from the shared data."""
+    normal = sorted((root / "normal").glob("*.png"))
+    lesion = sorted((root / positive).glob("*.png"))
+    mixed = [p for pair in zip(normal, lesion) for p in pair]
     if not mixed:
-        raise FileNotFoundError(f"no CT PNGs under {CT_DATA}")
+        raise FileNotFoundError(f"no PNGs under {root}")
     return mixed[:limit]
+
+
+def png_inputs(limit: int = 16) -> list[Path]:
+    """Real head CT PNGs (about 256 px), alternating classes."""
+    return paired_inputs(CT_DATA, "hemorrhage", limit)
 
 
 def dicom_input(folder: Path, size: int = 512) -> Path:

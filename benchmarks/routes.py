@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import CT_DATA, ROOT, Settings, png_inputs, run_child, summary
+from benchmarks.common import CT_DATA, ROOT, Settings, paired_inputs, png_inputs, run_child, summary
 from benchmarks.studies import FLOOR_MS_PER_SLICE, FLOOR_SIZE, study_inputs
 
 DWI_DATA = ROOT.parent / "shared" / "data" / "mri-dwi"
@@ -31,13 +31,8 @@ STAGES = ("decode", "preprocess", "crop", "cnn", "route", "head", "ood", "heatma
 
 
 def dwi_inputs(limit: int = 16) -> list[Path]:
-    """Real DWI MRI PNGs, alternating ischaemic / normal, read in place from the shared data."""
-    lesion = sorted((DWI_DATA / "ischemic").glob("*.png"))
-    normal = sorted((DWI_DATA / "normal").glob("*.png"))
-    mixed = [p for pair in zip(normal, lesion) for p in pair]
-    if not mixed:
-        raise FileNotFoundError(f"no DWI PNGs under {DWI_DATA}")
-    return mixed[:limit]
+    """Real DWI MRI PNGs, alternating normal / ischaemic."""
+    return paired_inputs(DWI_DATA, "ischemic", limit)
 
 
 def served_routes(model_dir: Path) -> dict[str, str | None]:
