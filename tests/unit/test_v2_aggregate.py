@@ -36,3 +36,12 @@ def test_served_head_is_linear_unless_another_leads_by_more_than_the_margin() ->
     assert within["served"] == "logistic_regression" and within["within_margin"] and within["best_oof"] == "random_forest"
     beyond = served_head([rows[0], {"head": "svm_rbf", "oof_roc_auc": 0.99}], margin=0.02)
     assert not beyond["within_margin"] and abs(beyond["lead_of_best"] - 0.04) < 1e-9
+
+
+def test_threshold_for_sensitivity_keeps_the_target_share_of_positives_at_or_above_it() -> None:
+    from training.v2.experiment import threshold_for_sensitivity
+
+    scores = np.array([0.6, 0.9123, 0.7, 0.8])
+    assert threshold_for_sensitivity(scores, 0.5) == 0.8  # 2 of 4 positives at or above
+    assert threshold_for_sensitivity(scores, 0.85) == 0.6  # ceil(3.4) = 4: every positive
+    assert threshold_for_sensitivity(scores, 0.2) == 0.912  # floored to 0.001

@@ -49,6 +49,20 @@ def main(argv=None):
     return measure(t, maps, seed, bigru=args.bigru, out_json=Path(args.maps).with_name("v2_metrics.json"))
 
 
+def threshold_for_sensitivity(positive_scores: np.ndarray, target: float) -> float:
+    """The highest threshold (floored to 0.001) at which at least ``target`` of the positives score above it."""
+    pos = np.sort(np.asarray(positive_scores))[::-1]
+    return float(np.floor(pos[max(1, int(np.ceil(target * len(pos)))) - 1] * 1000) / 1000)
+
+
+def finding_heads(t, E, maps, source: str, positive: str, seed: int, bigru: bool):
+    """Heads compared on one source's training split: (rows, labels, comparison, LR's C, LR's OOF scores)."""
+    r = np.flatnonzero((t.source == source) & (t.split == "train"))
+    y = (t.label[r] == positive).astype(int)
+    rows, c, oof = compare_heads(E[r], y, t.group[r], seed, maps[r] if bigru else None)
+    return r, y, rows, c, oof
+
+
 def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASSESS_CUT):
     E = maps.mean(axis=(1, 2)).astype(np.float64)
     out: dict = {}
@@ -60,11 +74,8 @@ def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASS
     out["assess_rule_ct_slices_pass"] = float((t.brain[t.source == "ct-slices"] >= assess_cut).mean())
 
     # ---- CT slice heads on ct-slices train (grouped OOF)
-    r = np.flatnonzero((t.source == "ct-slices") & (t.split == "train"))
-    y = (t.label[r] == "hemorrhage").astype(int)
-    rows, c_ct, _ = compare_heads(E[r], y, t.group[r], seed, maps[r] if bigru else None)
-    out["heads_ct_slices"] = rows
-    out["head_served_ct"] = served_head(rows)
+    r, y, rows, c_ct, _ = finding_heads(t, E, maps, "ct-slices", "hemorrhage", seed, bigru)
+    out["heads_ct_slices"], out["head_served_ct"] = rows, served_head(rows)
     log(f"CT-slice heads {rows}")
 
     # ---- aggregation comparison on ct-ich train studies
@@ -98,8 +109,7 @@ def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASS
     agg_params = {**agg_params, "a": a_pl, "b": b_pl}
     # study threshold from OOF study scores (calibrated) for sensitivity >= target
     oof_cal = 1 / (1 + np.exp(-(a_pl * oof[best] + b_pl)))
-    pos = np.sort(oof_cal[ys == 1])[::-1]
-    study_thr = float(np.floor(pos[max(1, int(np.ceil(TARGET_SENS * len(pos)))) - 1] * 1000) / 1000)
+    study_thr = threshold_for_sensitivity(oof_cal[ys == 1], TARGET_SENS)
     # slice threshold (single-slice reading): OOF scores of the served CT head (MIL, chosen C) on the
     # ct-slices training split, grouped folds (all training studies stay in every fold's fit)
     oof_lr = np.zeros(len(r))
@@ -107,19 +117,14 @@ def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASS
         h = fit_ct_head(t, E, r[tr], rows_st, counts, c_ct, seed)
         oof_lr[va] = h.predict_proba(E[r[va]])[:, 1]
     out["ct_slices_oof_auc_served_head"] = auc(y, oof_lr)
-    posl = np.sort(oof_lr[y == 1])[::-1]
-    slice_thr = float(np.floor(posl[max(1, int(np.ceil(TARGET_SENS * len(posl)))) - 1] * 1000) / 1000)
+    slice_thr = threshold_for_sensitivity(oof_lr[y == 1], TARGET_SENS)
 
     # ---- DWI
-    rd = np.flatnonzero((t.source == "dwi") & (t.split == "train"))
-    yd = (t.label[rd] == "ischemic").astype(int)
-    rows_d, c_dwi, oof_d = compare_heads(E[rd], yd, t.group[rd], seed, maps[rd] if bigru else None)
-    out["heads_dwi"] = rows_d
-    out["head_served_dwi"] = served_head(rows_d)
+    rd, yd, rows_d, c_dwi, oof_d = finding_heads(t, E, maps, "dwi", "ischemic", seed, bigru)
+    out["heads_dwi"], out["head_served_dwi"] = rows_d, served_head(rows_d)
     log(f"DWI heads {rows_d}")
     head_dwi = make_logreg(c_dwi, seed).fit(E[rd], yd)
-    posd = np.sort(oof_d[yd == 1])[::-1]
-    dwi_thr = float(np.floor(posd[max(1, int(np.ceil(0.90 * len(posd)))) - 1] * 1000) / 1000)
+    dwi_thr = threshold_for_sensitivity(oof_d[yd == 1], 0.90)
 
     # ---- shortcut audit (size/aspect alone, on the training split, grouped CV)
     hw = t.original_size[rd].astype(float)
