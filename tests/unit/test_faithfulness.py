@@ -65,3 +65,23 @@ def test_v2_card_heat_map_figures_are_what_the_installed_model_does():
     served, recorded = dict(again["served"]), dict(card["served"])
     assert served.pop("routed_as") == recorded.pop("routed_as")
     assert served == pytest.approx(recorded, rel=1e-6, abs=1e-9)
+
+
+def test_v2_heat_map_states_its_per_modality_reference():
+    """v2 maps are measured against their modality's mean training map, and say so (v1: one mean map)."""
+    if not _installed_is_v2():
+        pytest.skip("the installed model is v1")
+    import numpy as np
+
+    from phantoms import make_slice
+    from phantoms.files import png_bytes
+    from phantoms.slices import to_display
+    from strokelens.reader.model.served import HEATMAP_METHOD_PER_MODALITY, ServedModel
+    from strokelens.reader.reading import read_scan
+
+    model = ServedModel(DEFAULT_DIR)
+    assert {"CT", "MR-DWI"} <= set(model.cam_baselines)
+    ct = png_bytes(to_display(make_slice(np.random.default_rng(5), "CT", 256, "hemorrhage")))
+    heatmap = read_scan(ct, model, "CT").result.heatmap
+    assert heatmap is not None and heatmap.method == HEATMAP_METHOD_PER_MODALITY
+    assert "mean training feature map of the slice's modality" in heatmap.method

@@ -29,6 +29,11 @@ CNN_CLASSES = ("ct_normal", "ct_hemorrhage", "dwi_normal", "dwi_ischemic", "mr_o
 MIL_C = 0.01  # the MIL head's C chosen by grouped study CV for model v2's first release (docs/model_v2)
 
 
+def cnn_config(input_size: int = 128, epochs: int = 15) -> cnn.CNNConfig:
+    """The v2 CNN recipe (one trunk + intensity bands; fixed epochs so folds and the full run match)."""
+    return cnn.CNNConfig(input_size=input_size, trunks=1, epochs=epochs, batch_size=32, learning_rate=3e-3)
+
+
 def cnn_target(source: str, label: str) -> int:
     if source in ("ct-slices", "ct-studies"):
         return 1 if label == "hemorrhage" else 0

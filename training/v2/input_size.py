@@ -22,7 +22,7 @@ from training import cnn
 from training.progress import Stopwatch
 from training.v2 import data
 from training.v2.experiment import ASSESS_CUT, study_counts
-from training.v2.extractor import _fit_export, study_oof_auc, training_rows
+from training.v2.extractor import _fit_export, cnn_config, study_oof_auc, training_rows
 from training.v2.fit import compare_heads
 
 
@@ -42,7 +42,7 @@ def latency_ms(model: Path, x: np.ndarray, repeats: int = 50) -> float:
 def measure_size(size: int, epochs: int, seed: int, out: Path, log) -> dict:
     sources = dict(data.DEFAULT_SOURCES)
     table = data.load(sources, size, seed, cache=out / f"cache{size}.npz")
-    config = cnn.CNNConfig(input_size=size, trunks=1, epochs=epochs, batch_size=32, learning_rate=3e-3)
+    config = cnn_config(size, epochs)
     rows = training_rows(table, ASSESS_CUT)
     t0 = time.perf_counter()
     maps, nbytes = _fit_export(table, rows, rows, config, seed, out / f"extractor{size}.tflite", log)

@@ -20,7 +20,7 @@ from training.v2 import data
 from training.v2.build import write_folder
 from training.v2.card import render, served_ct_slices, write_split
 from training.v2.experiment import ASSESS_CUT, measure, study_counts
-from training.v2.extractor import train_extractor
+from training.v2.extractor import cnn_config, train_extractor
 from training.v2.transfer import cnn_transfer
 from training.v2.trust import measure as measure_trust
 
@@ -71,7 +71,7 @@ def run(args) -> dict:
 
     table = data.load(sources, args.input_size, args.seed, cache=out / "cache.npz", progress=bar)
     watch.log(f"loaded {len(table.x)} slices")
-    config = cnn.CNNConfig(input_size=args.input_size, trunks=1, epochs=args.epochs, batch_size=32, learning_rate=3e-3)
+    config = cnn_config(args.input_size, args.epochs)
     if args.reuse_extractor and (out / "extractor.tflite").is_file() and (out / "maps.npy").is_file():
         maps, size = np.load(out / "maps.npy").astype(np.float32), (out / "extractor.tflite").stat().st_size
         watch.log("reusing the trained extractor and its feature maps")

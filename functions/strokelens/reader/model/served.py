@@ -26,6 +26,12 @@ from strokelens.reader.timing import Timer
 HEATMAP_METHOD = ("class activation map of the served int8 model: the predicted class's head weights applied "
                   "to the last feature map minus the mean training feature map (an exact decomposition of how the "
                   "logit differs from an average slice), positive evidence only, scaled to [0, 1]")
+# Model v2 keeps one reference map per modality: against the pooled CT + DWI mean, every DWI map
+# lit up where DWI slices differ from CT ones, not where the lesion is.
+HEATMAP_METHOD_PER_MODALITY = ("class activation map of the served int8 model: the shown label's head weights "
+                               "applied to the last feature map minus the mean training feature map of the "
+                               "slice's modality (an exact decomposition of how the logit differs from an average "
+                               "slice of that modality), positive evidence only, scaled to [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -173,7 +179,8 @@ class ServedModel:
                                                self.baseline_for(route.modality))
                     grid = normalised(cam)
                     heat = upsample(grid, self.manifest.input_size)
-                    heatmap = Heatmap(HEATMAP_METHOD, label, np.round(grid, 3).tolist())
+                    method = HEATMAP_METHOD_PER_MODALITY if route.modality in self.cam_baselines else HEATMAP_METHOD
+                    heatmap = Heatmap(method, label, np.round(grid, 3).tolist())
             notices.append(Notice.of("FINDING_NOT_ASSESSED", model.not_assessed_sentence()))
         if refusal is not None:
             code = "OUT_OF_DISTRIBUTION"
