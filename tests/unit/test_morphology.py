@@ -22,6 +22,18 @@ def _masks():
     u = np.zeros((20, 20), bool)
     u[2:18, 2] = u[2:18, 10] = u[17, 2:11] = True  # a U: its two arms join only at the bottom
     yield u
+    comb = np.zeros((30, 41), bool)
+    comb[::2, :] = True
+    comb[1::4, -1] = comb[3::4, 0] = True  # one snake: every row joins the next at alternate ends
+    yield comb
+
+
+def _scipy_largest(mask):
+    labels, n = ndimage.label(mask)
+    if n == 0:
+        return np.zeros_like(mask, bool)
+    sizes = ndimage.sum(mask, labels, index=np.arange(1, n + 1))
+    return labels == int(np.argmax(sizes)) + 1
 
 
 @pytest.mark.parametrize("mask", list(_masks()))
@@ -37,6 +49,14 @@ def test_same_as_scipy(mask):
     assert n == m and np.array_equal(ours, theirs)
     index = np.arange(1, n + 1)
     assert np.array_equal(morphology.sum(mask, ours, index), ndimage.sum(mask, theirs, index=index))
+    assert np.array_equal(morphology.largest_object(mask), _scipy_largest(mask))
+
+
+def test_largest_object_ties_go_to_the_first_in_raster_order():
+    mask = np.zeros((6, 9), bool)
+    mask[4, 0:3] = mask[1, 5:8] = True  # two objects of 3 pixels: the upper one comes first
+    assert np.array_equal(morphology.largest_object(mask), _scipy_largest(mask))
+    assert morphology.largest_object(mask)[1, 5:8].all() and not morphology.largest_object(mask)[4].any()
 
 
 def test_the_head_crop_of_real_slices_is_unchanged(monkeypatch):
@@ -57,6 +77,7 @@ def test_the_head_crop_of_real_slices_is_unchanged(monkeypatch):
         with monkeypatch.context() as m:
             for name in ("binary_opening", "binary_closing", "label", "sum", "binary_fill_holes", "binary_dilation"):
                 m.setattr(morphology, name, getattr(ndimage, name))  # preprocess imports the module at call time
+            m.setattr(morphology, "largest_object", _scipy_largest)
             theirs = preprocess.crop_to_head(display), preprocess.head_box(display)
         assert ours[1] == theirs[1], path
         assert np.array_equal(ours[0], theirs[0]), path

@@ -86,12 +86,12 @@ def _rows(sources: dict[str, str]) -> list[tuple[str, Sample, str]]:
 
 def _cache_key(sources: dict[str, str], size: int, seed: int) -> str:
     """What a cached table depends on: sources, input size, seed and the preprocessing code itself
-    (a changed crop must not be served from a stale cache)."""
+    (the crop and its morphology: a changed crop must not be served from a stale cache)."""
     import hashlib
 
-    from strokelens.reader.imaging import preprocess
+    from strokelens.reader.imaging import morphology, preprocess
 
-    code = hashlib.sha256(Path(preprocess.__file__).read_bytes()).hexdigest()[:12]
+    code = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (preprocess, morphology))).hexdigest()[:12]
     return repr((sorted(sources.items()), size, seed, code))
 
 

@@ -79,13 +79,9 @@ HEAD_CLOSE = 3
 
 def _largest_object(mask: np.ndarray) -> np.ndarray:
     """The largest connected component of a boolean mask (all False when the mask is empty)."""
-    from strokelens.reader.imaging import morphology as ndimage  # scipy.ndimage's results, without scipy
+    from strokelens.reader.imaging import morphology  # scipy.ndimage's results, without scipy
 
-    labels, n = ndimage.label(mask)
-    if n == 0:
-        return np.zeros_like(mask, dtype=bool)
-    sizes = ndimage.sum(mask, labels, index=np.arange(1, n + 1))
-    return np.asarray(labels == int(np.argmax(sizes)) + 1)
+    return morphology.largest_object(mask)
 
 
 def _head_object(pixels: np.ndarray) -> np.ndarray:
