@@ -12,7 +12,7 @@ DATA ?= ../shared/data/ct-hemorrhage
 SEED ?= 0
 PORT ?= 8000
 
-.PHONY: setup run test test-fast train train-v1 train-v2 install-model lint package bench bench-quick chaos clean browser web
+.PHONY: setup run test test-fast train train-v1 train-v2 crossfit install-model lint package bench bench-quick chaos clean browser web
 
 setup: $(STAMP) browser $(NODE_STAMP)
 
@@ -64,6 +64,11 @@ train: $(STAMP) browser
 # Model v2 alone into $(MODEL_V2_BUILD), not installed (`make install-model` installs it).
 train-v2: $(STAMP)
 	$(PY) -m training.v2.train --out $(MODEL_V2_BUILD) --seed $(SEED) --bigru
+
+# Cross-fitted ct-ich study estimate of the v2 recipe (CNN re-trained per fold on training studies)
+# from $(MODEL_V2_BUILD)'s cached inputs and choices -> build/crossfit/crossfit.{json,md}.
+crossfit: $(STAMP)
+	$(PY) -m training.v2.crossfit --cache $(MODEL_V2_BUILD)/cache.npz --metrics $(MODEL_V2_BUILD)/v2_metrics.json --seed $(SEED)
 
 # The previous model (v1: CT slices of $(DATA), haemorrhage vs normal) and the clinical model into
 # $(MODEL_V1_BUILD), installed in place of v2, then the chart images.

@@ -112,3 +112,38 @@ def test_card_has_calibration_and_heat_map_faithfulness(v2_model: Path) -> None:
     assert "calibration" in {c["id"] for c in json.loads((v2_model / "charts" / "index.json").read_text())}
     text = (v2_model / "model_card.md").read_text()
     assert "## Calibration per modality" in text and "## Heat maps checked by eye" in text
+
+
+def test_crossfit_scores_every_training_study_once_with_a_cnn_that_never_saw_it(v2_model: Path, tmp_path: Path,
+                                                                                  monkeypatch) -> None:
+    """The cross-fitted estimate re-trains the CNN per fold without the fold's studies."""
+    from training.v2 import crossfit, data
+
+    seen: list[set] = []
+    real_fit = crossfit._fit_export
+
+    def spy(table, rows, calib_rows, config, seed, path, log):
+        seen.append(set(table.study[rows]) - {""})
+        return real_fit(table, rows, calib_rows, config, seed, path, log)
+
+    monkeypatch.setattr(crossfit, "_fit_export", spy)
+    out = tmp_path / "cf"
+    args = crossfit.parse_args(["--cache", str(v2_model / "cache.npz"), "--metrics", str(v2_model / "v2_metrics.json"),
+                                "--out", str(out), "--folds", "2", "--epochs", "1", "--input-size", "64",
+                                "--assess-cut", "0.0"])
+    result = crossfit.run(args)
+    table = data.load(json.loads((v2_model / "v2_metrics.json").read_text())["sources"], 64, 0,
+                      cache=v2_model / "cache.npz")
+    train_studies = set(table.study[(table.source == "ct-studies") & (table.split == "train")])
+    scored = result["oof"]["served"][result["served_rule"]]
+    assert set(scored) == train_studies and len(seen) == result["folds_total"] == 2
+    _, _, folds = crossfit.study_folds(table, 0.0, 2, 0)
+    studies = np.array(sorted(train_studies))
+    for cnn_studies, (_, held) in zip(seen, folds):
+        assert cnn_studies and not cnn_studies & set(studies[held])  # no held-out study reached its CNN
+        assert cnn_studies | set(studies[held]) == train_studies
+    summary = result["summary"][f"served/{result['served_rule']}"]
+    assert summary["n_studies"] == len(train_studies) and 0.0 <= summary["value"] <= 1.0
+    assert "(served rule)" in (out / "crossfit.md").read_text()
+    again = crossfit.run(args)  # resumes: every fold done, nothing re-trained
+    assert len(seen) == 2 and again["summary"] == result["summary"]
