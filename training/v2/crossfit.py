@@ -16,7 +16,8 @@ Order per fold k (folds by study, stratified by label, ``fit.gfolds`` with the r
    the other folds' studies, as in serving.
 
 Pooled out-of-fold study scores give ROC AUC with a study-bootstrap 95 % CI per rule, plus the same
-with mirror-image averaging (a measured option, not served). ``python -m training.v2.crossfit``
+with mirror-image averaging (a measured option, not served) and, with ``--round2``, with the second MIL
+round's CNN (``extractor.relabelled_rows`` from the fold's own round-1 CNN and head). ``python -m training.v2.crossfit``
 writes ``OUT/crossfit.json`` and ``OUT/crossfit.md`` after each fold (a re-run resumes from the folds
 already done); ``make crossfit`` runs it on ``make train``'s build (about 30 minutes on 2 cores).
 """
@@ -35,9 +36,11 @@ from training import cnn, export
 from training.progress import Stopwatch
 from training.v2 import data
 from training.v2.experiment import ASSESS_CUT, study_counts
-from training.v2.extractor import _fit_export, cnn_config, training_rows
+from training.v2.extractor import _fit_export, cnn_config, relabelled_rows, training_rows
 from training.v2.fit import auc, auc_ci, fit_attention, fit_ct_head, gfolds, study_scores
 
+VARIANTS = {"served": "round-1 CNN, as served", "mirror_averaged": "round-1 CNN, mirror-averaged",
+            "mil_round2": "second MIL round's CNN"}
 FIXED_PARAMS = {"max": {}, "topk": {"k": 3}, "noisy_or": {"shift": -2.0}}
 
 
@@ -99,7 +102,7 @@ def report(result: dict) -> str:
     for key, v in sorted(result.get("summary", {}).items(), key=lambda kv: (kv[0].split("/")[0] != "served", kv[0])):
         variant, rule = key.split("/")
         served = " (served rule)" if rule == result["served_rule"] else ""
-        lines.append(f"| {rule}{served} | {'as served' if variant == 'served' else 'mirror-averaged'} | "
+        lines.append(f"| {rule}{served} | {VARIANTS.get(variant, variant)} | "
                      f"{v['value']:.3f} ({v['ci_low']:.3f}-{v['ci_high']:.3f}) | {v['n_studies']} ({v['n_hemorrhage']}) |")
     lines += ["", f"Grouped CV with the CNN fixed (what chose the pooling; optimistic): "
               f"{result['optimistic_oof_served_rule']:.3f}.",
@@ -120,10 +123,10 @@ def run(args) -> dict:
     studies, ys, folds = study_folds(table, args.assess_cut, args.folds, args.seed)
     path = out / "crossfit.json"
     result = json.loads(path.read_text()) if path.is_file() else {}
-    if result.get("folds_total") != len(folds) or result.get("seed") != args.seed:
+    if (result.get("folds_total"), result.get("seed"), result.get("round2", False)) != (len(folds), args.seed, args.round2):
         result = {"seed": args.seed, "folds_total": len(folds), "ct_head_C": c, "served_rule": metrics["aggregation_chosen"],
                   "optimistic_oof_served_rule": max(r["oof_study_roc_auc"] for r in metrics["aggregation"]),
-                  "epochs": args.epochs, "done": [], "oof": {"served": {}, "mirror_averaged": {}}}
+                  "epochs": args.epochs, "round2": bool(args.round2), "done": [], "oof": {}}
     config = cnn_config(args.input_size, args.epochs)
     base_rows = training_rows(table, args.assess_cut)
     for k, (_, va) in enumerate(folds):
@@ -136,10 +139,15 @@ def run(args) -> dict:
             maps, _ = _fit_export(table, rows, rows, config, args.seed, Path(tmp) / "extractor.tflite", watch.log)
             mirror = export.feature_maps(Path(tmp) / "extractor.tflite", table.x[:, :, ::-1])
         feats = maps.mean(axis=(1, 2)).astype(np.float64)
-        feats_mirror = (feats + mirror.mean(axis=(1, 2))) / 2.0
-        for variant, f in (("served", feats), ("mirror_averaged", feats_mirror)):
+        variants = {"served": feats, "mirror_averaged": (feats + mirror.mean(axis=(1, 2))) / 2.0}
+        if args.round2:  # the second MIL round, re-labelled from this fold's own round-1 CNN and head
+            rows2 = relabelled_rows(table, rows, maps, counts, args.seed)
+            with tempfile.TemporaryDirectory() as tmp:
+                maps2, _ = _fit_export(table, rows2, rows, config, args.seed, Path(tmp) / "extractor.tflite", watch.log)
+            variants["mil_round2"] = maps2.mean(axis=(1, 2)).astype(np.float64)
+        for variant, f in variants.items():
             for rule, scores in fold_scores(table, f, held, counts, c, args.seed, args.assess_cut).items():
-                result["oof"][variant].setdefault(rule, {}).update(scores)
+                result["oof"].setdefault(variant, {}).setdefault(rule, {}).update(scores)
         result["done"].append(k)
         fold_y = ys[va]
         served = result["oof"]["served"][result["served_rule"]]
@@ -163,6 +171,8 @@ def parse_args(argv=None):
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--input-size", type=int, default=128)
     ap.add_argument("--assess-cut", type=float, default=ASSESS_CUT)
+    ap.add_argument("--round2", action="store_true",
+                    help="also the second MIL round per fold (a second CNN re-trained on re-labelled slices)")
     return ap.parse_args(argv)
 
 
