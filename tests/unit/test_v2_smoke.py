@@ -130,20 +130,39 @@ def test_crossfit_scores_every_training_study_once_with_a_cnn_that_never_saw_it(
     out = tmp_path / "cf"
     args = crossfit.parse_args(["--cache", str(v2_model / "cache.npz"), "--metrics", str(v2_model / "v2_metrics.json"),
                                 "--out", str(out), "--folds", "2", "--epochs", "1", "--input-size", "64",
-                                "--assess-cut", "0.0"])
+                                "--assess-cut", "0.0", "--round2"])
     result = crossfit.run(args)
     table = data.load(json.loads((v2_model / "v2_metrics.json").read_text())["sources"], 64, 0,
                       cache=v2_model / "cache.npz")
     train_studies = set(table.study[(table.source == "ct-studies") & (table.split == "train")])
-    scored = result["oof"]["served"][result["served_rule"]]
-    assert set(scored) == train_studies and len(seen) == result["folds_total"] == 2
+    scored = result["oof"]["round1"][result["served_rule"]]
+    assert set(scored) == train_studies and len(seen) == 2 * result["folds_total"] == 4  # two MIL rounds per fold
     _, _, folds = crossfit.study_folds(table, 0.0, 2, 0)
     studies = np.array(sorted(train_studies))
-    for cnn_studies, (_, held) in zip(seen, folds):
+    for cnn_studies, (_, held) in zip(seen, [fold for fold in folds for _ in range(2)]):
         assert cnn_studies and not cnn_studies & set(studies[held])  # no held-out study reached its CNN
         assert cnn_studies | set(studies[held]) == train_studies
-    summary = result["summary"][f"served/{result['served_rule']}"]
+    summary = result["summary"][f"round1/{result['served_rule']}"]
     assert summary["n_studies"] == len(train_studies) and 0.0 <= summary["value"] <= 1.0
     assert "(served rule)" in (out / "crossfit.md").read_text()
+    assert result["model_version"] == json.loads((v2_model / "v2_metrics.json").read_text())["model_version"]
     again = crossfit.run(args)  # resumes: every fold done, nothing re-trained
-    assert len(seen) == 2 and again["summary"] == result["summary"]
+    assert len(seen) == 4 and again["summary"] == result["summary"]
+    # the card shows the record for the build it measured, and only for it
+    import shutil
+
+    from training.v2 import train
+
+    folder = tmp_path / "model"
+    shutil.copytree(v2_model, folder)
+    train.main(["--out", str(folder), "--card-only", "--crossfit", str(out / "crossfit.json")])
+    card = json.loads((folder / "model_card.json").read_text())
+    chosen = json.loads((folder / "v2_metrics.json").read_text())["extractor_rounds"]["chosen"]
+    installed = result["summary"][f"round{chosen}/{result['served_rule']}"]  # the build's own MIL round
+    assert card["cross_fitted"]["ct_ich_study_roc_auc"] == installed
+    assert card["metrics"]["ct_ich_study_roc_auc_cross_fitted"]["value"] == installed["value"]
+    assert "Cross-fitted ct-ich study estimate" in (folder / "model_card.md").read_text()
+    record = json.loads((out / "crossfit.json").read_text())
+    (out / "other.json").write_text(json.dumps({**record, "model_version": "another-build"}))
+    train.main(["--out", str(folder), "--card-only", "--crossfit", str(out / "other.json")])
+    assert "cross_fitted" not in json.loads((folder / "model_card.json").read_text())

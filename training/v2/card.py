@@ -135,8 +135,10 @@ def history_lines(previous: dict | None) -> list[str]:
     return lines
 
 
-def render(out: Path, m: dict, served: dict, previous: dict | None, trust_block: dict | None = None) -> dict:
-    """Write the card (JSON + markdown) and its charts; ``trust_block`` is :func:`training.v2.trust.measure`'s."""
+def render(out: Path, m: dict, served: dict, previous: dict | None, trust_block: dict | None = None,
+           cross_fitted: dict | None = None) -> dict:
+    """Write the card (JSON + markdown) and its charts; ``trust_block`` is :func:`training.v2.trust.measure`'s,
+    ``cross_fitted`` :func:`training.v2.crossfit.card_block`'s (None when not measured for this build)."""
     t = m["test"]
     card = {
         "name": "StrokeLens image model v2 (CT haemorrhage, DWI ischaemic lesion)",
@@ -187,12 +189,29 @@ def render(out: Path, m: dict, served: dict, previous: dict | None, trust_block:
     }
     if trust_block:
         card.update(trust_block)
+    if cross_fitted:
+        card["cross_fitted"] = cross_fitted
+        card["metrics"]["ct_ich_study_roc_auc_cross_fitted"] = cross_fitted["ct_ich_study_roc_auc"]
+        card["limitations"][0] = ("The shared CNN saw every source's training split, so grouped-CV figures used for "
+                                  f"choices are optimistic (ct-ich studies: {cross_fitted['grouped_cv_with_cnn_fixed']:.3f} "
+                                  "with the CNN fixed, "
+                                  f"{cross_fitted['ct_ich_study_roc_auc']['value']:.3f} with it re-trained per fold); "
+                                  "test splits never reached it.")
     (out / "model_card.json").write_text(json.dumps(card, indent=1, default=float))
     lines = [f"# {card['name']}", "", f"Version `{card['version']}`.", "", card["intended_use"], "",
              *(["**Trained on synthetic phantom images: these numbers say nothing about real scans.**", ""]
                if card["synthetic"] else []),
              "## Held-out test metrics (grouped bootstrap 95% CI)", ""]
     lines += [f"- {k}: {fmt(v)}" for k, v in card["metrics"].items()]
+    if cross_fitted:
+        cf = cross_fitted
+        lines += ["", "## Cross-fitted ct-ich study estimate (training studies, CNN re-trained per fold)", "",
+                  f"- {cf['rule']} (served): study ROC AUC {fmt(cf['ct_ich_study_roc_auc'])} on "
+                  f"{cf['ct_ich_study_roc_auc']['n_studies']} studies ({cf['ct_ich_study_roc_auc']['n_hemorrhage']} haemorrhage)",
+                  f"- with the CNN fixed (how the pooling was chosen): {cf['grouped_cv_with_cnn_fixed']:.3f}, optimistic",
+                  "- other pooling rules: " + ", ".join(f"{k} {v:.3f}" for k, v in cf["by_rule"].items() if k != cf["rule"]),
+                  *(f"- {k}: {v:.3f}" for k, v in cf["other_variants"].items()),
+                  f"- {cf['how']}"]
     lines += ["", "## Aggregation (grouped CV on ct-ich training studies)", ""]
     lines += [f"- {r['rule']}: OOF study ROC AUC {r['oof_study_roc_auc']:.3f}" for r in m["aggregation"]]
     lines += [f"- chosen: {m['aggregation_chosen']}", "", "## Transfer (CT)", ""]

@@ -19,6 +19,7 @@ from training.progress import Stopwatch
 from training.v2 import data
 from training.v2.build import write_folder
 from training.v2.card import render, served_ct_slices, write_split
+from training.v2.crossfit import card_block
 from training.v2.experiment import ASSESS_CUT, measure, study_counts
 from training.v2.extractor import cnn_config, train_extractor
 from training.v2.transfer import cnn_transfer
@@ -41,18 +42,25 @@ def parse_args(argv=None):
                     help="keep OUT/extractor.tflite and its cached feature maps (OUT/maps.npy); re-fit only the classical stage")
     ap.add_argument("--card-only", action="store_true",
                     help="re-write OUT's card and charts from its saved metrics (no training, no measuring)")
+    ap.add_argument("--crossfit", default="docs/model_v2/crossfit/crossfit.json",
+                    help="the cross-fitted ct-ich record (make crossfit); in the card only if it measured this build")
     ap.add_argument("--synthetic", action="store_true", help="mark the artifacts as trained on phantoms")
     ap.add_argument("--bigru", action="store_true", help="include the BiGRU head in the comparison (slow)")
     return ap.parse_args(argv)
 
 
-def rerender(out: Path) -> dict:
+def _cross_fitted(path: str, metrics: dict) -> dict | None:
+    chosen = (metrics.get("extractor_rounds") or {}).get("chosen", 1)
+    return card_block(Path(path), metrics["model_version"], chosen) if path else None
+
+
+def rerender(out: Path, crossfit: str = "") -> dict:
     """The card and charts again from a trained folder's own files (after a change to the card's layout)."""
     card = json.loads((out / "model_card.json").read_text())
     metrics = json.loads((out / "v2_metrics.json").read_text())
     served = {k: v for k, v in json.loads((out / "metrics.json").read_text()).items() if k != "v2"}
     trust_block = {k: card[k] for k in ("calibration", "calibration_png", "calibration_png_error", "heatmaps") if k in card}
-    render(out, metrics, served, card.get("history"), trust_block or None)
+    render(out, metrics, served, card.get("history"), trust_block or None, _cross_fitted(crossfit, metrics))
     return metrics
 
 
@@ -60,7 +68,7 @@ def run(args) -> dict:
     watch = Stopwatch()
     out = Path(args.out)
     if args.card_only:
-        return rerender(out)
+        return rerender(out, args.crossfit)
     out.mkdir(parents=True, exist_ok=True)
     cnn.configure(args.seed)
     sources = {k: getattr(args, k.replace("-", "_")) for k in data.DEFAULT_SOURCES}
@@ -99,7 +107,7 @@ def run(args) -> dict:
     write_split(out, table, sources, args.seed)
     previous = _previous_card(Path(args.previous_card))
     trust_block = measure_trust(out, table, maps, args.seed, log=watch.log)  # calibration + heat-map faithfulness
-    render(out, metrics, served, previous, trust_block)
+    render(out, metrics, served, previous, trust_block, _cross_fitted(args.crossfit, metrics))
     metrics["runtime_s"] = round(watch.seconds, 1)
     (out / "v2_metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
     watch.log(f"model v2 {manifest['version']} written to {out}")
