@@ -163,6 +163,6 @@ def test_crossfit_scores_every_training_study_once_with_a_cnn_that_never_saw_it(
     assert card["metrics"]["ct_ich_study_roc_auc_cross_fitted"]["value"] == installed["value"]
     assert "Cross-fitted ct-ich study estimate" in (folder / "model_card.md").read_text()
     record = json.loads((out / "crossfit.json").read_text())
-    (out / "other.json").write_text(json.dumps({**record, "model_version": "another-build"}))
+    (out / "other.json").write_text(json.dumps({**record, "recipe": {**record["recipe"], "epochs": 15}}))
     train.main(["--out", str(folder), "--card-only", "--crossfit", str(out / "other.json")])
     assert "cross_fitted" not in json.loads((folder / "model_card.json").read_text())

@@ -113,9 +113,18 @@ def report(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write(out: Path, result: dict, studies: np.ndarray, ys: np.ndarray, seed: int, metrics: dict) -> None:
-    # The model build whose recipe and choices were measured: the card shows this record only for it.
+def recipe(sources: dict, input_size: int, seed: int, epochs: int, assess_cut: float, c: float, rule: str) -> dict:
+    """What a cross-fitted record measured, short of the MIL round: the data and its preprocessing
+    (the cache key hashes the crop's code), the CNN's seed and epochs, the MIL head's C, the pooling."""
+    return {"data": data._cache_key(sources, input_size, seed), "epochs": int(epochs), "assess_cut": float(assess_cut),
+            "ct_head_C": float(c), "rule": rule}
+
+
+def _write(out: Path, result: dict, studies: np.ndarray, ys: np.ndarray, seed: int, metrics: dict, args) -> None:
+    # The card shows this record for a build of the same recipe (and the MIL round that build kept).
     result["model_version"] = metrics.get("model_version")
+    result["recipe"] = recipe(metrics["sources"], args.input_size, seed, args.epochs, args.assess_cut,
+                              result["ct_head_C"], result["served_rule"])
     result["summary"] = summarise(result, studies, ys, seed)
     (out / "crossfit.json").write_text(json.dumps(result, indent=1))
     (out / "crossfit.md").write_text(report(result))
@@ -163,24 +172,25 @@ def run(args) -> dict:
         for variant, per_rule in result["oof"].items():
             scores = per_rule[result["served_rule"]]
             result.setdefault("fold_auc", {}).setdefault(variant, {})[str(k)] = auc(ys[va], [scores[s] for s in held])
-        _write(out, result, studies, ys, args.seed, metrics)
+        _write(out, result, studies, ys, args.seed, metrics, args)
         watch.log(f"fold {k + 1}: served-rule AUC " + ", ".join(f"{v} {f[str(k)]:.3f}" for v, f in result["fold_auc"].items()))
-    _write(out, result, studies, ys, args.seed, metrics)
+    _write(out, result, studies, ys, args.seed, metrics, args)
     return result
 
 
-def card_block(path: Path, version: str, chosen_round: int = 1) -> dict | None:
+def card_block(path: Path, build_recipe: dict, chosen_round: int = 1) -> dict | None:
     """The model card's cross-fitted block: the record at ``path`` when it is complete and measured
-    ``version``'s recipe (the installed MIL round and pooling rule); None otherwise."""
+    ``build_recipe`` (:func:`recipe`) with the MIL round the build kept; None otherwise."""
     if not path.is_file():
         return None
     r = json.loads(path.read_text())
-    if r.get("model_version") != version or len(r.get("done", [])) != r.get("folds_total"):
+    if r.get("recipe") != build_recipe or len(r.get("done", [])) != r.get("folds_total"):
         return None
     variant, rule = f"round{chosen_round}", r["served_rule"]
     if f"{variant}/{rule}" not in r["summary"]:
         return None
-    return {"ct_ich_study_roc_auc": r["summary"][f"{variant}/{rule}"], "rule": rule, "folds": r["folds_total"],
+    return {"ct_ich_study_roc_auc": r["summary"][f"{variant}/{rule}"], "rule": rule, "mil_round": chosen_round,
+            "folds": r["folds_total"], "measured_with_build": r.get("model_version"),
             "grouped_cv_with_cnn_fixed": r["optimistic_oof_served_rule"],
             "by_rule": {k.split("/")[1]: v["value"] for k, v in r["summary"].items() if k.startswith(variant + "/")},
             "other_variants": {VARIANTS[k.split("/")[0]]: v["value"] for k, v in r["summary"].items()

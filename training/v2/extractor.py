@@ -94,10 +94,13 @@ def study_oof_auc(table, maps: np.ndarray, counts: dict, assess_cut: float, seed
 
 
 def train_extractor(table, out: Path, config: cnn.CNNConfig, seed: int, assess_cut: float, counts: dict | None = None,
-                    log=print):
+                    log=print, keep_round: int | None = None):
     """Train (two MIL rounds when ct-studies are present), export ``out/extractor.tflite``.
 
-    Returns (maps (N,h,w,K), bytes, rounds) where ``rounds`` records each round's rows and OOF study AUC.
+    The round kept is ``keep_round`` when given (a recipe choice made elsewhere, e.g. by the
+    cross-fitted estimate, ``training.v2.crossfit``), else the round with the higher grouped-CV study
+    AUC with the CNN fixed. Returns (maps (N,h,w,K), bytes, rounds) where ``rounds`` records each
+    round's rows and OOF study AUC, the round kept and how it was chosen.
     """
     rows = training_rows(table, assess_cut)
     path = out / "extractor.tflite"
@@ -113,7 +116,9 @@ def train_extractor(table, out: Path, config: cnn.CNNConfig, seed: int, assess_c
     rounds["round2"] = {"rows": int(len(rows2)), "oof_study_auc": study_oof_auc(table, maps2, counts, assess_cut, seed)}
     log(f"round 2 (MIL re-labelled, {len(rows) - len(rows2)} unlabelled slices left out): "
         f"OOF study ROC AUC {rounds['round2']['oof_study_auc']:.3f}")
-    if rounds["round2"]["oof_study_auc"] >= rounds["round1"]["oof_study_auc"]:
+    rounds["chosen_by"] = (f"recipe (--mil-round {keep_round})" if keep_round else
+                           "grouped-CV study ROC AUC with the CNN fixed (optimistic: the CNN saw every fold)")
+    if keep_round == 2 or (keep_round is None and rounds["round2"]["oof_study_auc"] >= rounds["round1"]["oof_study_auc"]):
         path2.replace(path)
         rounds["chosen"] = 2
         return maps2, size2, rounds

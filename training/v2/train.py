@@ -19,7 +19,7 @@ from training.progress import Stopwatch
 from training.v2 import data
 from training.v2.build import write_folder
 from training.v2.card import render, served_ct_slices, write_split
-from training.v2.crossfit import card_block
+from training.v2.crossfit import card_block, recipe
 from training.v2.experiment import ASSESS_CUT, measure, study_counts
 from training.v2.extractor import cnn_config, train_extractor
 from training.v2.transfer import cnn_transfer
@@ -42,6 +42,8 @@ def parse_args(argv=None):
                     help="keep OUT/extractor.tflite and its cached feature maps (OUT/maps.npy); re-fit only the classical stage")
     ap.add_argument("--card-only", action="store_true",
                     help="re-write OUT's card and charts from its saved metrics (no training, no measuring)")
+    ap.add_argument("--mil-round", default="auto", choices=["auto", "1", "2"],
+                    help="the CNN's MIL round to keep (auto: the higher grouped-CV study AUC with the CNN fixed)")
     ap.add_argument("--crossfit", default="docs/model_v2/crossfit/crossfit.json",
                     help="the cross-fitted ct-ich record (make crossfit); in the card only if it measured this build")
     ap.add_argument("--synthetic", action="store_true", help="mark the artifacts as trained on phantoms")
@@ -49,9 +51,14 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
-def _cross_fitted(path: str, metrics: dict) -> dict | None:
+def _cross_fitted(path: str, metrics: dict, input_size: int, seed: int, epochs: int) -> dict | None:
+    """The cross-fitted record's card block when it measured this build's recipe (else None)."""
+    if not path:
+        return None
     chosen = (metrics.get("extractor_rounds") or {}).get("chosen", 1)
-    return card_block(Path(path), metrics["model_version"], chosen) if path else None
+    build = recipe(metrics["sources"], input_size, seed, epochs, metrics["assess_cut"], metrics["ct_head_C"],
+                   metrics["aggregation_chosen"])
+    return card_block(Path(path), build, chosen)
 
 
 def rerender(out: Path, crossfit: str = "") -> dict:
@@ -60,7 +67,9 @@ def rerender(out: Path, crossfit: str = "") -> dict:
     metrics = json.loads((out / "v2_metrics.json").read_text())
     served = {k: v for k, v in json.loads((out / "metrics.json").read_text()).items() if k != "v2"}
     trust_block = {k: card[k] for k in ("calibration", "calibration_png", "calibration_png_error", "heatmaps") if k in card}
-    render(out, metrics, served, card.get("history"), trust_block or None, _cross_fitted(crossfit, metrics))
+    manifest = json.loads((out / "manifest.json").read_text())
+    render(out, metrics, served, card.get("history"), trust_block or None,
+           _cross_fitted(crossfit, metrics, manifest["input_size"], manifest["seed"], manifest["epochs"]))
     return metrics
 
 
@@ -85,7 +94,8 @@ def run(args) -> dict:
         watch.log("reusing the trained extractor and its feature maps")
     else:
         counts = study_counts(sources["ct-studies"]) if sources.get("ct-studies") else None
-        maps, size, rounds = train_extractor(table, out, config, args.seed, args.assess_cut, counts, log=watch.log)
+        maps, size, rounds = train_extractor(table, out, config, args.seed, args.assess_cut, counts, log=watch.log,
+                                               keep_round=None if args.mil_round == "auto" else int(args.mil_round))
         np.save(out / "maps.npy", maps.astype(np.float32))  # exact: --reuse-extractor must fit what a full run fits
         (out / "extractor_rounds.json").write_text(json.dumps(rounds, indent=1))
     rounds_file = out / "extractor_rounds.json"
@@ -107,7 +117,8 @@ def run(args) -> dict:
     write_split(out, table, sources, args.seed)
     previous = _previous_card(Path(args.previous_card))
     trust_block = measure_trust(out, table, maps, args.seed, log=watch.log)  # calibration + heat-map faithfulness
-    render(out, metrics, served, previous, trust_block, _cross_fitted(args.crossfit, metrics))
+    render(out, metrics, served, previous, trust_block,
+           _cross_fitted(args.crossfit, metrics, args.input_size, args.seed, args.epochs))
     metrics["runtime_s"] = round(watch.seconds, 1)
     (out / "v2_metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
     watch.log(f"model v2 {manifest['version']} written to {out}")
