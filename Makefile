@@ -65,10 +65,12 @@ train: $(STAMP) browser
 train-v2: $(STAMP)
 	$(PY) -m training.v2.train --out $(MODEL_V2_BUILD) --seed $(SEED) --bigru
 
-# Cross-fitted ct-ich study estimate of the v2 recipe (CNN re-trained per fold on training studies)
-# from $(MODEL_V2_BUILD)'s cached inputs and choices -> build/crossfit/crossfit.{json,md}.
+# Cross-fitted ct-ich study estimate of the v2 recipe: CNN (both MIL rounds), MIL head and pooling
+# re-trained per fold on training studies, from $(MODEL_V2_BUILD)'s inputs and choices (about an
+# hour on 2 cores; resumes). Writes the committed record docs/model_v2/crossfit/crossfit.{json,md},
+# which `make train` puts in the card of a build of the same recipe.
 crossfit: $(STAMP)
-	$(PY) -m training.v2.crossfit --cache $(MODEL_V2_BUILD)/cache.npz --metrics $(MODEL_V2_BUILD)/v2_metrics.json --seed $(SEED)
+	$(PY) -m training.v2.crossfit --round2 --cache $(MODEL_V2_BUILD)/cache.npz --metrics $(MODEL_V2_BUILD)/v2_metrics.json --seed $(SEED) --out docs/model_v2/crossfit
 
 # The previous model (v1: CT slices of $(DATA), haemorrhage vs normal) and the clinical model into
 # $(MODEL_V1_BUILD), installed in place of v2, then the chart images.

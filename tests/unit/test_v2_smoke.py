@@ -160,7 +160,8 @@ def test_crossfit_scores_every_training_study_once_with_a_cnn_that_never_saw_it(
     chosen = json.loads((folder / "v2_metrics.json").read_text())["extractor_rounds"]["chosen"]
     installed = result["summary"][f"round{chosen}/{result['served_rule']}"]  # the build's own MIL round
     assert card["cross_fitted"]["ct_ich_study_roc_auc"] == installed
-    assert card["metrics"]["ct_ich_study_roc_auc_cross_fitted"]["value"] == installed["value"]
+    assert "cross_fitted" not in json.dumps(card["metrics"])  # the metrics table holds test-split figures only
+    assert f"{installed['value']:.3f} with it re-trained per fold" in card["limitations"][0]
     assert "Cross-fitted ct-ich study estimate" in (folder / "model_card.md").read_text()
     record = json.loads((out / "crossfit.json").read_text())
     (out / "other.json").write_text(json.dumps({**record, "recipe": {**record["recipe"], "epochs": 15}}))

@@ -191,7 +191,6 @@ def render(out: Path, m: dict, served: dict, previous: dict | None, trust_block:
         card.update(trust_block)
     if cross_fitted:
         card["cross_fitted"] = cross_fitted
-        card["metrics"]["ct_ich_study_roc_auc_cross_fitted"] = cross_fitted["ct_ich_study_roc_auc"]
         card["limitations"][0] = ("The shared CNN saw every source's training split, so grouped-CV figures used for "
                                   f"choices are optimistic (ct-ich studies: {cross_fitted['grouped_cv_with_cnn_fixed']:.3f} "
                                   "with the CNN fixed, "

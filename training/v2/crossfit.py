@@ -19,7 +19,7 @@ Pooled out-of-fold study scores give ROC AUC with a study-bootstrap 95 % CI per 
 with mirror-image averaging (a measured option, not served) and, with ``--round2``, with the second MIL
 round's CNN (``extractor.relabelled_rows`` from the fold's own round-1 CNN and head). ``python -m training.v2.crossfit``
 writes ``OUT/crossfit.json`` and ``OUT/crossfit.md`` after each fold (a re-run resumes from the folds
-already done); ``make crossfit`` runs it on ``make train``'s build (about 30 minutes on 2 cores).
+already done); ``make crossfit`` runs it (with ``--round2``) on ``make train``'s build, about an hour on 2 cores.
 """
 
 from __future__ import annotations
@@ -120,12 +120,15 @@ def recipe(sources: dict, input_size: int, seed: int, epochs: int, assess_cut: f
             "ct_head_C": float(c), "rule": rule}
 
 
-def _write(out: Path, result: dict, studies: np.ndarray, ys: np.ndarray, seed: int, metrics: dict, args) -> None:
+def _write(out: Path, result: dict, studies: np.ndarray, ys: np.ndarray, folds: list, metrics: dict, args) -> None:
     # The card shows this record for a build of the same recipe (and the MIL round that build kept).
     result["model_version"] = metrics.get("model_version")
-    result["recipe"] = recipe(metrics["sources"], args.input_size, seed, args.epochs, args.assess_cut,
+    result["recipe"] = recipe(metrics["sources"], args.input_size, args.seed, args.epochs, args.assess_cut,
                               result["ct_head_C"], result["served_rule"])
-    result["summary"] = summarise(result, studies, ys, seed)
+    result["fold_auc"] = {variant: {str(k): auc(ys[va], [per_rule[result["served_rule"]][s] for s in studies[va]])
+                                    for k, (_, va) in enumerate(folds) if k in result["done"]}
+                          for variant, per_rule in result["oof"].items()}
+    result["summary"] = summarise(result, studies, ys, args.seed)
     (out / "crossfit.json").write_text(json.dumps(result, indent=1))
     (out / "crossfit.md").write_text(report(result))
 
@@ -169,12 +172,9 @@ def run(args) -> dict:
             for rule, scores in fold_scores(table, f, held, counts, c, args.seed, args.assess_cut).items():
                 result["oof"].setdefault(variant, {}).setdefault(rule, {}).update(scores)
         result["done"].append(k)
-        for variant, per_rule in result["oof"].items():
-            scores = per_rule[result["served_rule"]]
-            result.setdefault("fold_auc", {}).setdefault(variant, {})[str(k)] = auc(ys[va], [scores[s] for s in held])
-        _write(out, result, studies, ys, args.seed, metrics, args)
+        _write(out, result, studies, ys, folds, metrics, args)
         watch.log(f"fold {k + 1}: served-rule AUC " + ", ".join(f"{v} {f[str(k)]:.3f}" for v, f in result["fold_auc"].items()))
-    _write(out, result, studies, ys, args.seed, metrics, args)
+    _write(out, result, studies, ys, folds, metrics, args)
     return result
 
 
