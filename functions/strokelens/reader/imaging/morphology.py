@@ -102,7 +102,7 @@ def _components(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     return rows, starts, ends, component, int(len(ids))
 
 
-def _paint(shape: tuple[int, int], rows: np.ndarray, starts: np.ndarray, ends: np.ndarray, values: np.ndarray,
+def _paint(shape: tuple[int, int], rows: np.ndarray, starts: np.ndarray, ends: np.ndarray, values: np.ndarray | np.integer,
            dtype=np.int32) -> np.ndarray:
     """An image holding ``values[i]`` on run i and 0 elsewhere: +v at each start, -v just past each end,
     summed along the row (runs of a row never touch, so no two marks share a cell)."""
