@@ -116,7 +116,7 @@ def report(result: dict) -> str:
 def recipe(sources: dict, input_size: int, seed: int, epochs: int, assess_cut: float, c: float, rule: str) -> dict:
     """What a cross-fitted record measured, short of the MIL round: the data and its preprocessing
     (the cache key hashes the crop's code), the CNN's seed and epochs, the MIL head's C, the pooling."""
-    return {"data": data._cache_key(sources, input_size, seed), "epochs": int(epochs), "assess_cut": float(assess_cut),
+    return {"data": data.cache_key(sources, input_size, seed), "epochs": int(epochs), "assess_cut": float(assess_cut),
             "ct_head_C": float(c), "rule": rule}
 
 

@@ -84,7 +84,7 @@ def _rows(sources: dict[str, str]) -> list[tuple[str, Sample, str]]:
     return rows
 
 
-def _cache_key(sources: dict[str, str], size: int, seed: int) -> str:
+def cache_key(sources: dict[str, str], size: int, seed: int) -> str:
     """What a cached table depends on: sources, input size, seed and the preprocessing code itself
     (the crop and its morphology: a changed crop must not be served from a stale cache)."""
     import hashlib
@@ -104,7 +104,7 @@ def load(sources: dict[str, str] | None = None, size: int = 128, seed: int = 0, 
     from training.v2.assess import brain_fraction
 
     sources = dict(DEFAULT_SOURCES if sources is None else sources)
-    key = _cache_key(sources, size, seed)
+    key = cache_key(sources, size, seed)
     if cache is not None and cache.is_file():
         with np.load(cache, allow_pickle=False) as a:
             if str(a["key"]) == key:

@@ -77,13 +77,6 @@ HEAD_THRESHOLD = 0.04
 HEAD_CLOSE = 3
 
 
-def _largest_object(mask: np.ndarray) -> np.ndarray:
-    """The largest connected component of a boolean mask (all False when the mask is empty)."""
-    from strokelens.reader.imaging import morphology  # scipy.ndimage's results, without scipy
-
-    return morphology.largest_object(mask)
-
-
 def _head_object(pixels: np.ndarray) -> np.ndarray:
     """Mask of the head: threshold -> opening (speckle) -> closing (re-join dark parenchyma) -> the
     largest object. Small separate objects (scale bars, letters, rulers, table lines) are dropped."""
@@ -91,7 +84,7 @@ def _head_object(pixels: np.ndarray) -> np.ndarray:
 
     mask = ndimage.binary_opening(pixels > HEAD_THRESHOLD, iterations=1)
     mask = ndimage.binary_closing(mask, iterations=HEAD_CLOSE, border_value=0)
-    return _largest_object(mask)
+    return ndimage.largest_object(mask)
 
 
 def head_box(display: np.ndarray, margin: int = 2) -> tuple[int, int, int, int]:
