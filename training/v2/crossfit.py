@@ -161,6 +161,9 @@ def run(args) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             maps, _ = _fit_export(table, rows, rows, config, args.seed, Path(tmp) / "extractor.tflite", watch.log)
             mirror = export.feature_maps(Path(tmp) / "extractor.tflite", table.x[:, :, ::-1])
+        if args.save_maps:  # per-fold feature maps (float16), for head- and pooling-level studies on honest features
+            np.savez_compressed(out / f"maps_fold{k}.npz", maps=maps.astype(np.float16), mirror=mirror.astype(np.float16),
+                                held_out=held)
         feats = maps.mean(axis=(1, 2)).astype(np.float64)
         variants = {"round1": feats, "round1_mirror": (feats + mirror.mean(axis=(1, 2))) / 2.0}
         if args.round2:  # the second MIL round, re-labelled from this fold's own round-1 CNN and head
@@ -212,6 +215,8 @@ def parse_args(argv=None):
     ap.add_argument("--assess-cut", type=float, default=ASSESS_CUT)
     ap.add_argument("--round2", action="store_true",
                     help="also the second MIL round per fold (a second CNN re-trained on re-labelled slices)")
+    ap.add_argument("--save-maps", action="store_true",
+                    help="also write each fold's int8 feature maps (OUT/maps_fold<k>.npz) for head-level studies")
     return ap.parse_args(argv)
 
 

@@ -169,7 +169,7 @@ def finding_heat(model: ServedModel, route: str, model_input: np.ndarray) -> tup
     head = model.v2.findings[route].head
     output = model.predictor.extractor.run(model_input)
     p = float(head.predict_proba(model.predictor.extractor.pool(output))[0, 1])
-    grid = normalised(class_activation_map(output, head, 1, model.baseline_for(route)))
+    grid = normalised(class_activation_map(output, head, 1, model.baseline_for(route)[0]))
     return grid, upsample(grid, model.manifest.input_size), p
 
 

@@ -63,9 +63,12 @@ class ServedModel:
         self.v2: FindingModels | None = (FindingModels.load(catalogue.root, self.manifest.raw)
                                          if self.manifest.raw.get("findings") else None)
 
-    def baseline_for(self, route: str | None) -> np.ndarray | None:
-        """The heat map's reference feature map for a finding route (the overall one when none is kept)."""
-        return self.cam_baselines.get(route or "", self.cam_baseline)
+    def baseline_for(self, route: str | None) -> tuple[np.ndarray | None, str]:
+        """The heat map's reference feature map for a finding route (the overall one when none is kept),
+        with the method text that states which reference was used."""
+        if route and route in self.cam_baselines:
+            return self.cam_baselines[route], HEATMAP_METHOD_PER_MODALITY
+        return self.cam_baseline, HEATMAP_METHOD
 
     @property
     def manifest(self) -> Manifest:
@@ -175,11 +178,10 @@ class ServedModel:
                 assessable = brain_fraction(model_input) >= v2.assess_cut
             if with_heatmap and refusal is None:
                 with timer("heatmap"):
-                    cam = class_activation_map(output, model.head, 1 if label == model.finding else 0,
-                                               self.baseline_for(route.modality))
+                    baseline, method = self.baseline_for(route.modality)
+                    cam = class_activation_map(output, model.head, 1 if label == model.finding else 0, baseline)
                     grid = normalised(cam)
                     heat = upsample(grid, self.manifest.input_size)
-                    method = HEATMAP_METHOD_PER_MODALITY if route.modality in self.cam_baselines else HEATMAP_METHOD
                     heatmap = Heatmap(method, label, np.round(grid, 3).tolist())
             notices.append(Notice.of("FINDING_NOT_ASSESSED", model.not_assessed_sentence()))
         if refusal is not None:
