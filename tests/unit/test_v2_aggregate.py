@@ -45,3 +45,35 @@ def test_threshold_for_sensitivity_keeps_the_target_share_of_positives_at_or_abo
     assert threshold_for_sensitivity(scores, 0.5) == 0.8  # 2 of 4 positives at or above
     assert threshold_for_sensitivity(scores, 0.85) == 0.6  # ceil(3.4) = 4: every positive
     assert threshold_for_sensitivity(scores, 0.2) == 0.912  # floored to 0.001
+
+
+def test_operating_points_come_from_cross_fitted_scores_when_a_record_matches() -> None:
+    from types import SimpleNamespace
+
+    from training.v2.experiment import operating_points, threshold_for_sensitivity
+
+    paths = ["a.png", "b.png", "c.png", "d.png", "e.png", "s1/1.png", "s2/1.png", "s3/1.png", "s4/1.png"]
+    table = SimpleNamespace(
+        path=np.array(paths),
+        label=np.array(["hemorrhage", "hemorrhage", "normal", "ischemic", "normal",
+                        "hemorrhage", "hemorrhage", "normal", "normal"]),
+        study=np.array(["", "", "", "", "", "s1", "s2", "s3", "s4"]))
+    fallback = {"slice": 0.79, "study": 0.46, "dwi": 0.35, "a": 1.7, "b": 1.3}
+    points, source = operating_points(table, None, fallback)
+    assert points == fallback and "optimistic" in source
+
+    cross_fitted = {"study": {"s1": 2.0, "s2": 0.5, "s3": -1.0, "s4": 0.8},
+                    "ct-slices": {"a.png": 0.40, "b.png": 0.90, "c.png": 0.30},
+                    "dwi": {"d.png": 0.55, "e.png": 0.10}}
+    points, source = operating_points(table, cross_fitted, fallback)
+    assert source.startswith("cross-fitted")
+    assert points["slice"] == threshold_for_sensitivity(np.array([0.40, 0.90]), 0.85) == 0.4  # both positives kept
+    assert points["dwi"] == 0.55
+    # the study calibration is re-fitted on the cross-fitted scores (not the fallback's), and the study
+    # threshold keeps every haemorrhage study at or above it on that scale
+    assert (points["a"], points["b"]) != (fallback["a"], fallback["b"]) and points["a"] > 0
+    calibrated = 1 / (1 + np.exp(-(points["a"] * np.array([2.0, 0.5]) + points["b"])))
+    assert np.all(calibrated >= points["study"])
+    # a record without slice scores (an older scheme) keeps the fallback's slice thresholds
+    partial, _ = operating_points(table, {"study": cross_fitted["study"]}, fallback)
+    assert (partial["slice"], partial["dwi"]) == (0.79, 0.35)

@@ -116,21 +116,23 @@ def test_card_has_calibration_and_heat_map_faithfulness(v2_model: Path) -> None:
 
 def test_crossfit_scores_every_training_study_once_with_a_cnn_that_never_saw_it(v2_model: Path, tmp_path: Path,
                                                                                   monkeypatch) -> None:
-    """The cross-fitted estimate re-trains the CNN per fold without the fold's studies."""
+    """The cross-fitted estimate re-trains the CNN per fold without the fold's studies and slices."""
     from training.v2 import crossfit, data
 
     seen: list[set] = []
+    seen_paths: list[set] = []
     real_fit = crossfit._fit_export
 
     def spy(table, rows, calib_rows, config, seed, path, log):
         seen.append(set(table.study[rows]) - {""})
+        seen_paths.append(set(table.path[rows]))
         return real_fit(table, rows, calib_rows, config, seed, path, log)
 
     monkeypatch.setattr(crossfit, "_fit_export", spy)
     out = tmp_path / "cf"
     args = crossfit.parse_args(["--cache", str(v2_model / "cache.npz"), "--metrics", str(v2_model / "v2_metrics.json"),
                                 "--out", str(out), "--folds", "2", "--epochs", "1", "--input-size", "64",
-                                "--assess-cut", "0.0", "--round2"])
+                                "--assess-cut", "0.0", "--round2", "--save-maps"])
     result = crossfit.run(args)
     table = data.load(json.loads((v2_model / "v2_metrics.json").read_text())["sources"], 64, 0,
                       cache=v2_model / "cache.npz")
@@ -142,6 +144,24 @@ def test_crossfit_scores_every_training_study_once_with_a_cnn_that_never_saw_it(
     for cnn_studies, (_, held) in zip(seen, [fold for fold in folds for _ in range(2)]):
         assert cnn_studies and not cnn_studies & set(studies[held])  # no held-out study reached its CNN
         assert cnn_studies | set(studies[held]) == train_studies
+    # every ct-hemorrhage and DWI training slice is scored once, by a fold whose CNN never saw it
+    for source in ("ct-slices", "dwi"):
+        paths = set(table.path[(table.source == source) & (table.split == "train")])
+        assert set(result["oof_slices"]["round1"][source]) == paths
+    for k in range(result["folds_total"]):
+        with np.load(out / f"maps_fold{k}.npz") as saved:
+            held_rows = saved["held_rows"]
+        assert set(table.source[held_rows]) == {"ct-slices", "dwi"}
+        assert not set(table.path[held_rows]) & seen_paths[2 * k]
+    # the head study re-uses the saved maps: its served candidate is the record's served scores
+    from training.v2 import headstudy
+
+    study = headstudy.run(headstudy.parse_args(["--maps", str(out), "--cache", str(v2_model / "cache.npz"),
+                                                "--metrics", str(v2_model / "v2_metrics.json"), "--input-size", "64",
+                                                "--assess-cut", "0.0", "--out", str(out / "headstudy.json")]))
+    served_auc = study["candidates"]["served"]["study_roc_auc"][result["served_rule"]]["value"]
+    assert served_auc == pytest.approx(result["summary"][f"round1/{result['served_rule']}"]["value"])
+    assert set(study["candidates"]) == set(headstudy.CANDIDATES)
     summary = result["summary"][f"round1/{result['served_rule']}"]
     assert summary["n_studies"] == len(train_studies) and 0.0 <= summary["value"] <= 1.0
     assert "(served rule)" in (out / "crossfit.md").read_text()
@@ -163,6 +183,21 @@ def test_crossfit_scores_every_training_study_once_with_a_cnn_that_never_saw_it(
     assert "cross_fitted" not in json.dumps(card["metrics"])  # the metrics table holds test-split figures only
     assert f"{installed['value']:.3f} with it re-trained per fold" in card["limitations"][0]
     assert "Cross-fitted ct-ich study estimate" in (folder / "model_card.md").read_text()
+    # a build of the recipe the record measured takes its operating points from the cross-fitted scores
+    from training.v2.experiment import threshold_for_sensitivity
+
+    sources = json.loads((folder / "v2_metrics.json").read_text())["sources"]
+    train.main([*(f"--{k}={v}" for k, v in sources.items()), "--out", str(folder), "--reuse-extractor",
+                "--epochs", "1", "--input-size", "64", "--synthetic", "--assess-cut", "0.0",
+                "--crossfit", str(out / "crossfit.json")])
+    rebuilt = json.loads((folder / "v2_metrics.json").read_text())
+    assert rebuilt["operating_points_from"].startswith("cross-fitted")
+    cf_slices = result["oof_slices"][f"round{chosen}"]["ct-slices"]
+    positives = [p for path, p in cf_slices.items() if table.label[table.path == path][0] == "hemorrhage"]
+    assert rebuilt["thresholds"]["slice"] == threshold_for_sensitivity(np.array(positives), 0.85)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["findings"]["CT"]["threshold"] == rebuilt["thresholds"]["slice"]
+    assert "cross-fitted" in (folder / "model_card.md").read_text().split("## Operating points")[1]
     record = json.loads((out / "crossfit.json").read_text())
     (out / "other.json").write_text(json.dumps({**record, "recipe": {**record["recipe"], "epochs": 15}}))
     train.main(["--out", str(folder), "--card-only", "--crossfit", str(out / "other.json")])

@@ -156,7 +156,7 @@ def render(out: Path, m: dict, served: dict, previous: dict | None, trust_block:
             "ct_hemorrhage_slice_roc_auc_served": served["metrics"]["roc_auc"],
             "dwi_slice_roc_auc": t["dwi_slice_auc"], "dwi_size_matched_roc_auc": t.get("dwi_size_matched_auc"),
         },
-        "operating_points": m["thresholds"], "ct_ich_sens_spec_at_study_threshold": t["ct_ich_study_sens_spec_at_thr"],
+        "operating_points": m["thresholds"], "operating_points_from": m.get("operating_points_from"), "ct_ich_sens_spec_at_study_threshold": t["ct_ich_study_sens_spec_at_thr"],
         "aggregation": {"table": m["aggregation"], "chosen": m["aggregation_chosen"], "params": m["agg_params"]},
         "heads_comparison": {"ct_slices": m["heads_ct_slices"], "dwi": m["heads_dwi"]},
         "router": {"oof_accuracy": m["router_oof_accuracy"], "test_accuracy": t["router_test_accuracy"],
@@ -210,12 +210,16 @@ def render(out: Path, m: dict, served: dict, previous: dict | None, trust_block:
                   f"- with the CNN fixed (how the pooling was chosen): {cf['grouped_cv_with_cnn_fixed']:.3f}, optimistic",
                   "- other pooling rules: " + ", ".join(f"{k} {v:.3f}" for k, v in cf["by_rule"].items() if k != cf["rule"]),
                   *(f"- {k}: {v:.3f}" for k, v in cf["other_variants"].items()),
+                  *(f"- {source} slices: ROC AUC {fmt(v)}" for source, v in sorted(cf.get("slice_roc_auc", {}).items())),
                   f"- {cf['how']}"]
     lines += ["", "## Aggregation (grouped CV on ct-ich training studies)", ""]
     lines += [f"- {r['rule']}: OOF study ROC AUC {r['oof_study_roc_auc']:.3f}" for r in m["aggregation"]]
     lines += [f"- chosen: {m['aggregation_chosen']}", "", "## Transfer (CT)", ""]
     lines += [f"- {k}: {fmt(v)}" for k, v in transfer_rows(m).items()]
-    lines += ["", "## Operating points (chosen on out-of-fold training scores)", ""]
+    lines += ["", "## Operating points (sensitivity targets: CT 0.85, DWI 0.90)", "",
+              "Thresholds " + ", ".join(f"{k} {v:.3f}" for k, v in m["thresholds"].items()) + ", set on "
+              f"{m.get('operating_points_from') or 'out-of-fold training scores'}. "
+              "Test split:", ""]
     lines += [f"- {k}: sensitivity {v[0]:.2f}, specificity {v[1]:.2f}" for k, v in card["sens_spec_at_operating_points"].items()]
     rounds = m.get("extractor_rounds") or {}
     if "round1" in rounds:

@@ -6,14 +6,21 @@ re-fits only the classical head per fold; the shared CNN had seen every training
 figure is optimistic (the 16-study test split gave 0.841). This measures the same recipe honestly on
 the 46 TRAINING studies, three times the test split, without touching the test split.
 
-Order per fold k (folds by study, stratified by label, ``fit.gfolds`` with the run's seed):
+Order per fold k (ct-ich folds by study, ct-hemorrhage and mri-dwi folds by their groups, each
+stratified by label, ``fit.gfolds`` with the run's seed):
 
-1. CNN rows = ``extractor.training_rows`` minus fold k's studies (every other source's training split
-   stays in), trained and int8-exported with the served recipe (``extractor.cnn_config``);
+1. CNN rows = ``extractor.training_rows`` minus fold k of ct-ich, ct-hemorrhage and mri-dwi (other MRI
+   stays in: it is only ever refused), trained and int8-exported with the served recipe
+   (``extractor.cnn_config``);
 2. feature maps of fold k's slices through that int8 model (and of their horizontal mirror images);
-3. the MIL head (``fit.fit_ct_head``, the served C) on ct-hemorrhage train + the other folds' studies;
+3. the MIL head (``fit.fit_ct_head``, the served C) on the other folds' ct-hemorrhage slices and
+   ct-ich studies; the DWI head (the served C) on the other folds' DWI slices;
 4. every pooling rule scores fold k's studies; ``attention`` (the served rule) has its beta fitted on
-   the other folds' studies, as in serving.
+   the other folds' studies, as in serving; the heads score fold k's ct-hemorrhage and DWI slices.
+
+Why every source: the operating points (slice and study thresholds, the study calibration) are set on
+these out-of-fold scores when the record matches the build (``matching_record``). Set on scores of a
+CNN that had seen the slices, the CT slice threshold was too high (test sensitivity 0.65, target 0.85).
 
 Pooled out-of-fold study scores give ROC AUC with a study-bootstrap 95 % CI per rule, plus the same
 with mirror-image averaging (a measured option, not served) and, with ``--round2``, with the second MIL
@@ -36,12 +43,15 @@ from training import cnn, export
 from training.progress import Stopwatch
 from training.v2 import data
 from training.v2.experiment import ASSESS_CUT, study_counts
-from training.v2.extractor import _fit_export, cnn_config, relabelled_rows, training_rows
+from training.v2.extractor import TRUNKS, _fit_export, cnn_config, relabelled_rows, training_rows
+from training.heads import make_logreg
 from training.v2.fit import auc, auc_ci, fit_attention, fit_ct_head, gfolds, study_scores
 
 VARIANTS = {"round1": "first MIL round's CNN (naive study labels)", "round1_mirror": "the same, mirror-averaged",
             "round2": "second MIL round's CNN (top-n re-labelled)"}
 FIXED_PARAMS = {"max": {}, "topk": {"k": 3}, "noisy_or": {"shift": -2.0}}
+SCHEME = "every source's training split in folds (ct-ich by study, ct-hemorrhage and mri-dwi by group)"
+SLICE_SOURCES = {"ct-slices": "hemorrhage", "dwi": "ischemic"}
 
 
 def _logits(p: np.ndarray) -> np.ndarray:
@@ -57,17 +67,35 @@ def study_folds(table, assess_cut: float, folds: int, seed: int):
     return studies, ys, gfolds(ys, studies, folds, seed)
 
 
+def slice_folds(table, folds: int, seed: int) -> np.ndarray:
+    """Each training row's fold (-1: not in the slice folds) for ct-slices and dwi, by group."""
+    fold = np.full(len(table.x), -1)
+    for source, positive in SLICE_SOURCES.items():
+        rows = np.flatnonzero((table.source == source) & (table.split == "train"))
+        if len(rows) == 0:
+            continue
+        y = (table.label[rows] == positive).astype(int)
+        for k, (_, va) in enumerate(gfolds(y, table.group[rows], folds, seed)):
+            fold[rows[va]] = k
+    return fold
+
+
 def fold_scores(table, feats: np.ndarray, held_out: np.ndarray, counts: dict, c: float, seed: int,
-                assess_cut: float) -> dict[str, dict[str, float]]:
-    """{rule: {study: raw score}} for the ``held_out`` studies, the head fitted without them."""
+                assess_cut: float, held_rows: np.ndarray | None = None, c_dwi: float | None = None, score=None):
+    """({rule: {study: raw score}} for the ``held_out`` studies, {source: {path: slice probability}} for
+    ``held_rows``' ct-slices and dwi slices), every head fitted without what it scores. ``score(head,
+    rows)`` gives the CT slice probabilities (default: the head on ``feats``; other scorings are studied
+    in :mod:`training.v2.headstudy`)."""
+    score = score or (lambda head, rows: head.predict_proba(feats[rows])[:, 1])
     train = table.split == "train"
-    rows_sl = np.flatnonzero((table.source == "ct-slices") & train)
+    held_rows = np.array([], int) if held_rows is None else held_rows
+    rows_sl = np.setdiff1d(np.flatnonzero((table.source == "ct-slices") & train), held_rows)
     rows_st = np.flatnonzero((table.source == "ct-studies") & train & (table.brain >= assess_cut))
     fit_rows = rows_st[~np.isin(table.study[rows_st], held_out)]
     out_rows = rows_st[np.isin(table.study[rows_st], held_out)]
     head = fit_ct_head(table, feats, rows_sl, fit_rows, counts, c, seed)
     p = np.zeros(len(table.x))
-    p[rows_st] = head.predict_proba(feats[rows_st])[:, 1]
+    p[rows_st] = score(head, rows_st)
     fit_studies = sorted(set(table.study[fit_rows]))
     y_fit = np.array([int(table.label[fit_rows[table.study[fit_rows] == s][0]] == "hemorrhage") for s in fit_studies])
     params = {**FIXED_PARAMS,
@@ -76,7 +104,16 @@ def fold_scores(table, feats: np.ndarray, held_out: np.ndarray, counts: dict, c:
     for rule in RULES:
         names, z, _ = study_scores(table, p, out_rows, rule, params[rule])
         scores[rule] = {str(n): float(v) for n, v in zip(names, z)}
-    return scores
+    slices: dict[str, dict[str, float]] = {}
+    held_ct = held_rows[table.source[held_rows] == "ct-slices"]
+    if len(held_ct):
+        slices["ct-slices"] = dict(zip(table.path[held_ct], map(float, score(head, held_ct))))
+    held_dwi = held_rows[table.source[held_rows] == "dwi"]
+    if len(held_dwi) and c_dwi is not None:
+        fit_dwi = np.setdiff1d(np.flatnonzero((table.source == "dwi") & train), held_rows)
+        dwi = make_logreg(c_dwi, seed).fit(feats[fit_dwi], (table.label[fit_dwi] == "ischemic").astype(int))
+        slices["dwi"] = dict(zip(table.path[held_dwi], map(float, dwi.predict_proba(feats[held_dwi])[:, 1])))
+    return scores, slices
 
 
 def summarise(result: dict, studies: np.ndarray, ys: np.ndarray, seed: int) -> dict:
@@ -91,6 +128,20 @@ def summarise(result: dict, studies: np.ndarray, ys: np.ndarray, seed: int) -> d
             summary[f"{variant}/{rule}"] = {**auc_ci(ys[keep], z, studies[keep], seed), "n_studies": len(keep),
                                             "n_hemorrhage": int(ys[keep].sum())}
     return summary
+
+
+def slice_summary(result: dict, table, seed: int) -> dict:
+    """Pooled OOF slice ROC AUC (group bootstrap CI) per variant and slice source."""
+    group = dict(zip(table.path, table.group))
+    out: dict = {}
+    for variant, per_source in result.get("oof_slices", {}).items():
+        for source, scores in per_source.items():
+            paths = sorted(scores)
+            y = np.array([int(lab == SLICE_SOURCES[source]) for lab in (table.label[table.path == p][0] for p in paths)])
+            if len(set(y)) == 2:
+                out.setdefault(variant, {})[source] = {
+                    **auc_ci(y, [scores[p] for p in paths], [group[p] for p in paths], seed), "n_slices": len(paths)}
+    return out
 
 
 def report(result: dict) -> str:
@@ -110,25 +161,35 @@ def report(result: dict) -> str:
               *(f"Per-fold {result['served_rule']} AUC, {VARIANTS.get(variant, variant)}: "
                 + ", ".join(f"{float(v):.3f}" for _, v in sorted(folds.items()))
                 for variant, folds in result.get("fold_auc", {}).items())]
+    if result.get("slice_summary"):
+        lines += ["", "Slices (the same folds' CNNs; heads fitted without the held-out groups):", "",
+                  "| source | features | slice ROC AUC (95 % CI) | slices |", "|---|---|---|---|"]
+        for variant, per_source in result["slice_summary"].items():
+            for source, v in sorted(per_source.items()):
+                lines.append(f"| {source} | {VARIANTS.get(variant, variant)} | "
+                             f"{v['value']:.3f} ({v['ci_low']:.3f}-{v['ci_high']:.3f}) | {v['n_slices']} |")
     return "\n".join(lines) + "\n"
 
 
-def recipe(sources: dict, input_size: int, seed: int, epochs: int, assess_cut: float, c: float, rule: str) -> dict:
+def recipe(sources: dict, input_size: int, seed: int, epochs: int, assess_cut: float, c: float, rule: str,
+           trunks: int = TRUNKS) -> dict:
     """What a cross-fitted record measured, short of the MIL round: the data and its preprocessing
-    (the cache key hashes the crop's code), the CNN's seed and epochs, the MIL head's C, the pooling."""
-    return {"data": data.cache_key(sources, input_size, seed), "epochs": int(epochs), "assess_cut": float(assess_cut),
+    (the cache key hashes the crop's code), the CNN's seed, epochs and trunks, the MIL head's C, the pooling."""
+    return {"data": data.cache_key(sources, input_size, seed), "epochs": int(epochs), "trunks": int(trunks),
+            "assess_cut": float(assess_cut),
             "ct_head_C": float(c), "rule": rule}
 
 
-def _write(out: Path, result: dict, studies: np.ndarray, ys: np.ndarray, folds: list, metrics: dict, args) -> None:
+def _write(out: Path, result: dict, table, studies: np.ndarray, ys: np.ndarray, folds: list, metrics: dict, args) -> None:
     # The card shows this record for a build of the same recipe (and the MIL round that build kept).
     result["model_version"] = metrics.get("model_version")
     result["recipe"] = recipe(metrics["sources"], args.input_size, args.seed, args.epochs, args.assess_cut,
-                              result["ct_head_C"], result["served_rule"])
+                              result["ct_head_C"], result["served_rule"], args.trunks)
     result["fold_auc"] = {variant: {str(k): auc(ys[va], [per_rule[result["served_rule"]][s] for s in studies[va]])
                                     for k, (_, va) in enumerate(folds) if k in result["done"]}
                           for variant, per_rule in result["oof"].items()}
     result["summary"] = summarise(result, studies, ys, args.seed)
+    result["slice_summary"] = slice_summary(result, table, args.seed)
     (out / "crossfit.json").write_text(json.dumps(result, indent=1))
     (out / "crossfit.md").write_text(report(result))
 
@@ -146,24 +207,30 @@ def run(args) -> dict:
     studies, ys, folds = study_folds(table, args.assess_cut, args.folds, args.seed)
     path = out / "crossfit.json"
     result = json.loads(path.read_text()) if path.is_file() else {}
-    if (result.get("folds_total"), result.get("seed"), result.get("round2", False)) != (len(folds), args.seed, args.round2):
-        result = {"seed": args.seed, "folds_total": len(folds), "ct_head_C": c, "served_rule": metrics["aggregation_chosen"],
+    c_dwi = next((h["C"] for h in metrics.get("heads_dwi", []) if h["head"] == "logistic_regression"), None)
+    sfold = slice_folds(table, len(folds), args.seed)
+    if ((result.get("folds_total"), result.get("seed"), result.get("round2", False), result.get("scheme"),
+         result.get("trunks", TRUNKS)) != (len(folds), args.seed, args.round2, SCHEME, args.trunks)):
+        result = {"seed": args.seed, "folds_total": len(folds), "scheme": SCHEME, "ct_head_C": c, "dwi_head_C": c_dwi,
+                  "served_rule": metrics["aggregation_chosen"],
                   "optimistic_oof_served_rule": max(r["oof_study_roc_auc"] for r in metrics["aggregation"]),
-                  "epochs": args.epochs, "round2": bool(args.round2), "done": [], "oof": {}}
-    config = cnn_config(args.input_size, args.epochs)
+                  "epochs": args.epochs, "trunks": args.trunks, "round2": bool(args.round2), "done": [], "oof": {}, "oof_slices": {}}
+    config = cnn_config(args.input_size, args.epochs, args.trunks)
     base_rows = training_rows(table, args.assess_cut)
     for k, (_, va) in enumerate(folds):
         if k in result["done"]:
             continue
         held = studies[va]
-        rows = base_rows[~np.isin(table.study[base_rows], held)]
-        watch.log(f"fold {k + 1}/{len(folds)}: CNN on {len(rows)} slices, {len(held)} studies held out")
+        held_rows = np.flatnonzero(sfold == k)
+        rows = base_rows[~np.isin(table.study[base_rows], held) & (sfold[base_rows] != k)]
+        watch.log(f"fold {k + 1}/{len(folds)}: CNN on {len(rows)} slices, {len(held)} studies and "
+                  f"{len(held_rows)} ct-hemorrhage / DWI slices held out")
         with tempfile.TemporaryDirectory() as tmp:
             maps, _ = _fit_export(table, rows, rows, config, args.seed, Path(tmp) / "extractor.tflite", watch.log)
             mirror = export.feature_maps(Path(tmp) / "extractor.tflite", table.x[:, :, ::-1])
         if args.save_maps:  # per-fold feature maps (float16), for head- and pooling-level studies on honest features
             np.savez_compressed(out / f"maps_fold{k}.npz", maps=maps.astype(np.float16), mirror=mirror.astype(np.float16),
-                                held_out=held)
+                                held_out=held, held_rows=held_rows)
         feats = maps.mean(axis=(1, 2)).astype(np.float64)
         variants = {"round1": feats, "round1_mirror": (feats + mirror.mean(axis=(1, 2))) / 2.0}
         if args.round2:  # the second MIL round, re-labelled from this fold's own round-1 CNN and head
@@ -172,34 +239,53 @@ def run(args) -> dict:
                 maps2, _ = _fit_export(table, rows2, rows, config, args.seed, Path(tmp) / "extractor.tflite", watch.log)
             variants["round2"] = maps2.mean(axis=(1, 2)).astype(np.float64)
         for variant, f in variants.items():
-            for rule, scores in fold_scores(table, f, held, counts, c, args.seed, args.assess_cut).items():
+            by_rule, slices = fold_scores(table, f, held, counts, c, args.seed, args.assess_cut, held_rows, c_dwi)
+            for rule, scores in by_rule.items():
                 result["oof"].setdefault(variant, {}).setdefault(rule, {}).update(scores)
+            for source, scores in slices.items():
+                result["oof_slices"].setdefault(variant, {}).setdefault(source, {}).update(scores)
         result["done"].append(k)
-        _write(out, result, studies, ys, folds, metrics, args)
+        _write(out, result, table, studies, ys, folds, metrics, args)
         watch.log(f"fold {k + 1}: served-rule AUC " + ", ".join(f"{v} {f[str(k)]:.3f}" for v, f in result["fold_auc"].items()))
-    _write(out, result, studies, ys, folds, metrics, args)
+    _write(out, result, table, studies, ys, folds, metrics, args)
     return result
 
 
-def card_block(path: Path, build_recipe: dict, chosen_round: int = 1) -> dict | None:
-    """The model card's cross-fitted block: the record at ``path`` when it is complete and measured
-    ``build_recipe`` (:func:`recipe`) with the MIL round the build kept; None otherwise."""
+def matching_record(path: Path, build_recipe: dict, chosen_round: int = 1) -> dict | None:
+    """The record at ``path`` when it is complete and measured ``build_recipe`` (:func:`recipe`) with the
+    MIL round the build kept; None otherwise (a record of another recipe says nothing about this build)."""
     if not path.is_file():
         return None
     r = json.loads(path.read_text())
-    if r.get("recipe") != build_recipe or len(r.get("done", [])) != r.get("folds_total"):
+    if (r.get("recipe") != build_recipe or r.get("scheme") != SCHEME
+            or len(r.get("done", [])) != r.get("folds_total")):
+        return None
+    return r if f"round{chosen_round}/{r['served_rule']}" in r["summary"] else None
+
+
+def oof_scores(record: dict, chosen_round: int = 1) -> dict[str, dict[str, float]]:
+    """The build's own out-of-fold scores in a matching record: ``study`` (raw served-rule scores by
+    study), ``ct-slices`` and ``dwi`` (slice probabilities by file path, when the record has them)."""
+    variant = f"round{chosen_round}"
+    return {"study": record["oof"][variant][record["served_rule"]], **record.get("oof_slices", {}).get(variant, {})}
+
+
+def card_block(path: Path, build_recipe: dict, chosen_round: int = 1) -> dict | None:
+    """The model card's cross-fitted block from :func:`matching_record` (None without one)."""
+    r = matching_record(path, build_recipe, chosen_round)
+    if r is None:
         return None
     variant, rule = f"round{chosen_round}", r["served_rule"]
-    if f"{variant}/{rule}" not in r["summary"]:
-        return None
     return {"ct_ich_study_roc_auc": r["summary"][f"{variant}/{rule}"], "rule": rule, "mil_round": chosen_round,
             "folds": r["folds_total"], "measured_with_build": r.get("model_version"),
             "grouped_cv_with_cnn_fixed": r["optimistic_oof_served_rule"],
             "by_rule": {k.split("/")[1]: v["value"] for k, v in r["summary"].items() if k.startswith(variant + "/")},
             "other_variants": {VARIANTS[k.split("/")[0]]: v["value"] for k, v in r["summary"].items()
                                if k.endswith("/" + rule) and not k.startswith(variant + "/")},
-            "how": "the whole CT pipeline (CNN, MIL head, pooling) re-trained per fold on ct-ich TRAINING studies "
-                   "(5 folds by study); no held-out study reached its fold's CNN. `make crossfit` measures it."}
+            "slice_roc_auc": r.get("slice_summary", {}).get(variant, {}),
+            "how": "the whole pipeline (CNN, heads, pooling) re-trained per fold on the TRAINING splits (5 folds: "
+                   "ct-ich by study, ct-hemorrhage and mri-dwi by group); nothing held out reached its fold's CNN. "
+                   "`make crossfit` measures it."}
 
 
 def parse_args(argv=None):
@@ -211,6 +297,7 @@ def parse_args(argv=None):
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--trunks", type=int, default=TRUNKS, help="CNN trunks (a candidate recipe; the record says which)")
     ap.add_argument("--input-size", type=int, default=128)
     ap.add_argument("--assess-cut", type=float, default=ASSESS_CUT)
     ap.add_argument("--round2", action="store_true",

@@ -63,7 +63,34 @@ def finding_heads(t, E, maps, source: str, positive: str, seed: int, bigru: bool
     return r, y, rows, c, oof
 
 
-def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASSESS_CUT):
+def operating_points(t, cross_fitted: dict[str, dict[str, float]] | None, fallback: dict) -> tuple[dict, str]:
+    """Thresholds for sensitivity >= target (CT slice and study 0.85, DWI 0.90) and the study calibration.
+
+    From ``cross_fitted`` (:func:`training.v2.crossfit.oof_scores` of a record that measured this build:
+    scores of CNNs that never saw the slices or studies they scored) when given; else ``fallback``'s,
+    set on grouped-CV scores of the one CNN that saw every training slice (optimistic: such a CT slice
+    threshold gave test sensitivity 0.65 for a 0.85 target). Returns ({slice, study, dwi, a, b}, source).
+    """
+    if not cross_fitted:
+        return fallback, "grouped CV on training splits with the CNN fixed (optimistic: it saw every fold)"
+    label = dict(zip(t.path, t.label))
+    study_label = {s: lab for s, lab in zip(t.study, t.label) if s}
+    names = sorted(cross_fitted["study"])
+    z = np.array([cross_fitted["study"][s] for s in names])
+    y = np.array([int(study_label[s] == "hemorrhage") for s in names])
+    a, b = platt_fit(z, y)
+    out = {"a": a, "b": b, "study": threshold_for_sensitivity(1 / (1 + np.exp(-(a * z[y == 1] + b))), TARGET_SENS)}
+    for key, source, positive, target in (("slice", "ct-slices", "hemorrhage", TARGET_SENS), ("dwi", "dwi", "ischemic", 0.90)):
+        scores = cross_fitted.get(source) or {}
+        pos = [p for path, p in scores.items() if label[path] == positive]
+        out[key] = threshold_for_sensitivity(np.array(pos), target) if pos else fallback[key]
+    return out, ("cross-fitted: each score from a CNN and head re-trained without that slice's or study's fold "
+                 "(`make crossfit`, training splits only)")
+
+
+def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASSESS_CUT, crossfit_for=None):
+    """Every v2 measurement. ``crossfit_for(ct_head_C, rule)`` returns the cross-fitted out-of-fold
+    scores that measured this build with those choices (or None); the operating points come from them."""
     E = maps.mean(axis=(1, 2)).astype(np.float64)
     out: dict = {}
     st_rows = np.flatnonzero(t.source == "ct-studies")
@@ -106,7 +133,6 @@ def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASS
         agg_params = fit_attention(tr_lists, ys)
     else:
         agg_params = {"max": {}, "topk": {"k": 3}, "noisy_or": {"shift": -2.0}}[best]
-    agg_params = {**agg_params, "a": a_pl, "b": b_pl}
     # study threshold from OOF study scores (calibrated) for sensitivity >= target
     oof_cal = 1 / (1 + np.exp(-(a_pl * oof[best] + b_pl)))
     study_thr = threshold_for_sensitivity(oof_cal[ys == 1], TARGET_SENS)
@@ -125,6 +151,11 @@ def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASS
     log(f"DWI heads {rows_d}")
     head_dwi = make_logreg(c_dwi, seed).fit(E[rd], yd)
     dwi_thr = threshold_for_sensitivity(oof_d[yd == 1], 0.90)
+    points, out["operating_points_from"] = operating_points(
+        t, crossfit_for(c_ct, best) if crossfit_for else None,
+        {"slice": slice_thr, "study": study_thr, "dwi": dwi_thr, "a": a_pl, "b": b_pl})
+    slice_thr, study_thr, dwi_thr, a_pl, b_pl = (points[k] for k in ("slice", "study", "dwi", "a", "b"))
+    agg_params = {**agg_params, "a": a_pl, "b": b_pl}
 
     # ---- shortcut audit (size/aspect alone, on the training split, grouped CV)
     hw = t.original_size[rd].astype(float)

@@ -27,11 +27,12 @@ from training import cnn, export
 
 CNN_CLASSES = ("ct_normal", "ct_hemorrhage", "dwi_normal", "dwi_ischemic", "mr_other")
 MIL_C = 0.01  # the MIL head's C chosen by grouped study CV for model v2's first release (docs/model_v2)
+TRUNKS = 1  # CNN trunks (an ensemble when > 1); a change goes through `make crossfit` first
 
 
-def cnn_config(input_size: int = 128, epochs: int = 15) -> cnn.CNNConfig:
-    """The v2 CNN recipe (one trunk + intensity bands; fixed epochs so folds and the full run match)."""
-    return cnn.CNNConfig(input_size=input_size, trunks=1, epochs=epochs, batch_size=32, learning_rate=3e-3)
+def cnn_config(input_size: int = 128, epochs: int = 15, trunks: int = TRUNKS) -> cnn.CNNConfig:
+    """The v2 CNN recipe (``trunks`` trunks + intensity bands; fixed epochs so folds and the full run match)."""
+    return cnn.CNNConfig(input_size=input_size, trunks=trunks, epochs=epochs, batch_size=32, learning_rate=3e-3)
 
 
 def cnn_target(source: str, label: str) -> int:

@@ -19,9 +19,9 @@ from training.progress import Stopwatch
 from training.v2 import data
 from training.v2.build import write_folder
 from training.v2.card import render, served_ct_slices, write_split
-from training.v2.crossfit import card_block, recipe
+from training.v2.crossfit import card_block, matching_record, oof_scores, recipe
 from training.v2.experiment import ASSESS_CUT, measure, study_counts
-from training.v2.extractor import cnn_config, train_extractor
+from training.v2.extractor import TRUNKS, cnn_config, train_extractor
 from training.v2.transfer import cnn_transfer
 from training.v2.trust import measure as measure_trust
 
@@ -33,6 +33,7 @@ def parse_args(argv=None):
     ap.add_argument("--out", default="build/model_v2")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--trunks", type=int, default=TRUNKS, help="CNN trunks (an ensemble when > 1)")
     ap.add_argument("--input-size", type=int, default=128)
     ap.add_argument("--assess-cut", type=float, default=ASSESS_CUT,
                     help="brain-fraction cut-off below which a CT slice is not assessable")
@@ -51,13 +52,13 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
-def _cross_fitted(path: str, metrics: dict, input_size: int, seed: int, epochs: int) -> dict | None:
+def _cross_fitted(path: str, metrics: dict, input_size: int, seed: int, epochs: int, trunks: int) -> dict | None:
     """The cross-fitted record's card block when it measured this build's recipe (else None)."""
     if not path:
         return None
     chosen = (metrics.get("extractor_rounds") or {}).get("chosen", 1)
     build = recipe(metrics["sources"], input_size, seed, epochs, metrics["assess_cut"], metrics["ct_head_C"],
-                   metrics["aggregation_chosen"])
+                   metrics["aggregation_chosen"], trunks)
     return card_block(Path(path), build, chosen)
 
 
@@ -69,7 +70,8 @@ def rerender(out: Path, crossfit: str = "") -> dict:
     trust_block = {k: card[k] for k in ("calibration", "calibration_png", "calibration_png_error", "heatmaps") if k in card}
     manifest = json.loads((out / "manifest.json").read_text())
     render(out, metrics, served, card.get("history"), trust_block or None,
-           _cross_fitted(crossfit, metrics, manifest["input_size"], manifest["seed"], manifest["epochs"]))
+           _cross_fitted(crossfit, metrics, manifest["input_size"], manifest["seed"], manifest["epochs"],
+                         manifest.get("trunks", 1)))
     return metrics
 
 
@@ -88,7 +90,7 @@ def run(args) -> dict:
 
     table = data.load(sources, args.input_size, args.seed, cache=out / "cache.npz", progress=bar)
     watch.log(f"loaded {len(table.x)} slices")
-    config = cnn_config(args.input_size, args.epochs)
+    config = cnn_config(args.input_size, args.epochs, args.trunks)
     if args.reuse_extractor and (out / "extractor.tflite").is_file() and (out / "maps.npy").is_file():
         maps, size = np.load(out / "maps.npy").astype(np.float32), (out / "extractor.tflite").stat().st_size
         watch.log("reusing the trained extractor and its feature maps")
@@ -99,9 +101,18 @@ def run(args) -> dict:
         np.save(out / "maps.npy", maps.astype(np.float32))  # exact: --reuse-extractor must fit what a full run fits
         (out / "extractor_rounds.json").write_text(json.dumps(rounds, indent=1))
     rounds_file = out / "extractor_rounds.json"
-    metrics, parts = measure(table, maps, args.seed, bigru=args.bigru, assess_cut=args.assess_cut, out_json=out / "v2_metrics.json", log=watch.log)
+    chosen = json.loads(rounds_file.read_text()).get("chosen", 1) if rounds_file.is_file() else 1
+
+    def crossfit_for(c: float, rule: str) -> dict | None:  # the operating points' cross-fitted scores, if measured
+        build = recipe(sources, args.input_size, args.seed, args.epochs, args.assess_cut, c, rule, args.trunks)
+        record = matching_record(Path(args.crossfit), build, chosen) if args.crossfit else None
+        return oof_scores(record, chosen) if record else None
+
+    metrics, parts = measure(table, maps, args.seed, bigru=args.bigru, assess_cut=args.assess_cut,
+                             out_json=out / "v2_metrics.json", log=watch.log, crossfit_for=crossfit_for)
     manifest = write_folder(out, out / "extractor.tflite", parts, metrics, cam_baselines(table, maps, args.assess_cut),
-                            {"assess_cut": args.assess_cut, "seed": args.seed, "epochs": args.epochs, "extractor_bytes": size,
+                            {"assess_cut": args.assess_cut, "seed": args.seed, "epochs": args.epochs, "trunks": args.trunks,
+                             "extractor_bytes": size,
                              "created_by": "python -m training.v2.train", "sources": sources,
                              "synthetic": bool(args.synthetic)})
     metrics["model_version"] = manifest["version"]
@@ -118,7 +129,7 @@ def run(args) -> dict:
     previous = _previous_card(Path(args.previous_card))
     trust_block = measure_trust(out, table, maps, args.seed, log=watch.log)  # calibration + heat-map faithfulness
     render(out, metrics, served, previous, trust_block,
-           _cross_fitted(args.crossfit, metrics, args.input_size, args.seed, args.epochs))
+           _cross_fitted(args.crossfit, metrics, args.input_size, args.seed, args.epochs, args.trunks))
     metrics["runtime_s"] = round(watch.seconds, 1)
     (out / "v2_metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
     watch.log(f"model v2 {manifest['version']} written to {out}")
