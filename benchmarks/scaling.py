@@ -48,7 +48,7 @@ def convert_child(args: dict[str, Any]) -> dict[str, Any]:
                 shutil.copy2(path, target.root / path.name)
         meta = {**manifest, "input_size": size, "synthetic": False, "created_by": "benchmarks.scaling (untrained)",
                 "extractor_bytes": nbytes}
-        meta["version"] = version_hash(target.root)
+        meta["version"] = version_hash(target.root, meta)
         target.manifest.write_text(json.dumps(meta, indent=1))
         folder = target.root
         out[str(size)] = {"folder": str(folder), "tflite_bytes": nbytes,

@@ -201,8 +201,7 @@ def build_manifest(run: Run, data: Data, cross: CrossFit, point: OperatingPoint,
     from strokelens.core.catalogue import version_hash
 
     positive, threshold, calibration = data.positive, point.threshold, point.calibration
-    return {
-        "version": version_hash(run.out),
+    manifest = {
         "labels": data.labels,
         "input_size": run.config.input_size,
         "window": "brain",
@@ -230,6 +229,7 @@ def build_manifest(run: Run, data: Data, cross: CrossFit, point: OperatingPoint,
                 "threshold": point.ood_threshold, "image_threshold": image_threshold, "percentile": ood.PERCENTILE},
         "extractor_bytes": tflite_bytes,
     }
+    return {"version": version_hash(run.out, manifest), **manifest}
 
 
 def counts(data: Data) -> dict[str, dict[str, int]]:

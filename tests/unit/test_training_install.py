@@ -35,7 +35,7 @@ def _image_model(folder: Path, tag: str, optional: tuple[str, ...] = ()) -> None
         (folder / name).write_bytes(f"{name} {tag}".encode())
     for name in ("head.joblib", "metrics.json", "split.json", "model_card.json", "model_card.md"):
         (folder / name).write_text(f"{name} {tag}")
-    (folder / "manifest.json").write_text(json.dumps({"version": version_hash(folder), "input_size": 64}))
+    (folder / "manifest.json").write_text(json.dumps({"version": version_hash(folder, {"input_size": 64}), "input_size": 64}))
     _charts(folder / "charts", [f"roc_{tag}", "confusion_matrix"])
 
 
@@ -80,6 +80,20 @@ def test_install_refuses_a_model_that_does_not_match_its_manifest(tmp_path: Path
     with pytest.raises(RuntimeError, match="do not match"):
         install.install(src, dest)
     assert {name: (dest / name).read_bytes() for name in _files(dest)} == before, "nothing was touched"
+
+
+def test_the_version_covers_the_manifest_settings(tmp_path: Path) -> None:
+    """A threshold or calibration edited in the manifest changes what results say: it must not keep the
+    version every result records."""
+    folder = tmp_path / "model"
+    _image_model(folder, "new")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert Catalogue(folder).load_manifest(verify=True).version == manifest["version"]
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "input_size": 128}))
+    with pytest.raises(RuntimeError, match="do not match"):
+        Catalogue(folder).load_manifest(verify=True)
+    assert version_hash(folder, {**manifest, "input_size": 128}) != manifest["version"]
+    assert version_hash(folder, {**manifest, "version": "ignored"}) == manifest["version"]
 
 
 def test_install_needs_a_trained_model(tmp_path: Path) -> None:

@@ -42,7 +42,6 @@ def write_folder(out: Path, extractor: Path, parts: dict, metrics: dict, baselin
     (out / "labels.json").write_text(json.dumps(["hemorrhage", "normal"]))
     thr = metrics["thresholds"]
     manifest = {
-        "version": version_hash(out),
         "model": "v2",
         "labels": ["hemorrhage", "normal"],
         "input_size": int(baselines["mean_feature_map"].shape[0] * 16),
@@ -65,5 +64,6 @@ def write_folder(out: Path, extractor: Path, parts: dict, metrics: dict, baselin
                         "study_threshold": thr["study"]},
         **{k: v for k, v in raw_extra.items() if k != "assess_cut"},
     }
+    manifest = {"version": version_hash(out, manifest), **manifest}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, default=float))
     return manifest

@@ -42,13 +42,17 @@ CLINICAL_MODEL_FILES = ("clinical.json", "clinical_pipeline.joblib", "clinical_m
                         "clinical_card.json", "clinical_card.md")
 
 
-def version_hash(folder: Path) -> str:
-    """First 12 hex digits of SHA-256 over the versioned files, in a fixed order."""
+def version_hash(folder: Path, manifest: dict) -> str:
+    """First 12 hex digits of SHA-256 over the versioned files, in a fixed order, then the manifest's
+    settings (every key but ``version``): thresholds, calibration and aggregation change what a result
+    says, so a change to them is a new version even when no array changed."""
     digest = hashlib.sha256()
     present = [n for n in OPTIONAL_VERSIONED_FILES if (folder / n).exists()]
     for name in (*VERSIONED_FILES, *present):
         digest.update(name.encode())
         digest.update((folder / name).read_bytes())
+    settings = json.loads(json.dumps({k: v for k, v in manifest.items() if k != "version"}, default=float))
+    digest.update(json.dumps(settings, sort_keys=True).encode())  # JSON round trip: as read back from disk
     return digest.hexdigest()[:12]
 
 
@@ -159,7 +163,7 @@ class Catalogue:
         raw = json.loads(self.manifest.read_text())
         labels = tuple(json.loads(self.labels.read_text()))
         if verify:
-            actual = version_hash(self.root)
+            actual = version_hash(self.root, raw)
             if actual != raw["version"]:
                 raise RuntimeError(f"model artifacts in {self.root} do not match their manifest ({actual} != {raw['version']})")
         return Manifest.from_dict(raw, labels)
