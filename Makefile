@@ -65,12 +65,14 @@ train: $(STAMP) browser
 train-v2: $(STAMP)
 	$(PY) -m training.v2.train --out $(MODEL_V2_BUILD) --seed $(SEED) --bigru
 
-# Cross-fitted ct-ich study estimate of the v2 recipe: CNN (both MIL rounds), MIL head and pooling
-# re-trained per fold on training studies, from $(MODEL_V2_BUILD)'s inputs and choices (about an
-# hour on 2 cores; resumes). Writes the committed record docs/model_v2/crossfit/crossfit.{json,md},
-# which `make train` puts in the card of a build of the same recipe.
+# Cross-fitted estimate of the v2 recipe: CNN, heads and pooling re-trained per fold (ct-ich by
+# study, ct-hemorrhage and mri-dwi by group, training splits only) from $(MODEL_V2_BUILD)'s inputs and
+# choices (about 35 min on 2 cores; resumes; --round2 adds the second MIL round, +25 min). Writes the
+# committed record docs/model_v2/crossfit/crossfit.{json,md}; `make train` sets a build's operating
+# points on its out-of-fold scores and shows it in the card when the record measured that recipe.
+# The folds' feature maps go to build/crossfit_maps for `python -m training.v2.headstudy`.
 crossfit: $(STAMP)
-	$(PY) -m training.v2.crossfit --round2 --cache $(MODEL_V2_BUILD)/cache.npz --metrics $(MODEL_V2_BUILD)/v2_metrics.json --seed $(SEED) --out docs/model_v2/crossfit
+	$(PY) -m training.v2.crossfit --save-maps build/crossfit_maps --cache $(MODEL_V2_BUILD)/cache.npz --metrics $(MODEL_V2_BUILD)/v2_metrics.json --seed $(SEED) --out docs/model_v2/crossfit
 
 # The previous model (v1: CT slices of $(DATA), haemorrhage vs normal) and the clinical model into
 # $(MODEL_V1_BUILD), installed in place of v2, then the chart images.

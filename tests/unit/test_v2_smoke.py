@@ -132,7 +132,7 @@ def test_crossfit_scores_every_training_study_once_with_a_cnn_that_never_saw_it(
     out = tmp_path / "cf"
     args = crossfit.parse_args(["--cache", str(v2_model / "cache.npz"), "--metrics", str(v2_model / "v2_metrics.json"),
                                 "--out", str(out), "--folds", "2", "--epochs", "1", "--input-size", "64",
-                                "--assess-cut", "0.0", "--round2", "--save-maps"])
+                                "--assess-cut", "0.0", "--round2", "--save-maps", str(tmp_path / "maps")])
     result = crossfit.run(args)
     table = data.load(json.loads((v2_model / "v2_metrics.json").read_text())["sources"], 64, 0,
                       cache=v2_model / "cache.npz")
@@ -149,14 +149,14 @@ def test_crossfit_scores_every_training_study_once_with_a_cnn_that_never_saw_it(
         paths = set(table.path[(table.source == source) & (table.split == "train")])
         assert set(result["oof_slices"]["round1"][source]) == paths
     for k in range(result["folds_total"]):
-        with np.load(out / f"maps_fold{k}.npz") as saved:
+        with np.load(tmp_path / "maps" / f"maps_fold{k}.npz") as saved:
             held_rows = saved["held_rows"]
         assert set(table.source[held_rows]) == {"ct-slices", "dwi"}
         assert not set(table.path[held_rows]) & seen_paths[2 * k]
     # the head study re-uses the saved maps: its served candidate is the record's served scores
     from training.v2 import headstudy
 
-    study = headstudy.run(headstudy.parse_args(["--maps", str(out), "--cache", str(v2_model / "cache.npz"),
+    study = headstudy.run(headstudy.parse_args(["--maps", str(tmp_path / "maps"), "--cache", str(v2_model / "cache.npz"),
                                                 "--metrics", str(v2_model / "v2_metrics.json"), "--input-size", "64",
                                                 "--assess-cut", "0.0", "--out", str(out / "headstudy.json")]))
     served_auc = study["candidates"]["served"]["study_roc_auc"][result["served_rule"]]["value"]

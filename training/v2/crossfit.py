@@ -229,7 +229,8 @@ def run(args) -> dict:
             maps, _ = _fit_export(table, rows, rows, config, args.seed, Path(tmp) / "extractor.tflite", watch.log)
             mirror = export.feature_maps(Path(tmp) / "extractor.tflite", table.x[:, :, ::-1])
         if args.save_maps:  # per-fold feature maps (float16), for head- and pooling-level studies on honest features
-            np.savez_compressed(out / f"maps_fold{k}.npz", maps=maps.astype(np.float16), mirror=mirror.astype(np.float16),
+            Path(args.save_maps).mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(Path(args.save_maps) / f"maps_fold{k}.npz", maps=maps.astype(np.float16), mirror=mirror.astype(np.float16),
                                 held_out=held, held_rows=held_rows)
         feats = maps.mean(axis=(1, 2)).astype(np.float64)
         variants = {"round1": feats, "round1_mirror": (feats + mirror.mean(axis=(1, 2))) / 2.0}
@@ -302,8 +303,8 @@ def parse_args(argv=None):
     ap.add_argument("--assess-cut", type=float, default=ASSESS_CUT)
     ap.add_argument("--round2", action="store_true",
                     help="also the second MIL round per fold (a second CNN re-trained on re-labelled slices)")
-    ap.add_argument("--save-maps", action="store_true",
-                    help="also write each fold's int8 feature maps (OUT/maps_fold<k>.npz) for head-level studies")
+    ap.add_argument("--save-maps", default="", metavar="DIR",
+                    help="also write each fold's int8 feature maps (DIR/maps_fold<k>.npz) for training.v2.headstudy")
     return ap.parse_args(argv)
 
 
