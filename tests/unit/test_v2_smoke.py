@@ -177,8 +177,9 @@ def test_crossfit_scores_every_training_study_once_with_a_cnn_that_never_saw_it(
     shutil.copytree(v2_model, folder)
     train.main(["--out", str(folder), "--card-only", "--crossfit", str(out / "crossfit.json")])
     card = json.loads((folder / "model_card.json").read_text())
-    chosen = json.loads((folder / "v2_metrics.json").read_text())["extractor_rounds"]["chosen"]
-    installed = result["summary"][f"round{chosen}/{result['served_rule']}"]  # the build's own MIL round
+    built = json.loads((folder / "v2_metrics.json").read_text())
+    chosen, rule = built["extractor_rounds"]["chosen"], built["aggregation_chosen"]
+    installed = result["summary"][f"round{chosen}/{rule}"]  # the build's own MIL round and pooling
     assert card["cross_fitted"]["ct_ich_study_roc_auc"] == installed
     assert "cross_fitted" not in json.dumps(card["metrics"])  # the metrics table holds test-split figures only
     assert f"{installed['value']:.3f} with it re-trained per fold" in card["limitations"][0]
@@ -192,6 +193,9 @@ def test_crossfit_scores_every_training_study_once_with_a_cnn_that_never_saw_it(
                 "--crossfit", str(out / "crossfit.json")])
     rebuilt = json.loads((folder / "v2_metrics.json").read_text())
     assert rebuilt["operating_points_from"].startswith("cross-fitted")
+    assert rebuilt["aggregation_chosen_by"].startswith("cross-fitted")  # the pooling too: the best cross-fitted rule
+    by_rule = {r: result["summary"][f"round{chosen}/{r}"]["value"] for r in crossfit.RULES}
+    assert by_rule[rebuilt["aggregation_chosen"]] == max(by_rule.values())
     cf_slices = result["oof_slices"][f"round{chosen}"]["ct-slices"]
     positives = [p for path, p in cf_slices.items() if table.label[table.path == path][0] == "hemorrhage"]
     assert rebuilt["thresholds"]["slice"] == threshold_for_sensitivity(np.array(positives), 0.85)

@@ -157,7 +157,8 @@ def render(out: Path, m: dict, served: dict, previous: dict | None, trust_block:
             "dwi_slice_roc_auc": t["dwi_slice_auc"], "dwi_size_matched_roc_auc": t.get("dwi_size_matched_auc"),
         },
         "operating_points": m["thresholds"], "operating_points_from": m.get("operating_points_from"), "ct_ich_sens_spec_at_study_threshold": t["ct_ich_study_sens_spec_at_thr"],
-        "aggregation": {"table": m["aggregation"], "chosen": m["aggregation_chosen"], "params": m["agg_params"]},
+        "aggregation": {"table": m["aggregation"], "chosen": m["aggregation_chosen"], "params": m["agg_params"],
+                        "chosen_by": m.get("aggregation_chosen_by")},
         "heads_comparison": {"ct_slices": m["heads_ct_slices"], "dwi": m["heads_dwi"]},
         "router": {"oof_accuracy": m["router_oof_accuracy"], "test_accuracy": t["router_test_accuracy"],
                    "classes": ["CT", "MR-DWI", "MR-other"],
@@ -195,6 +196,7 @@ def render(out: Path, m: dict, served: dict, previous: dict | None, trust_block:
                                   f"choices are optimistic (ct-ich studies: {cross_fitted['grouped_cv_with_cnn_fixed']:.3f} "
                                   "with the CNN fixed, "
                                   f"{cross_fitted['ct_ich_study_roc_auc']['value']:.3f} with it re-trained per fold); "
+                                  "the study pooling and the operating points are set on the cross-fitted scores; "
                                   "test splits never reached it.")
     (out / "model_card.json").write_text(json.dumps(card, indent=1, default=float))
     lines = [f"# {card['name']}", "", f"Version `{card['version']}`.", "", card["intended_use"], "",
@@ -212,9 +214,10 @@ def render(out: Path, m: dict, served: dict, previous: dict | None, trust_block:
                   *(f"- {k}: {v:.3f}" for k, v in cf["other_variants"].items()),
                   *(f"- {source} slices: ROC AUC {fmt(v)}" for source, v in sorted(cf.get("slice_roc_auc", {}).items())),
                   f"- {cf['how']}"]
-    lines += ["", "## Aggregation (grouped CV on ct-ich training studies)", ""]
+    lines += ["", "## Aggregation (grouped CV on ct-ich training studies, CNN fixed: optimistic)", ""]
     lines += [f"- {r['rule']}: OOF study ROC AUC {r['oof_study_roc_auc']:.3f}" for r in m["aggregation"]]
-    lines += [f"- chosen: {m['aggregation_chosen']}", "", "## Transfer (CT)", ""]
+    lines += [f"- chosen: {m['aggregation_chosen']}, by {m.get('aggregation_chosen_by') or 'the figures above'}",
+              "", "## Transfer (CT)", ""]
     lines += [f"- {k}: {fmt(v)}" for k, v in transfer_rows(m).items()]
     lines += ["", "## Operating points (sensitivity targets: CT 0.85, DWI 0.90)", "",
               "Thresholds " + ", ".join(f"{k} {v:.3f}" for k, v in m["thresholds"].items()) + ", set on "

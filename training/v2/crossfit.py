@@ -156,7 +156,7 @@ def report(result: dict) -> str:
         served = " (served rule)" if rule == result["served_rule"] else ""
         lines.append(f"| {rule}{served} | {VARIANTS.get(variant, variant)} | "
                      f"{v['value']:.3f} ({v['ci_low']:.3f}-{v['ci_high']:.3f}) | {v['n_studies']} ({v['n_hemorrhage']}) |")
-    lines += ["", f"Grouped CV with the CNN fixed (what chose the pooling; optimistic): "
+    lines += ["", f"The served rule ({result['served_rule']}) under grouped CV with the CNN fixed (optimistic): "
               f"{result['optimistic_oof_served_rule']:.3f}.",
               *(f"Per-fold {result['served_rule']} AUC, {VARIANTS.get(variant, variant)}: "
                 + ", ".join(f"{float(v):.3f}" for _, v in sorted(folds.items()))
@@ -171,20 +171,25 @@ def report(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def recipe(sources: dict, input_size: int, seed: int, epochs: int, assess_cut: float, c: float, rule: str,
+def recipe(sources: dict, input_size: int, seed: int, epochs: int, assess_cut: float, c: float,
            trunks: int = TRUNKS) -> dict:
-    """What a cross-fitted record measured, short of the MIL round: the data and its preprocessing
-    (the cache key hashes the crop's code), the CNN's seed, epochs and trunks, the MIL head's C, the pooling."""
+    """What a cross-fitted record measured, short of the MIL round and the pooling (it scores every rule):
+    the data and its preprocessing (the cache key hashes the crop's code), the CNN's seed, epochs and
+    trunks, the MIL head's C."""
     return {"data": data.cache_key(sources, input_size, seed), "epochs": int(epochs), "trunks": int(trunks),
             "assess_cut": float(assess_cut),
-            "ct_head_C": float(c), "rule": rule}
+            "ct_head_C": float(c)}
 
 
 def _write(out: Path, result: dict, table, studies: np.ndarray, ys: np.ndarray, folds: list, metrics: dict, args) -> None:
-    # The card shows this record for a build of the same recipe (and the MIL round that build kept).
+    # The card shows this record for a build of the same recipe (and the MIL round that build kept);
+    # the build named is the latest one written with it (a resume refreshes it and its pooling rule).
     result["model_version"] = metrics.get("model_version")
+    result["served_rule"] = metrics["aggregation_chosen"]
+    result["optimistic_oof_served_rule"] = next(r["oof_study_roc_auc"] for r in metrics["aggregation"]
+                                                if r["rule"] == result["served_rule"])
     result["recipe"] = recipe(metrics["sources"], args.input_size, args.seed, args.epochs, args.assess_cut,
-                              result["ct_head_C"], result["served_rule"], args.trunks)
+                              result["ct_head_C"], args.trunks)
     result["fold_auc"] = {variant: {str(k): auc(ys[va], [per_rule[result["served_rule"]][s] for s in studies[va]])
                                     for k, (_, va) in enumerate(folds) if k in result["done"]}
                           for variant, per_rule in result["oof"].items()}
@@ -212,8 +217,6 @@ def run(args) -> dict:
     if ((result.get("folds_total"), result.get("seed"), result.get("round2", False), result.get("scheme"),
          result.get("trunks", TRUNKS)) != (len(folds), args.seed, args.round2, SCHEME, args.trunks)):
         result = {"seed": args.seed, "folds_total": len(folds), "scheme": SCHEME, "ct_head_C": c, "dwi_head_C": c_dwi,
-                  "served_rule": metrics["aggregation_chosen"],
-                  "optimistic_oof_served_rule": max(r["oof_study_roc_auc"] for r in metrics["aggregation"]),
                   "epochs": args.epochs, "trunks": args.trunks, "round2": bool(args.round2), "done": [], "oof": {}, "oof_slices": {}}
     config = cnn_config(args.input_size, args.epochs, args.trunks)
     base_rows = training_rows(table, args.assess_cut)
@@ -261,25 +264,28 @@ def matching_record(path: Path, build_recipe: dict, chosen_round: int = 1) -> di
     if (r.get("recipe") != build_recipe or r.get("scheme") != SCHEME
             or len(r.get("done", [])) != r.get("folds_total")):
         return None
-    return r if f"round{chosen_round}/{r['served_rule']}" in r["summary"] else None
+    return r if f"round{chosen_round}" in r["oof"] else None
 
 
-def oof_scores(record: dict, chosen_round: int = 1) -> dict[str, dict[str, float]]:
-    """The build's own out-of-fold scores in a matching record: ``study`` (raw served-rule scores by
-    study), ``ct-slices`` and ``dwi`` (slice probabilities by file path, when the record has them)."""
+def oof_scores(record: dict, chosen_round: int = 1) -> dict:
+    """The build's own out-of-fold scores in a matching record: ``study`` ({rule: {study: raw score}}),
+    ``study_auc`` ({rule: pooled ROC AUC}), ``ct-slices`` and ``dwi`` ({path: slice probability})."""
     variant = f"round{chosen_round}"
-    return {"study": record["oof"][variant][record["served_rule"]], **record.get("oof_slices", {}).get(variant, {})}
+    return {"study": record["oof"][variant],
+            "study_auc": {k.split("/")[1]: v["value"] for k, v in record["summary"].items() if k.startswith(variant + "/")},
+            **record.get("oof_slices", {}).get(variant, {})}
 
 
-def card_block(path: Path, build_recipe: dict, chosen_round: int = 1) -> dict | None:
-    """The model card's cross-fitted block from :func:`matching_record` (None without one)."""
+def card_block(path: Path, build_recipe: dict, chosen_round: int, rule: str, fixed_cnn_auc: float) -> dict | None:
+    """The model card's cross-fitted block (the build's MIL round and pooling ``rule``; ``fixed_cnn_auc``
+    is the grouped-CV figure of that rule with the CNN fixed) from :func:`matching_record`, or None."""
     r = matching_record(path, build_recipe, chosen_round)
     if r is None:
         return None
-    variant, rule = f"round{chosen_round}", r["served_rule"]
+    variant = f"round{chosen_round}"
     return {"ct_ich_study_roc_auc": r["summary"][f"{variant}/{rule}"], "rule": rule, "mil_round": chosen_round,
             "folds": r["folds_total"], "measured_with_build": r.get("model_version"),
-            "grouped_cv_with_cnn_fixed": r["optimistic_oof_served_rule"],
+            "grouped_cv_with_cnn_fixed": fixed_cnn_auc,
             "by_rule": {k.split("/")[1]: v["value"] for k, v in r["summary"].items() if k.startswith(variant + "/")},
             "other_variants": {VARIANTS[k.split("/")[0]]: v["value"] for k, v in r["summary"].items()
                                if k.endswith("/" + rule) and not k.startswith(variant + "/")},

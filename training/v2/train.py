@@ -57,9 +57,10 @@ def _cross_fitted(path: str, metrics: dict, input_size: int, seed: int, epochs: 
     if not path:
         return None
     chosen = (metrics.get("extractor_rounds") or {}).get("chosen", 1)
-    build = recipe(metrics["sources"], input_size, seed, epochs, metrics["assess_cut"], metrics["ct_head_C"],
-                   metrics["aggregation_chosen"], trunks)
-    return card_block(Path(path), build, chosen)
+    build = recipe(metrics["sources"], input_size, seed, epochs, metrics["assess_cut"], metrics["ct_head_C"], trunks)
+    rule = metrics["aggregation_chosen"]
+    fixed = next(r["oof_study_roc_auc"] for r in metrics["aggregation"] if r["rule"] == rule)
+    return card_block(Path(path), build, chosen, rule, fixed)
 
 
 def rerender(out: Path, crossfit: str = "") -> dict:
@@ -103,8 +104,8 @@ def run(args) -> dict:
     rounds_file = out / "extractor_rounds.json"
     chosen = json.loads(rounds_file.read_text()).get("chosen", 1) if rounds_file.is_file() else 1
 
-    def crossfit_for(c: float, rule: str) -> dict | None:  # the operating points' cross-fitted scores, if measured
-        build = recipe(sources, args.input_size, args.seed, args.epochs, args.assess_cut, c, rule, args.trunks)
+    def crossfit_for(c: float) -> dict | None:  # cross-fitted scores of this recipe, if measured
+        build = recipe(sources, args.input_size, args.seed, args.epochs, args.assess_cut, c, args.trunks)
         record = matching_record(Path(args.crossfit), build, chosen) if args.crossfit else None
         return oof_scores(record, chosen) if record else None
 
