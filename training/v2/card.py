@@ -192,12 +192,13 @@ def render(out: Path, m: dict, served: dict, previous: dict | None, trust_block:
         card.update(trust_block)
     if cross_fitted:
         card["cross_fitted"] = cross_fitted
+        set_on_it = str(m.get("operating_points_from", "")).startswith("cross-fitted")  # not for older builds
         card["limitations"][0] = ("The shared CNN saw every source's training split, so grouped-CV figures used for "
                                   f"choices are optimistic (ct-ich studies: {cross_fitted['grouped_cv_with_cnn_fixed']:.3f} "
                                   "with the CNN fixed, "
                                   f"{cross_fitted['ct_ich_study_roc_auc']['value']:.3f} with it re-trained per fold); "
-                                  "the study pooling and the operating points are set on the cross-fitted scores; "
-                                  "test splits never reached it.")
+                                  + ("the study pooling and the operating points are set on the cross-fitted scores; "
+                                     if set_on_it else "") + "test splits never reached it.")
     (out / "model_card.json").write_text(json.dumps(card, indent=1, default=float))
     lines = [f"# {card['name']}", "", f"Version `{card['version']}`.", "", card["intended_use"], "",
              *(["**Trained on synthetic phantom images: these numbers say nothing about real scans.**", ""]

@@ -1,5 +1,5 @@
-"""Cross-fitted ct-ich study estimate: the WHOLE CT pipeline (CNN, MIL head, pooling) re-trained per
-fold, so no held-out study ever reached the CNN.
+"""Cross-fitted estimate of the v2 recipe: the WHOLE pipeline (CNN, heads, pooling) re-trained per
+fold, so no held-out ct-ich study, ct-hemorrhage slice or DWI slice ever reached its fold's CNN.
 
 Why: the grouped-CV study AUC that chose model v2's aggregation (``fit.compare_aggregations``, 0.938)
 re-fits only the classical head per fold; the shared CNN had seen every training study, so that
@@ -15,18 +15,20 @@ stratified by label, ``fit.gfolds`` with the run's seed):
 2. feature maps of fold k's slices through that int8 model (and of their horizontal mirror images);
 3. the MIL head (``fit.fit_ct_head``, the served C) on the other folds' ct-hemorrhage slices and
    ct-ich studies; the DWI head (the served C) on the other folds' DWI slices;
-4. every pooling rule scores fold k's studies; ``attention`` (the served rule) has its beta fitted on
-   the other folds' studies, as in serving; the heads score fold k's ct-hemorrhage and DWI slices.
+4. every pooling rule scores fold k's studies (``attention`` has its beta fitted on the other folds'
+   studies, as in serving); the heads score fold k's ct-hemorrhage and DWI slices.
 
-Why every source: the operating points (slice and study thresholds, the study calibration) are set on
-these out-of-fold scores when the record matches the build (``matching_record``). Set on scores of a
-CNN that had seen the slices, the CT slice threshold was too high (test sensitivity 0.65, target 0.85).
+Why every source: a build whose recipe the record measured (``matching_record``) takes its study
+pooling (the best cross-fitted rule) and its operating points (slice and study thresholds, the study
+calibration) from these out-of-fold scores. Set on scores of a CNN that had seen the slices, the CT
+slice threshold was too high (test sensitivity 0.65 for a 0.85 target).
 
 Pooled out-of-fold study scores give ROC AUC with a study-bootstrap 95 % CI per rule, plus the same
 with mirror-image averaging (a measured option, not served) and, with ``--round2``, with the second MIL
 round's CNN (``extractor.relabelled_rows`` from the fold's own round-1 CNN and head). ``python -m training.v2.crossfit``
 writes ``OUT/crossfit.json`` and ``OUT/crossfit.md`` after each fold (a re-run resumes from the folds
-already done); ``make crossfit`` runs it (with ``--round2``) on ``make train``'s build, about an hour on 2 cores.
+already done; a changed recipe starts afresh); ``make crossfit`` runs it on ``make train``'s build,
+about 35 min on 2 cores (``--round2`` adds about 25 min).
 """
 
 from __future__ import annotations
@@ -189,7 +191,7 @@ def _write(out: Path, result: dict, table, studies: np.ndarray, ys: np.ndarray, 
     result["optimistic_oof_served_rule"] = next(r["oof_study_roc_auc"] for r in metrics["aggregation"]
                                                 if r["rule"] == result["served_rule"])
     result["recipe"] = recipe(metrics["sources"], args.input_size, args.seed, args.epochs, args.assess_cut,
-                              result["ct_head_C"], args.trunks)
+                              result["ct_head_C"], args.trunks)  # a resume with another recipe started afresh
     result["fold_auc"] = {variant: {str(k): auc(ys[va], [per_rule[result["served_rule"]][s] for s in studies[va]])
                                     for k, (_, va) in enumerate(folds) if k in result["done"]}
                           for variant, per_rule in result["oof"].items()}
@@ -214,8 +216,9 @@ def run(args) -> dict:
     result = json.loads(path.read_text()) if path.is_file() else {}
     c_dwi = next((h["C"] for h in metrics.get("heads_dwi", []) if h["head"] == "logistic_regression"), None)
     sfold = slice_folds(table, len(folds), args.seed)
+    measured = recipe(sources, args.input_size, args.seed, args.epochs, args.assess_cut, c, args.trunks)
     if ((result.get("folds_total"), result.get("seed"), result.get("round2", False), result.get("scheme"),
-         result.get("trunks", TRUNKS)) != (len(folds), args.seed, args.round2, SCHEME, args.trunks)):
+         result.get("recipe"), result.get("dwi_head_C")) != (len(folds), args.seed, args.round2, SCHEME, measured, c_dwi)):
         result = {"seed": args.seed, "folds_total": len(folds), "scheme": SCHEME, "ct_head_C": c, "dwi_head_C": c_dwi,
                   "epochs": args.epochs, "trunks": args.trunks, "round2": bool(args.round2), "done": [], "oof": {}, "oof_slices": {}}
     config = cnn_config(args.input_size, args.epochs, args.trunks)
@@ -231,9 +234,9 @@ def run(args) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             maps, _ = _fit_export(table, rows, rows, config, args.seed, Path(tmp) / "extractor.tflite", watch.log)
             mirror = export.feature_maps(Path(tmp) / "extractor.tflite", table.x[:, :, ::-1])
-        if args.save_maps:  # per-fold feature maps (float16), for head- and pooling-level studies on honest features
+        if args.save_maps:  # per-fold feature maps (exact float32), for head-level studies on honest features
             Path(args.save_maps).mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(Path(args.save_maps) / f"maps_fold{k}.npz", maps=maps.astype(np.float16), mirror=mirror.astype(np.float16),
+            np.savez_compressed(Path(args.save_maps) / f"maps_fold{k}.npz", maps=maps.astype(np.float32),
                                 held_out=held, held_rows=held_rows)
         feats = maps.mean(axis=(1, 2)).astype(np.float64)
         variants = {"round1": feats, "round1_mirror": (feats + mirror.mean(axis=(1, 2))) / 2.0}
@@ -269,9 +272,10 @@ def matching_record(path: Path, build_recipe: dict, chosen_round: int = 1) -> di
 
 def oof_scores(record: dict, chosen_round: int = 1) -> dict:
     """The build's own out-of-fold scores in a matching record: ``study`` ({rule: {study: raw score}}),
-    ``study_auc`` ({rule: pooled ROC AUC}), ``ct-slices`` and ``dwi`` ({path: slice probability})."""
+    ``study_auc`` ({rule: pooled ROC AUC}), ``ct-slices`` and ``dwi`` ({path: slice probability}) and
+    ``dwi_head_C`` (the C of the DWI head that scored ``dwi``)."""
     variant = f"round{chosen_round}"
-    return {"study": record["oof"][variant],
+    return {"study": record["oof"][variant], "dwi_head_C": record.get("dwi_head_C"),
             "study_auc": {k.split("/")[1]: v["value"] for k, v in record["summary"].items() if k.startswith(variant + "/")},
             **record.get("oof_slices", {}).get(variant, {})}
 
@@ -290,9 +294,9 @@ def card_block(path: Path, build_recipe: dict, chosen_round: int, rule: str, fix
             "other_variants": {VARIANTS[k.split("/")[0]]: v["value"] for k, v in r["summary"].items()
                                if k.endswith("/" + rule) and not k.startswith(variant + "/")},
             "slice_roc_auc": r.get("slice_summary", {}).get(variant, {}),
-            "how": "the whole pipeline (CNN, heads, pooling) re-trained per fold on the TRAINING splits (5 folds: "
-                   "ct-ich by study, ct-hemorrhage and mri-dwi by group); nothing held out reached its fold's CNN. "
-                   "`make crossfit` measures it."}
+            "how": f"the whole pipeline (CNN, heads, pooling) re-trained per fold on the TRAINING splits "
+                   f"({r['folds_total']} folds: ct-ich by study, ct-hemorrhage and mri-dwi by group); nothing held out "
+                   "reached its fold's CNN. `make crossfit` measures it."}
 
 
 def parse_args(argv=None):
@@ -310,7 +314,7 @@ def parse_args(argv=None):
     ap.add_argument("--round2", action="store_true",
                     help="also the second MIL round per fold (a second CNN re-trained on re-labelled slices)")
     ap.add_argument("--save-maps", default="", metavar="DIR",
-                    help="also write each fold's int8 feature maps (DIR/maps_fold<k>.npz) for training.v2.headstudy")
+                    help="also write each fold's feature maps (DIR/maps_fold<k>.npz) for training.v2.headstudy")
     return ap.parse_args(argv)
 
 

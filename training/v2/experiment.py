@@ -120,9 +120,10 @@ def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASS
     out["aggregation"] = table
     log(f"aggregation {table}")
     cross = crossfit_for(c_ct) if crossfit_for else None
-    if cross:  # the fixed-CNN figures above are optimistic by ~0.1; cross-fitted ones are not
+    if cross:  # the fixed-CNN figures above are optimistic by ~0.1; the best of 4 cross-fitted ones only mildly
         best = max(RULES, key=lambda rule: cross["study_auc"].get(rule, -1.0))
-        out["aggregation_chosen_by"] = "cross-fitted study ROC AUC (`make crossfit`, training studies only)"
+        out["aggregation_chosen_by"] = ("the best cross-fitted study ROC AUC of the rules (`make crossfit`, training "
+                                        "studies only; the best of four, so mildly optimistic)")
     else:
         best = max(table, key=lambda row: row["oof_study_roc_auc"])["rule"]
         out["aggregation_chosen_by"] = "grouped CV on training studies with the CNN fixed (optimistic)"
@@ -141,7 +142,8 @@ def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASS
         agg_params = fit_attention(tr_lists, ys)
     else:
         agg_params = {"max": {}, "topk": {"k": 3}, "noisy_or": {"shift": -2.0}}[best]
-    # study threshold from OOF study scores (calibrated) for sensitivity >= target
+    # study threshold from OOF study scores (calibrated) for sensitivity >= target; only the fallback
+    # when cross-fitted scores exist (operating_points below)
     oof_cal = 1 / (1 + np.exp(-(a_pl * oof[best] + b_pl)))
     study_thr = threshold_for_sensitivity(oof_cal[ys == 1], TARGET_SENS)
     # slice threshold (single-slice reading): OOF scores of the served CT head (MIL, chosen C) on the
@@ -160,7 +162,9 @@ def measure(t, maps, seed, bigru=False, out_json=None, log=print, assess_cut=ASS
     head_dwi = make_logreg(c_dwi, seed).fit(E[rd], yd)
     dwi_thr = threshold_for_sensitivity(oof_d[yd == 1], 0.90)
     points, out["operating_points_from"] = operating_points(
-        t, {**cross, "study": cross["study"][best]} if cross else None,
+        t, {**cross, "study": cross["study"][best],
+            # DWI scores of a head with another C say nothing about this one's threshold
+            "dwi": cross.get("dwi") if cross.get("dwi_head_C") == c_dwi else None} if cross else None,
         {"slice": slice_thr, "study": study_thr, "dwi": dwi_thr, "a": a_pl, "b": b_pl})
     slice_thr, study_thr, dwi_thr, a_pl, b_pl = (points[k] for k in ("slice", "study", "dwi", "a", "b"))
     agg_params = {**agg_params, "a": a_pl, "b": b_pl}

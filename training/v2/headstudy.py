@@ -86,7 +86,7 @@ def run(args) -> dict:
                                       score=scorer(maps, feats, cand))
             for rule, scores in by_rule.items():
                 oof[cand].setdefault(rule, {}).update(scores)
-            slices[cand].update(sl["ct-slices"])
+            slices[cand].update(sl.get("ct-slices", {}))
         print(f"fold {k + 1}/{len(folds)} done", flush=True)
     rule = metrics["aggregation_chosen"]
     result: dict = {"rule": {"served_pooling": rule, "margin_study": MARGIN_STUDY, "margin_slice": MARGIN_SLICE},

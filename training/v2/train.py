@@ -46,7 +46,8 @@ def parse_args(argv=None):
     ap.add_argument("--mil-round", default="auto", choices=["auto", "1", "2"],
                     help="the CNN's MIL round to keep (auto: the higher grouped-CV study AUC with the CNN fixed)")
     ap.add_argument("--crossfit", default="docs/model_v2/crossfit/crossfit.json",
-                    help="the cross-fitted ct-ich record (make crossfit); in the card only if it measured this build")
+                    help="the cross-fitted record (make crossfit): when it measured this build's recipe it chooses the "
+                         "study pooling, sets the operating points and goes into the card")
     ap.add_argument("--synthetic", action="store_true", help="mark the artifacts as trained on phantoms")
     ap.add_argument("--bigru", action="store_true", help="include the BiGRU head in the comparison (slow)")
     return ap.parse_args(argv)
