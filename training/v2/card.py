@@ -18,6 +18,9 @@ from training.charts import style, write_charts
 from training.v2 import trust
 
 
+SLICE_NAMES = {"ct-slices": "ct-hemorrhage", "dwi": "mri-dwi"}  # the data sets' own names
+
+
 def fmt(ci: dict | None) -> str:
     if not ci:
         return "n/a"
@@ -210,10 +213,11 @@ def render(out: Path, m: dict, served: dict, previous: dict | None, trust_block:
         lines += ["", "## Cross-fitted ct-ich study estimate (training studies, CNN re-trained per fold)", "",
                   f"- {cf['rule']} (served): study ROC AUC {fmt(cf['ct_ich_study_roc_auc'])} on "
                   f"{cf['ct_ich_study_roc_auc']['n_studies']} studies ({cf['ct_ich_study_roc_auc']['n_hemorrhage']} haemorrhage)",
-                  f"- with the CNN fixed (how the pooling was chosen): {cf['grouped_cv_with_cnn_fixed']:.3f}, optimistic",
+                  f"- the same rule with the CNN fixed (grouped CV): {cf['grouped_cv_with_cnn_fixed']:.3f}, optimistic",
                   "- other pooling rules: " + ", ".join(f"{k} {v:.3f}" for k, v in cf["by_rule"].items() if k != cf["rule"]),
                   *(f"- {k}: {v:.3f}" for k, v in cf["other_variants"].items()),
-                  *(f"- {source} slices: ROC AUC {fmt(v)}" for source, v in sorted(cf.get("slice_roc_auc", {}).items())),
+                  *(f"- {SLICE_NAMES.get(source, source)} slices: ROC AUC {fmt(v)}"
+                    for source, v in sorted(cf.get("slice_roc_auc", {}).items())),
                   f"- {cf['how']}"]
     lines += ["", "## Aggregation (grouped CV on ct-ich training studies, CNN fixed: optimistic)", ""]
     lines += [f"- {r['rule']}: OOF study ROC AUC {r['oof_study_roc_auc']:.3f}" for r in m["aggregation"]]
