@@ -193,7 +193,7 @@ def test_crossfit_scores_every_training_study_once_with_a_cnn_that_never_saw_it(
                 "--crossfit", str(out / "crossfit.json")])
     rebuilt = json.loads((folder / "v2_metrics.json").read_text())
     assert rebuilt["operating_points_from"].startswith("cross-fitted")
-    assert rebuilt["aggregation_chosen_by"].startswith("cross-fitted")  # the pooling too: the best cross-fitted rule
+    assert "cross-fitted" in rebuilt["aggregation_chosen_by"]  # the pooling too: the best cross-fitted rule
     by_rule = {r: result["summary"][f"round{chosen}/{r}"]["value"] for r in crossfit.RULES}
     assert by_rule[rebuilt["aggregation_chosen"]] == max(by_rule.values())
     cf_slices = result["oof_slices"][f"round{chosen}"]["ct-slices"]
