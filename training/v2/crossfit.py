@@ -148,10 +148,11 @@ def slice_summary(result: dict, table, seed: int) -> dict:
 
 def report(result: dict) -> str:
     """Markdown: pooled OOF study ROC AUC per rule and variant, next to the optimistic figure."""
-    lines = [f"# Cross-fitted ct-ich study estimate (seed {result['seed']}, {len(result['done'])}/{result['folds_total']} folds, "
-             f"model `{result.get('model_version')}`)",
-             "", "CNN, MIL head (C = {}) and pooling re-trained per fold; held-out studies never reached the CNN.".format(
-                 result["ct_head_C"]), "",
+    lines = [f"# Cross-fitted estimate (seed {result['seed']}, {len(result['done'])}/{result['folds_total']} folds, "
+             f"{result.get('trunks', TRUNKS)} CNN trunk(s), model `{result.get('model_version')}`)",
+             "", f"CNN, heads (CT MIL head C = {result['ct_head_C']}, DWI head C = {result.get('dwi_head_C')}) and pooling "
+             f"re-trained per fold ({result.get('scheme', 'ct-ich studies in folds')}); nothing held out reached its "
+             "fold's CNN.", "",
              "| pooling | features | study ROC AUC (95 % CI) | studies (haemorrhage) |", "|---|---|---|---|"]
     for key, v in sorted(result.get("summary", {}).items(), key=lambda kv: (list(VARIANTS).index(kv[0].split("/")[0]), kv[0])):
         variant, rule = key.split("/")
