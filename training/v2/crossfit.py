@@ -42,11 +42,11 @@ import numpy as np
 
 from strokelens.reader.model.aggregate import RULES
 from training import cnn, export
+from training.heads import make_logreg
 from training.progress import Stopwatch
 from training.v2 import data
 from training.v2.experiment import ASSESS_CUT, study_counts
 from training.v2.extractor import TRUNKS, _fit_export, cnn_config, relabelled_rows, training_rows
-from training.heads import make_logreg
 from training.v2.fit import auc, auc_ci, fit_attention, fit_ct_head, gfolds, study_scores
 
 VARIANTS = {"round1": "first MIL round's CNN (naive study labels)", "round1_mirror": "the same, mirror-averaged",
@@ -134,12 +134,12 @@ def summarise(result: dict, studies: np.ndarray, ys: np.ndarray, seed: int) -> d
 
 def slice_summary(result: dict, table, seed: int) -> dict:
     """Pooled OOF slice ROC AUC (group bootstrap CI) per variant and slice source."""
-    group = dict(zip(table.path, table.group))
+    group, label = dict(zip(table.path, table.group)), dict(zip(table.path, table.label))
     out: dict = {}
     for variant, per_source in result.get("oof_slices", {}).items():
         for source, scores in per_source.items():
             paths = sorted(scores)
-            y = np.array([int(lab == SLICE_SOURCES[source]) for lab in (table.label[table.path == p][0] for p in paths)])
+            y = np.array([int(label[p] == SLICE_SOURCES[source]) for p in paths])
             if len(set(y)) == 2:
                 out.setdefault(variant, {})[source] = {
                     **auc_ci(y, [scores[p] for p in paths], [group[p] for p in paths], seed), "n_slices": len(paths)}
@@ -180,8 +180,7 @@ def recipe(sources: dict, input_size: int, seed: int, epochs: int, assess_cut: f
     the data and its preprocessing (the cache key hashes the crop's code), the CNN's seed, epochs and
     trunks, the MIL head's C."""
     return {"data": data.cache_key(sources, input_size, seed), "epochs": int(epochs), "trunks": int(trunks),
-            "assess_cut": float(assess_cut),
-            "ct_head_C": float(c)}
+            "assess_cut": float(assess_cut), "ct_head_C": float(c)}
 
 
 def _write(out: Path, result: dict, table, studies: np.ndarray, ys: np.ndarray, folds: list, metrics: dict, args) -> None:
