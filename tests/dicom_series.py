@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
 
 def ct_series(n: int, study_uid: str = "1.2.3.4", series_uid: str = "1.2.3.4.1", thickness: float = 5.0,
-              axial: bool = True, modality: str = "CT", z0: float = -50.0) -> list[bytes]:
+              axial: bool = True, modality: str = "CT", z0: float = -50.0,
+              images: list[np.ndarray] | None = None) -> list[bytes]:
     """``n`` slices in anatomical order (slice k at z0 + k * thickness), InstanceNumber reversed so
-    ordering by it alone would be wrong when positions exist."""
+    ordering by it alone would be wrong when positions exist. ``images`` (8-bit brain-window slices,
+    e.g. real head CT PNGs) replace pydicom's CT_small pixels: 0-255 is mapped back to 0-80 HU (the
+    brain window, level 40 width 80) and stored with the scanner-style rescale (intercept -1024)."""
     base = dcmread(get_testdata_file("CT_small.dcm"))
     out = []
     for k in range(n):
@@ -24,6 +28,11 @@ def ct_series(n: int, study_uid: str = "1.2.3.4", series_uid: str = "1.2.3.4.1",
         ds.SliceThickness = thickness
         ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0] if axial else [1, 0, 0, 0, 0, -1]
         ds.ImagePositionPatient = [0.0, 0.0, z0 + k * thickness] if axial else [0.0, z0 + k * thickness, 0.0]
+        if images is not None:
+            hu = np.asarray(images[k], np.float64) / 255.0 * 80.0
+            ds.Rows, ds.Columns = hu.shape
+            ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+            ds.PixelData = (np.round(hu) + 1024).astype("<i2").tobytes()
         buf = io.BytesIO()
         ds.save_as(buf, enforce_file_format=True)
         out.append(buf.getvalue())

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+from PIL import Image
+
 from strokelens.reader.reading import read_study
 from strokelens.reader.model.served import ServedModel
+from strokelens.reader.model.aggregate import study_probability
 from strokelens.reader.series import group_series, header_of, pick_series
+from tests.conftest import CT_DATA
 from tests.dicom_series import ct_series, sop_uid
 
 
@@ -58,13 +63,26 @@ def test_a_study_with_a_missing_file_reads_the_rest_and_counts_it():
     assert all((p, "window_bone") not in reading.previews for p in others)
 
 
-def test_the_study_score_is_its_most_suspicious_assessed_slice():
+def test_a_dicom_series_of_real_head_ct_is_read_with_the_manifests_pooling():
+    """Real ct-hemorrhage slices wrapped as a DICOM series (shuffled upload order): every slice is
+    scored, the key slices are the highest scores, and the study probability is the manifest's
+    pooling rule over the assessed slices (v1: their maximum)."""
     model = ServedModel()
-    positive = model.manifest.positive_label
-    reading = read_study(list(ct_series(4)), model)
-    scores = [s for s in reading.result.scores if s is not None]
-    if scores:
-        assert reading.result.probabilities[positive] == max(scores)
-        assert reading.result.scores[reading.result.key_slices[0]] == max(scores)
-    else:  # every slice judged out of distribution: no claim at all
-        assert reading.result.label is None and reading.result.probabilities == {}
+    images = [np.asarray(Image.open(p).convert("L")) for label in ("hemorrhage", "normal")
+              for p in sorted((CT_DATA / label).glob("*.png"))[:3]]
+    files = ct_series(len(images), images=images)
+    random.Random(1).shuffle(files)
+    reading = read_study(files, model, "CT")
+    result = reading.result
+    scores = [s for s in result.scores if s is not None]
+    assert len(scores) >= 4, result.counts  # real in-brain CT: most slices assessed
+    assert result.counts["assessed"] == len(scores) and result.counts["unreadable"] == 0
+    assert [result.scores[p] for p in result.key_slices] == sorted(scores, reverse=True)[:len(result.key_slices)]
+    positive = result.finding_assessed if model.v2 is not None else model.manifest.positive_label
+    if model.v2 is not None:
+        agg = model.manifest.raw["aggregation"]
+        assert positive == "hemorrhage" and result.aggregation == agg["rule"]
+        expected = study_probability(agg["rule"], np.asarray(scores), agg["params"])
+    else:
+        expected = max(scores)
+    assert abs(result.probabilities[positive] - expected) < 1e-5  # scores are rounded to 6 places
