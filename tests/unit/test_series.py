@@ -86,3 +86,32 @@ def test_a_dicom_series_of_real_head_ct_is_read_with_the_manifests_pooling():
     else:
         expected = max(scores)
     assert abs(result.probabilities[positive] - expected) < 1e-5  # scores are rounded to 6 places
+
+
+def test_a_deflated_dicom_bomb_is_not_inflated_whole_by_the_header_pass(monkeypatch):
+    """The study's header pass reads each file under the decoder's budgets: a deflated data set is
+    inflated in chunks under its cap, never by pydicom's one-call inflate. The file has no grouping
+    facts, so it is not part of the DICOM series (reported as a skipped file) and the series is read."""
+    import pydicom.filereader
+    from pydicom.data import get_testdata_file
+
+    from strokelens.reader.imaging import dicom
+    from tests.unit.test_decode_limits import deflated_dicom_bomb
+
+    whole: list[int] = []  # pydicom's one-call inflates (recorded: the header pass swallows errors)
+
+    def one_call(data, *args, **kwargs):
+        whole.append(len(data))
+        raise MemoryError("pydicom inflated a whole deflated data set")
+
+    monkeypatch.setattr(pydicom.filereader.zlib, "decompress", one_call)
+    monkeypatch.setattr(dicom, "MAX_INFLATED_BYTES", 1 << 20)
+    bomb = deflated_dicom_bomb(64 << 20)
+    header = header_of(0, bomb)
+    assert not header.is_dicom and header.readable  # no grouping facts
+    genuine = header_of(1, open(get_testdata_file("image_dfl.dcm"), "rb").read())
+    assert genuine.is_dicom and genuine.sop_uid and genuine.modality
+    reading = read_study([bomb, *ct_series(3)], ServedModel(), "CT")
+    counts = reading.result.counts
+    assert counts["files"] == 4 and reading.result.stack == [1, 2, 3] and counts["skipped"] == 1
+    assert whole == []

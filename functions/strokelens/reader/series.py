@@ -14,7 +14,6 @@ Order of operations for one upload:
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,12 +62,10 @@ def header_of(index: int, data: bytes) -> SliceHeader:
 
         return SliceHeader(index=index, is_dicom=False, readable=sniff_format(data) is not None)
     try:
-        import pydicom
+        # Under the decoder's budgets: pydicom's own reader would inflate a deflated file whole.
+        from strokelens.reader.imaging.dicom import read_header
 
-        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True,
-                             specific_tags=["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "Modality",
-                                            "ImagePositionPatient", "ImageOrientationPatient", "InstanceNumber",
-                                            "SliceThickness", "SeriesDescription"])
+        ds = read_header(data)
         position = (float(ds.ImagePositionPatient[0]), float(ds.ImagePositionPatient[1]),
                     float(ds.ImagePositionPatient[2])) if "ImagePositionPatient" in ds else None
         orientation = tuple(float(v) for v in ds.ImageOrientationPatient) if "ImageOrientationPatient" in ds else None

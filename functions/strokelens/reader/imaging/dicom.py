@@ -68,19 +68,30 @@ def _inflate(data: bytes, start: int, deadline: _Deadline) -> bytes:
     return out.getvalue()
 
 
-def _read_dicom(data: bytes, deadline: _Deadline) -> Any:
-    """The data set, pixel data not decoded; the deadline is checked at every top-level element
-    (25 MB of tiny elements take seconds to parse). A deflated data set is inflated here under its
-    cap (pydicom would inflate all of it in one call) and parsed as the Explicit VR Little Endian
-    it holds."""
+_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})  # float, double float and integer pixel data
+
+
+def read_header(data: bytes) -> Any:
+    """The data set up to its pixel data, for grouping a study's files (``reader.series``), under the
+    decoder's budgets: the time budget per file, and a deflated data set inflated under its cap."""
+    from strokelens.reader.imaging.decode import DECODE_SECONDS
+
+    return _read_dicom(data, _Deadline(DECODE_SECONDS), stop_at_pixels=True)
+
+
+def _read_dicom(data: bytes, deadline: _Deadline, stop_at_pixels: bool = False) -> Any:
+    """The data set, pixel data not decoded (or not read, ``stop_at_pixels``); the deadline is
+    checked at every top-level element (25 MB of tiny elements take seconds to parse). A deflated
+    data set is inflated here under its cap (pydicom would inflate all of it in one call) and parsed
+    as the Explicit VR Little Endian it holds."""
     from pydicom.dataset import FileDataset
     from pydicom.filebase import DicomBytesIO
     from pydicom.filereader import _read_file_meta_info, read_dataset, read_partial, read_preamble
     from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-    def in_time(tag: Any, vr: Any, length: int) -> bool:  # a stop_when callback that never stops
+    def in_time(tag: Any, vr: Any, length: int) -> bool:  # a stop_when callback: the deadline, then pixels
         deadline.check("parsing DICOM")
-        return False
+        return stop_at_pixels and int(tag) in _PIXEL_TAGS
 
     fp = io.BytesIO(data)
     preamble = read_preamble(fp, False)
