@@ -59,3 +59,23 @@ def test_phi_never_leaves_the_upload(inference_app, resources, lambda_context, t
         assert set(png_chunk_types(png)) <= {b"IHDR", b"IDAT", b"IEND"}, "no text or metadata chunks"
         for value in PHI_VALUES:
             assert value.encode() not in png
+
+
+def test_a_damaged_dicom_is_logged_by_the_kind_of_failure_not_pydicoms_text(monkeypatch):
+    """pydicom's error messages may quote an element's value (a name, a birth date); the refusal's
+    detail, which is logged, keeps only the kind of failure."""
+    import pytest
+
+    from strokelens.core.errors import ScanError
+    from strokelens.reader.imaging import dicom
+    from strokelens.reader.imaging.decode import decode_image
+    from tests.phi_dicom import SECRETS, identified_ct
+
+    def hostile(data, deadline, stop_at_pixels=False):
+        raise ValueError(f"invalid literal for int() with base 10: {SECRETS['PatientName']!r}")
+
+    monkeypatch.setattr(dicom, "_read_dicom", hostile)
+    with pytest.raises(ScanError) as info:
+        decode_image(identified_ct())
+    assert info.value.code == "CORRUPT_FILE" and info.value.detail == "ValueError"
+    assert "Doe" not in str(info.value)

@@ -136,7 +136,9 @@ def decode_image(data: bytes) -> DecodedImage:
     except ScanError:
         raise
     except Exception as exc:  # decoders parse lazily and raise many kinds on hostile bytes: never a crash
-        raise ScanError("CORRUPT_FILE", f"{type(exc).__name__}: {exc}") from exc
+        # The detail is logged: pydicom's messages may quote an element's value (a name, a date).
+        detail = type(exc).__name__ if fmt == "dicom" else f"{type(exc).__name__}: {exc}"
+        raise ScanError("CORRUPT_FILE", detail) from exc
     deadline.check("after decoding")
     _check_content(decoded.pixels)
     return decoded

@@ -240,7 +240,7 @@ def _dataset(data: bytes, deadline: _Deadline) -> Any:
     except ScanError:
         raise
     except Exception as exc:  # pydicom raises many kinds (struct.error, ...) on hostile bytes
-        raise ScanError("CORRUPT_FILE", f"{type(exc).__name__}: {exc}") from exc
+        raise ScanError("CORRUPT_FILE", type(exc).__name__) from exc  # its text may quote a tag's value
     deadline.check("DICOM header")
     if "PixelData" not in ds:
         # An image object without pixels was cut short; anything else (report, plan) has none by design.
@@ -285,7 +285,7 @@ def _frame(ds: Any, index: int | None) -> tuple[np.ndarray, dict]:
         # pydicom raises these when no installed plugin decodes the transfer syntax.
         raise ScanError("DICOM_UNSUPPORTED_COMPRESSION", str(ds.file_meta.get("TransferSyntaxUID", ""))) from exc
     except Exception as exc:  # any decoder failure on hostile bytes is a damaged file, never a crash
-        raise ScanError("CORRUPT_FILE", f"{type(exc).__name__}: {exc}") from exc
+        raise ScanError("CORRUPT_FILE", type(exc).__name__) from exc  # its text may quote a tag's value
 
 
 def _to_values(ds: Any, raw: np.ndarray, properties: dict, photometric: str, notes: list[str],
