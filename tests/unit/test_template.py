@@ -199,6 +199,34 @@ def test_dead_letter_queue_has_a_consumer_that_may_only_touch_scan_records(stack
     assert (ROOT / "functions" / "Makefile").read_text().count("build-DeadLetterFunction:") == 1
 
 
+def test_every_function_that_judges_retries_knows_the_queues_max_receive_count(stack):
+    """The API tells a scan still being retried from one given up on by this count; a function without
+    it would fall back to a default and say READ_ABORTED while retries are still running."""
+    readers = {"InferenceFunction", "ApiFunction", "DeadLetterFunction"}
+    for name in readers:
+        assert stack.function_environment(name)["MAX_RECEIVE_COUNT"] == str(stack.parameters["MaxReceiveCount"]), name
+    for module in ("api/app.py", "api/studies.py", "inference/app.py", "inference/study.py"):
+        assert "max_receive_count" in (ROOT / "functions" / "strokelens" / module).read_text(), module
+
+
+def test_parameter_ranges_fit_the_code_that_uses_them(stack):
+    """Limits in the template that the code depends on: the inference timeout leaves room for the
+    record budget; a study's deadline (upload lifetime + grace) fits SQS's 900 s maximum delay."""
+    from strokelens.api.studies import DEADLINE_GRACE_SECONDS
+
+    params = stack.template["Parameters"]
+    budget_s = int(stack.function_environment("InferenceFunction")["RECORD_BUDGET_MS"]) / 1000
+    assert params["InferenceTimeoutSeconds"]["MinValue"] > budget_s
+    assert params["UploadUrlExpiresSeconds"]["MaxValue"] + DEADLINE_GRACE_SECONDS <= 900
+
+
+def test_traces_do_not_capture_return_values(stack):
+    """Powertools Tracer records a traced method's return value by default; the API's hold presigned
+    POST fields and clinical inputs."""
+    for name in _functions(stack):
+        assert stack.function_environment(name)["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false", name
+
+
 def test_concurrency_is_capped_by_parameters(stack):
     (event,) = stack.props("InferenceFunction")["Events"].values()
     assert event["Type"] == "SQS"
