@@ -5,7 +5,9 @@ message when some never came). One claim, one read, one aggregated write.
 Per arrival: record the index (duplicates add nothing) -> not all there: done -> all there:
 claim the study -> read every arrived file (bounded, 250 MB in all) -> ``read_study`` (series,
 slices, aggregate) -> previews and per-slice JSON to S3 -> DONE, or FAILED with a code ->
-raw uploads deleted once the study is final.
+raw uploads deleted once the study is final. A read that dies without a word (timeout, out of
+memory) keeps its claim until the lease runs out; a message meeting that live lease is sent on
+rather than spent, so every study still ends DONE or FAILED (READ_ABORTED once attempts are spent).
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ def _epoch(iso: str) -> float:
     return calendar.timegm(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S"))
 
 
+class LeaseHeld(Exception):
+    """A live read holds the study and no queue is configured to send the work on: SQS redelivers it."""
+
+
 class StudyPipeline:
     """Bound once per container to the handler's settings, clients, model and logger."""
 
@@ -58,6 +64,11 @@ class StudyPipeline:
             if existing.get("status") in ("DONE", "FAILED"):  # a file after the study was read: never read
                 delete_upload(self.s3, self.config.uploads_bucket, key)
                 return "late"
+            if existing.get("status") == "PROCESSING":
+                # Maybe the redelivery of the arrival whose read died (timeout, out of memory): the
+                # deadline may already be spent, so this message must not be: read() claims once
+                # that lease has run out, and sends the work on while it has not.
+                return self.read(owner_id, study_id, receive_count)
             return "not-waiting"
         if len(study.get("arrived") or ()) < int(study["files_expected"]):
             return "waiting"
@@ -84,13 +95,7 @@ class StudyPipeline:
         record = self.scans.claim(owner_id, study_id, token, self.config.lease_seconds,
                                   max_attempts=self.config.max_receive_count)
         if record is None:
-            ended = self.scans.fail_unfinished(owner_id, study_id, "READ_ABORTED", MESSAGES["READ_ABORTED"],
-                                               min_attempts=self.config.max_receive_count)
-            if ended:
-                self.count_failure("READ_ABORTED")
-                self._delete_uploads(owner_id, study_id, self.scans.get(owner_id, study_id) or {})
-                return "failed:READ_ABORTED"
-            return "duplicate"
+            return self._not_claimed(owner_id, study_id)
         self.logger.append_keys(scan_id=study_id)
         try:
             timer = Timer()
@@ -119,6 +124,27 @@ class StudyPipeline:
             self._delete_uploads(owner_id, study_id, record)
         self.logger.info("Study read", extra={"label": reading.result.label, "counts": reading.result.counts})
         return "done"
+
+    def _not_claimed(self, owner_id: str, study_id: str) -> str:
+        """Why a study could not be claimed: out of attempts (ended here as READ_ABORTED), final or
+        gone, or held by a live attempt. That attempt can still die without a word after the other
+        messages were spent, so the work is sent on (as a deadline) for when its lease runs out:
+        some message outlives every study that is not yet DONE or FAILED."""
+        if self.scans.fail_unfinished(owner_id, study_id, "READ_ABORTED", MESSAGES["READ_ABORTED"],
+                                      min_attempts=self.config.max_receive_count):
+            self.count_failure("READ_ABORTED")
+            self._delete_uploads(owner_id, study_id, self.scans.get(owner_id, study_id) or {})
+            return "failed:READ_ABORTED"
+        record = self.scans.get(owner_id, study_id)
+        if record is None or record.get("status") in ("DONE", "FAILED"):
+            return "already-final"
+        # One second past the lease (PENDING: released just now, so at once); SQS delays 15 min at most.
+        delay = min(900, max(1, int(record.get("lease_until") or 0) + 1 - int(time.time())))
+        if self.requeue is None:
+            raise LeaseHeld(f"study {study_id} is held for {delay} s more")  # SQS redelivers it
+        self.requeue(deadline_message(owner_id, study_id), delay)
+        self.logger.info("Study held by a live read; sent on", extra={"scan_id": study_id, "delay_s": delay})
+        return "requeued"
 
     def _download(self, owner_id: str, study_id: str, record: dict) -> list[bytes | None]:
         """Every arrived file in upload order (None for those that never came), 250 MB at most."""
