@@ -164,6 +164,8 @@ def test_clinical_risk_route(api_app, lambda_context):
     assert status == 200 and 0 < body["probability"] < 1 and body["band"] and body["contributions"]
     status, body = call(api_app, lambda_context, method="POST", path="/risk", body={**valid, "age": 130})
     assert status == 400 and body["error"] == {**body["error"], "code": "INVALID_FIELD", "field": "age"}
+    status, body = call(api_app, lambda_context, method="POST", path="/risk", body={**valid, "age": 10 ** 400})
+    assert status == 400 and body["error"]["field"] == "age"  # float() would overflow: a 4xx, never a 500
     status, body = call(api_app, lambda_context, method="POST", path="/risk", body=valid, sub=None)
     assert status == 401
 

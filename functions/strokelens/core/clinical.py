@@ -99,7 +99,10 @@ def _number(payload: dict, name: str) -> float:
     value = payload[name]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ClinicalValidationError(name, f"must be a number ({UNITS[name]}), got {type(value).__name__}.")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # JSON integers are unbounded; a 400-digit one is no measurement
+        value = math.inf
     low, high = RANGES[name]
     if not math.isfinite(value) or not low <= value <= high:
         raise ClinicalValidationError(name, f"must be between {low:g} and {high:g} {UNITS[name]}.")
