@@ -295,3 +295,12 @@ def test_every_alarm_has_a_runbook_section(stack):
         name = stack.resolve(props["AlarmName"]).removeprefix(f"{stack.name}-")
         assert name in headings, f"docs/operations.md has no section for the {name} alarm"
         assert f"docs/operations.md#{name})" in props["AlarmDescription"]
+
+
+def test_the_inference_function_only_reads_and_deletes_uploads(stack):
+    """Least privilege on raw uploads: read one, delete it once final; the uploads bucket is not
+    versioned, so no version-level action is granted."""
+    (policy,) = stack.props("InferenceFunction")["Policies"]
+    on_uploads = [s for s in policy["Statement"] if "-uploads-" in json.dumps(s["Resource"])]
+    assert [sorted(s["Action"]) for s in on_uploads] == [["s3:DeleteObject", "s3:GetObject"]]
+    assert "VersioningConfiguration" not in stack.props("UploadsBucket")
