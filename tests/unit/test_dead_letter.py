@@ -45,6 +45,39 @@ def test_a_scan_that_was_tried_and_died_ends_read_aborted(dlq_app, resources, sc
     assert "claim_token" not in item and "lease_until" not in item
 
 
+def _exists(resources, key: str) -> bool:
+    return boto3.client("s3").list_objects_v2(Bucket=resources.uploads_bucket, Prefix=key)["KeyCount"] > 0
+
+
+def test_a_dead_lettered_scan_loses_its_raw_upload(dlq_app, resources, scans, lambda_context):
+    """The raw file may carry identifiers: once the scan is FAILED nothing needs it."""
+    scan_id = _pending(scans, status="PROCESSING", attempts=3, lease_until=1, claim_token="dead")
+    key = upload_key(OWNER, scan_id)
+    boto3.client("s3").put_object(Bucket=resources.uploads_bucket, Key=key, Body=b"raw")
+    _dead_letter(dlq_app, resources, lambda_context, scan_id)
+    assert scans.get_item(Key={"owner_id": OWNER, "scan_id": scan_id})["Item"]["status"] == "FAILED"
+    assert not _exists(resources, key)
+
+
+def test_a_dead_lettered_study_loses_every_arrived_file_and_a_live_one_keeps_its_own(dlq_app, resources, scans,
+                                                                                     lambda_context):
+    from strokelens.core.studies import study_upload_key
+
+    s3 = boto3.client("s3")
+    study_id = _pending(scans, status="PROCESSING", attempts=3, lease_until=1, claim_token="dead",
+                        files_expected=3, arrived={0, 2})
+    keys = [study_upload_key(OWNER, study_id, i) for i in range(3)]
+    for key in keys:
+        s3.put_object(Bucket=resources.uploads_bucket, Key=key, Body=b"raw")
+    event = sqs_s3_event(resources.uploads_bucket, keys[2], 3, receive_count=1)
+    assert dlq_app.handler(event, lambda_context) == {"batchItemFailures": []}
+    assert [_exists(resources, k) for k in keys] == [False, True, False]  # file 1 never arrived: not its to judge
+    live = _pending(scans, status="PROCESSING", attempts=1, lease_until=4_000_000_000, claim_token="live")
+    s3.put_object(Bucket=resources.uploads_bucket, Key=upload_key(OWNER, live), Body=b"raw")
+    _dead_letter(dlq_app, resources, lambda_context, live)
+    assert _exists(resources, upload_key(OWNER, live))
+
+
 def test_a_scan_never_started_ends_not_processed(dlq_app, resources, scans, lambda_context):
     scan_id = _pending(scans)
     _dead_letter(dlq_app, resources, lambda_context, scan_id)

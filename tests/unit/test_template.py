@@ -180,7 +180,7 @@ def test_duration_alarm_fires_at_80_percent_of_the_configured_timeout(timeout):
     assert value(0.79 * limit_ms) < props["Threshold"] < value(0.81 * limit_ms)
 
 
-def test_dead_letter_queue_has_a_consumer_that_may_only_touch_scan_records(stack):
+def test_dead_letter_queue_has_a_consumer_that_may_only_touch_scan_records_and_delete_uploads(stack):
     consumers = [f for f in _functions(stack)
                  if any(e["Queue"] == stack.arn("ScanDeadLetterQueue") for e in stack.function_events(f, "SQS"))]
     assert consumers == ["DeadLetterFunction"]
@@ -191,9 +191,12 @@ def test_dead_letter_queue_has_a_consumer_that_may_only_touch_scan_records(stack
     env = stack.function_environment("DeadLetterFunction")
     assert env["SCANS_TABLE"] == stack.physical_name("ScansTable")
     assert env["MAX_RECEIVE_COUNT"] == str(stack.parameters["MaxReceiveCount"])
+    assert env["UPLOADS_BUCKET"] == stack.function_environment("InferenceFunction")["UPLOADS_BUCKET"]
     (policy,) = props["Policies"]
-    assert [(sorted(s["Action"]), s["Resource"]) for s in policy["Statement"]] == [
-        (["dynamodb:GetItem", "dynamodb:UpdateItem"], {"Fn::GetAtt": ["ScansTable", "Arn"]})]
+    assert [sorted(s["Action"]) for s in policy["Statement"]] == [
+        ["dynamodb:GetItem", "dynamodb:UpdateItem"], ["s3:DeleteObject"]]
+    assert policy["Statement"][0]["Resource"] == {"Fn::GetAtt": ["ScansTable", "Arn"]}
+    assert json.dumps(policy["Statement"][1]["Resource"]).endswith('-uploads-${AWS::AccountId}/uploads/*"}')
     # Lambda's SQS guidance again: the queue's visibility timeout >= 6 x the consumer's timeout.
     assert stack.props("ScanDeadLetterQueue")["VisibilityTimeout"] >= 6 * props["Timeout"]
     assert (ROOT / "functions" / "Makefile").read_text().count("build-DeadLetterFunction:") == 1

@@ -58,7 +58,7 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             scans_table=env["SCANS_TABLE"],
-            uploads_bucket=env.get("UPLOADS_BUCKET", ""),  # not needed by the dead-letter consumer
+            uploads_bucket=env.get("UPLOADS_BUCKET", ""),
             artifacts_bucket=env.get("ARTIFACTS_BUCKET", ""),
             model_dir=model_dir(env),
             clinical_model_dir=clinical_model_dir(env),

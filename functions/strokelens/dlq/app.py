@@ -3,8 +3,9 @@
 A message reaches the dead-letter queue after ``MAX_RECEIVE_COUNT`` deliveries that never
 finished: the reader was killed (timeout, out of memory) or a dependency kept failing. Per
 notification: parse the key -> mark the scan FAILED with a code saying what happened (unless it
-is already DONE/FAILED, or a live attempt holds it) -> the message is consumed. No image is read
-here, so this function ships without the ML stack.
+is already DONE/FAILED, or a live attempt holds it) -> delete its raw uploads (they may carry
+identifiers; a failed delete is left to the bucket's lifecycle rule) -> the message is consumed.
+No image is read here, so this function ships without the ML stack.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
 from strokelens.aws.scans_table import ScansTable
 from strokelens.core.errors import MESSAGES
@@ -33,6 +35,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 CONFIG = Settings.from_env()
 SCANS = ScansTable(boto3.resource("dynamodb").Table(CONFIG.scans_table))
+S3 = boto3.client("s3")
 
 
 def dead_letter_code(record: dict | None) -> str:
@@ -47,10 +50,17 @@ def end_scan(key: str) -> str:
     if parsed is None and study is None:
         return "ignored"
     owner_id, scan_id = parsed if parsed is not None else (study[0], study[1])  # type: ignore[index]
-    return end_record(owner_id, scan_id)
+    return end_record(owner_id, scan_id, key)
 
 
-def end_record(owner_id: str, scan_id: str) -> str:
+def upload_keys(owner_id: str, scan_id: str, key: str, record: dict) -> list[str]:
+    """The raw uploads behind a record: a study's arrived files, or the scan's own upload."""
+    if "files_expected" in record:
+        return [study_upload_key(owner_id, scan_id, int(i)) for i in record.get("arrived") or ()]
+    return [key]
+
+
+def end_record(owner_id: str, scan_id: str, key: str) -> str:
     record = SCANS.get(owner_id, scan_id)
     if record is None:
         return "unknown"
@@ -58,6 +68,11 @@ def end_record(owner_id: str, scan_id: str) -> str:
     if SCANS.fail_unfinished(owner_id, scan_id, code, MESSAGES[code]):
         logger.warning("Dead-lettered scan marked FAILED", extra={"scan_id": scan_id, "code": code})
         metrics.add_metric(name="ScanDeadLettered", unit=MetricUnit.Count, value=1)
+        for upload in upload_keys(owner_id, scan_id, key, record):
+            try:
+                S3.delete_object(Bucket=CONFIG.uploads_bucket, Key=upload)
+            except (ClientError, BotoCoreError):  # the scan is final either way; lifecycle deletes it later
+                logger.warning("Raw upload not deleted", extra={"scan_id": scan_id})
         return f"failed:{code}"
     return "already-final"
 
