@@ -25,6 +25,8 @@ MESSAGES: dict[str, str] = {
     "INTERNAL_ERROR": "Something went wrong on our side while reading this scan. Please try again later.",
     "READ_ABORTED": "Reading this file was started several times and never finished (it may be too demanding to "
                     "read). Please export the slice again, uncompressed, and upload it again.",
+    "STUDY_TOO_LONG": "This study could not be read within the time one reading allows (too many slices, or "
+                      "slices that are slow to read). Please upload a single series, or fewer slices, as a new study.",
     "NOT_PROCESSED": "The service could not start reading this scan because of a fault on our side. Please upload it again.",
 }
 

@@ -95,13 +95,14 @@ def _not_claimed(owner_id: str, scan_id: str, key: str, record_etag: str | None)
 
 
 @tracer.capture_method
-def process_object(key: str, size: int | None, receive_count: int, etag: str | None = None) -> str:
+def process_object(key: str, size: int | None, receive_count: int, etag: str | None = None,
+                   lambda_context: LambdaContext | None = None) -> str:
     """Process one uploaded object; returns what happened (for logs and tests)."""
     parsed = parse_upload_key(key)
     if parsed is None:
         study = parse_study_key(key)
         if study is not None:  # one file of a study: the study is read when its last file is here
-            return STUDIES.arrived(*study, key, receive_count)
+            return STUDIES.arrived(*study, key, receive_count, context=lambda_context)
         logger.warning("Ignoring an object key that was not handed out by the API", extra={"key": key})
         return "ignored"
     owner_id, scan_id = parsed
@@ -174,12 +175,12 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         return
     receive_count = int(record.attributes.approximate_receive_count or 1)
     if deadline is not None:
-        STUDIES.deadline(owner_id, study_id, receive_count)
+        STUDIES.deadline(owner_id, study_id, receive_count, context=lambda_context)
         return
     for key, size, etag in keys:  # S3 URL-encodes keys in notifications (spaces as '+')
         if lambda_context is not None and lambda_context.get_remaining_time_in_millis() < CONFIG.record_budget_ms:
             raise NotStarted(f"{lambda_context.get_remaining_time_in_millis()} ms left")
-        process_object(key, size, receive_count, etag)
+        process_object(key, size, receive_count, etag, lambda_context)
 
 
 @logger.inject_lambda_context(clear_state=True)  # no scan id leaks into the next invocation's logs

@@ -4,10 +4,12 @@ message when some never came). One claim, one read, one aggregated write.
 
 Per arrival: record the index (duplicates add nothing) -> not all there: done -> all there:
 claim the study -> read every arrived file (bounded, 250 MB in all) -> ``read_study`` (series,
-slices, aggregate) -> previews and per-slice JSON to S3 -> DONE, or FAILED with a code ->
-raw uploads deleted once the study is final. A read that dies without a word (timeout, out of
-memory) keeps its claim until the lease runs out; a message meeting that live lease is sent on
-rather than spent, so every study still ends DONE or FAILED (READ_ABORTED once attempts are spent).
+slices, aggregate; bounded by the invocation's remaining time less ``STUDY_WRITE_MARGIN_MS``, past
+which it ends FAILED/STUDY_TOO_LONG rather than time out) -> previews and per-slice JSON to S3 ->
+DONE, or FAILED with a code -> raw uploads deleted once the study is final. A read that dies
+without a word (timeout, out of memory) keeps its claim until the lease runs out; a message
+meeting that live lease is sent on rather than spent, so every study still ends DONE or FAILED
+(READ_ABORTED once attempts are spent).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import calendar
 import secrets
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from strokelens.aws.scans_table import ScansTable
 from strokelens.aws.uploads import delete_upload, read_upload, write_json, write_previews
@@ -32,9 +34,30 @@ from strokelens.reader.timing import Timer
 DEADLINE_QUIET_SECONDS = 120
 DEADLINE_MAX_SECONDS = 3600
 
+# What a study's read leaves of the invocation (the Lambda timeout is 30 s at most): after the
+# last slice, writing the previews (2 PNGs per slice, up to 1,000 S3 PUTs, 8 at a time), the
+# per-slice JSON and the record, and the slice in progress when time runs out (the budget is
+# checked between slices; a slice typically takes ~10 ms, the decoder's own limit is 8 s).
+# Without it the invocation would time out, be retried and end READ_ABORTED minutes later; with it
+# the study ends FAILED/STUDY_TOO_LONG on its first attempt, with its uploads deleted.
+STUDY_WRITE_MARGIN_MS = 10_000
+
+
+class RemainingTime(Protocol):
+    """The one thing the pipeline asks of the Lambda context."""
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
 
 def _epoch(iso: str) -> float:
     return calendar.timegm(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S"))
+
+
+def _time_left(context: RemainingTime | None) -> Callable[[], float] | None:
+    """Seconds the study's read may still take: the invocation's remaining time less the margin."""
+    if context is None:
+        return None
+    return lambda: (context.get_remaining_time_in_millis() - STUDY_WRITE_MARGIN_MS) / 1000
 
 
 class LeaseHeld(Exception):
@@ -57,7 +80,9 @@ class StudyPipeline:
         for key in self._keys(owner_id, study_id, record):
             delete_upload(self.s3, self.config.uploads_bucket, key)
 
-    def arrived(self, owner_id: str, study_id: str, index: int, key: str, receive_count: int) -> str:
+    def arrived(self, owner_id: str, study_id: str, index: int, key: str, receive_count: int,
+                context: RemainingTime | None = None) -> str:
+        """``context``: the invocation's Lambda context, which bounds the read (see :meth:`read`)."""
         study = self.scans.arrive(owner_id, study_id, index)
         if study is None:
             existing = self.scans.get(owner_id, study_id) or {}
@@ -68,13 +93,14 @@ class StudyPipeline:
                 # Maybe the redelivery of the arrival whose read died (timeout, out of memory): the
                 # deadline may already be spent, so this message must not be: read() claims once
                 # that lease has run out, and sends the work on while it has not.
-                return self.read(owner_id, study_id, receive_count)
+                return self.read(owner_id, study_id, receive_count, context)
             return "not-waiting"
         if len(study.get("arrived") or ()) < int(study["files_expected"]):
             return "waiting"
-        return self.read(owner_id, study_id, receive_count)
+        return self.read(owner_id, study_id, receive_count, context)
 
-    def deadline(self, owner_id: str, study_id: str, receive_count: int, now: float | None = None) -> str:
+    def deadline(self, owner_id: str, study_id: str, receive_count: int, now: float | None = None,
+                 context: RemainingTime | None = None) -> str:
         """Read what came, unless files are still arriving: a backed-up queue can deliver the last
         notifications after the deadline, so while the last arrival is recent (and the study is
         younger than ``DEADLINE_MAX_SECONDS``) the deadline is sent again, ``DEADLINE_QUIET_SECONDS`` on."""
@@ -88,9 +114,16 @@ class StudyPipeline:
                 and t - _epoch(record["created_at"]) < DEADLINE_MAX_SECONDS:
             self.requeue(deadline_message(owner_id, study_id), DEADLINE_QUIET_SECONDS)
             return "deferred"
-        return self.read(owner_id, study_id, receive_count)
+        return self.read(owner_id, study_id, receive_count, context)
 
-    def read(self, owner_id: str, study_id: str, receive_count: int) -> str:
+    def read(self, owner_id: str, study_id: str, receive_count: int, context: RemainingTime | None = None) -> str:
+        """Claim -> download -> ``read_study`` -> store -> DONE, or FAILED with a code -> uploads deleted.
+
+        With ``context`` the read may use the invocation's remaining time less ``STUDY_WRITE_MARGIN_MS``
+        (asked afresh before each slice); past it the study ends FAILED/STUDY_TOO_LONG on this first
+        attempt, like any ``ScanError``: the same study would take as long again. Without a context
+        (tests, tools) the read is unbounded.
+        """
         token = secrets.token_hex(8)
         record = self.scans.claim(owner_id, study_id, token, self.config.lease_seconds,
                                   max_attempts=self.config.max_receive_count)
@@ -101,7 +134,8 @@ class StudyPipeline:
             timer = Timer()
             with timer("read"):
                 files = self._download(owner_id, study_id, record)
-            reading = read_study(files, self.model, record.get("modality_declared"), with_previews=True)
+            reading = read_study(files, self.model, record.get("modality_declared"), with_previews=True,
+                                 time_left=_time_left(context))
             with timer("write_previews"):
                 fields = self._store(owner_id, study_id, reading, files)
             fields["timings_ms"] = {**timer.rounded(), **reading.timings_ms}

@@ -7,6 +7,7 @@ benchmarks all call these, so a batch evaluation measures exactly what the servi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -82,7 +83,7 @@ class StudyReading:
 
 
 def read_study(files: list[bytes | None], model: ServedModel, declared_modality: str | None = None,
-               with_previews: bool = False) -> StudyReading:
+               with_previews: bool = False, *, time_left: Callable[[], float] | None = None) -> StudyReading:
     """Read the files of one upload as a study; ``None`` marks a file that never arrived.
 
     Order: headers -> series grouped, ordered, de-duplicated -> the series the model is for ->
@@ -92,6 +93,11 @@ def read_study(files: list[bytes | None], model: ServedModel, declared_modality:
     chosen by grouped cross-validation on ct-ich (``manifest.aggregation``, calibrated) over the
     slices of the study's finding -> key slices, most suspicious first -> with previews, full
     previews of the key slices.
+
+    ``time_left`` (seconds this study may still take; None: no limit, as for the CLI and training)
+    is asked before each slice and before each key slice's previews; at zero or below the study
+    ends with ``ScanError("STUDY_TOO_LONG")`` and nothing partial is returned. A slice already
+    started is not interrupted (the decoder's own per-file deadline bounds it).
     """
     timer = Timer()
     with timer("headers"):
@@ -104,6 +110,7 @@ def read_study(files: list[bytes | None], model: ServedModel, declared_modality:
     stacked: list[bytes] = [files[i] or b"" for i in stack]  # every stacked file is present
     with timer("slices"):
         for position, index in enumerate(stack):
+            _within_budget(time_left, f"{position} of {len(stack)} slices read")
             try:
                 reading = read_scan(stacked[position], model, declared_modality, with_previews=with_previews,
                                     preview_names=STACK_PREVIEWS)
@@ -132,7 +139,8 @@ def read_study(files: list[bytes | None], model: ServedModel, declared_modality:
         order = sorted(assessed, key=lambda p: -(scores[p] or 0.0))[:KEY_SLICES]
     if with_previews:
         with timer("key_previews"):
-            for position in order:  # every preview (windows, model input) for the slices shown first
+            for done, position in enumerate(order):  # every preview (windows, model input) for the slices shown first
+                _within_budget(time_left, f"all {len(stack)} slices read, {done} of {len(order)} key previews")
                 full = read_scan(stacked[position], model, declared_modality, with_previews=True)
                 previews.update({(position, name): png for name, png in full.previews.items()})
     if v2 is not None:
@@ -165,6 +173,15 @@ def read_study(files: list[bytes | None], model: ServedModel, declared_modality:
     )
     rejected = {h.index: "UNSUPPORTED_FORMAT" for h in headers if not h.readable}
     return StudyReading(result, slices, previews, timer.rounded(), rejected)
+
+
+def _within_budget(time_left: Callable[[], float] | None, progress: str) -> None:
+    """Raise ``STUDY_TOO_LONG`` once the study's time is spent; ``progress`` goes to the detail (logs)."""
+    if time_left is None:
+        return
+    left = time_left()
+    if left <= 0:
+        raise ScanError("STUDY_TOO_LONG", f"time budget spent ({left:.1f} s left): {progress}")
 
 
 def _aggregate_v2(model: ServedModel, finding: str | None, scores: list[float]) -> tuple[dict[str, float], str | None, str]:
