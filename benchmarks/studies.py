@@ -191,11 +191,11 @@ class Harness:
         pipeline = inference.STUDIES
         read = pipeline.read
 
-        def counted_read(owner_id: str, study_id: str, receive_count: int) -> str:
+        def counted_read(owner_id: str, study_id: str, receive_count: int, context: Any = None) -> str:
             t0 = time.perf_counter()
             outcome = "error"
             try:
-                outcome = read(owner_id, study_id, receive_count)
+                outcome = read(owner_id, study_id, receive_count, context)
                 return outcome
             finally:
                 with self._lock:

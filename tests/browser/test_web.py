@@ -136,12 +136,11 @@ def assert_says_what_was_assessed(page, result: dict, contract: dict) -> None:
 def assert_previews(page, stack, scan: dict) -> None:
     """Each preview the API sends is shown; those served by this stack must really load."""
     previews = scan.get("previews") or {}
-    if not previews:
-        return
+    # Every read slice gets these two (reader.imaging.previews.preview_pngs): none sent is a regression.
+    assert {"display", "model_input"} <= set(previews), previews
     srcs = {src.split("?")[0] for src in page.eval_on_selector_all("#viewer img", "els => els.map(e => e.getAttribute('src'))")}
-    for name in ("display", "model_input"):
-        if name in previews:  # presigned links differ per request: compare without the signature
-            assert previews[name].split("?")[0] in srcs, (name, srcs)
+    for name in ("display", "model_input"):  # presigned links differ per request: compare without the signature
+        assert previews[name].split("?")[0] in srcs, (name, srcs)
     # Wait until every image finished (loaded or failed), then check none failed.
     page.wait_for_function("() => [...document.querySelectorAll('#viewer img.scan-img')].every(e => e.complete)")
     loaded = page.eval_on_selector_all("#viewer img.scan-img", "els => els.map(e => [e.src, e.complete && e.naturalWidth > 0])")
@@ -412,21 +411,30 @@ def test_oversize_is_refused_by_the_client_check_and_by_the_storage_policy(page,
     shot(page, "04-too-large", full_page=False)
 
 
-def test_cancel_stops_the_upload(page, stack, tmp_path):
+def test_cancel_stops_the_upload(page, stack, received, tmp_path):
     path = tmp_path / "slice.png"
     path.write_bytes(sorted((CT_DATA / "normal").glob("*.png"))[0].read_bytes())
     sign_in(page, stack)
     held = []
     page.route("**/s3/**", lambda route: held.append(route))  # never answered: the upload hangs
-    upload(page, path)
+    with page.expect_response(lambda r: r.url.endswith("/api/scans") and r.request.method == "POST") as created:
+        upload(page, path)
+    assert created.value.status == 201, created.value.text()
+    scan_id = created.value.json()["scan_id"]
     page.wait_for_selector("#cancel-btn:visible")
     deadline = time.monotonic() + 10
     while not held and time.monotonic() < deadline:
         page.wait_for_timeout(50)
+    assert len(held) == 1 and held[0].request.method == "POST", "the upload never reached storage: nothing to cancel"
     page.click("#cancel-btn")
     page.wait_for_selector("#upload-msg.alert-info")
     assert "Upload cancelled" in page.inner_text("#upload-msg")
     assert page.is_enabled("#upload-btn")
+    # The held upload was never let through: storage has no body, and the scan was never read.
+    assert received == []
+    scan = api_get(stack, page, f"/scans/{scan_id}")
+    assert scan["status"] == "PENDING", scan
+    assert "result" not in scan and "previews" not in scan, scan
 
 
 def test_expired_preview_links_are_fetched_again(page, stack, tmp_path):
@@ -446,8 +454,8 @@ def test_expired_preview_links_are_fetched_again(page, stack, tmp_path):
     page.route(re.compile(r"/previews/"), expire_once)
     upload(page, path)
     scan_id = wait_final(page)
-    if not api_get(stack, page, f"/scans/{scan_id}").get("previews"):
-        pytest.skip("this backend sends no previews")
+    previews = api_get(stack, page, f"/scans/{scan_id}").get("previews") or {}
+    assert {"display", "model_input"} <= set(previews), previews  # the local stack always sends them
     page.wait_for_function("() => { const imgs = [...document.querySelectorAll('#viewer img.scan-img')];"
                            " return imgs.length === 2 && imgs.every(i => i.complete && i.naturalWidth > 0); }")
     # The refused image cannot have loaded from its own link: both loaded from a re-render with fresh ones.
@@ -613,8 +621,7 @@ def test_risk_form(page, stack):
     page.click("#risk-form button[type=submit]")
     assert page.get_attribute("#risk-age", "aria-invalid") == "true"
     assert "Age is required" in page.inner_text("#risk-age-error")
-    if probe.status_code != 200:
-        pytest.xfail(f"POST /risk answers {probe.status_code} on this stack (route not built yet)")
+    assert probe.status_code == 200, probe.text
     expected = probe.json()
     fill_risk_form(page, VALID_RISK)
     with page.expect_request(lambda r: r.url.endswith("/api/risk") and r.method == "POST") as sent:

@@ -39,8 +39,7 @@ def natural(name: str) -> list:
 @pytest.fixture
 def folder(tmp_path):
     """The first ct-ich study, renamed slice1.png … slice26.png so only a natural sort keeps its order."""
-    if not STUDIES.is_dir():
-        pytest.skip("ct-ich is not in the shared data")
+    assert STUDIES.is_dir(), f"the shared ct-ich studies are expected at {STUDIES}"
     source = sorted(p for p in STUDIES.iterdir() if p.is_dir())[0]
     target = tmp_path / "head-ct"
     target.mkdir()
@@ -249,8 +248,7 @@ def test_identified_dicom_series_are_cleaned_in_the_browser_and_still_grouped(pa
     """Two identified series of one study (axial, shuffled names; sagittal): every byte that reaches
     storage is clean, the session's one salt keeps one new study UID and one per series, so the
     server still groups them, orders the axial stack by position and skips the sagittal series."""
-    if not STUDIES.is_dir():
-        pytest.skip("ct-ich is not in the shared data")
+    assert STUDIES.is_dir(), f"the shared ct-ich studies are expected at {STUDIES}"
     source = sorted(p for p in STUDIES.iterdir() if p.is_dir())[0]
     slices = [source / f"{n:03d}.png" for n in (7, 10, 11, 12)]  # slices of 050 the model assesses
     folder = tmp_path / "dicom"

@@ -18,10 +18,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> dict:
-    if not (model_dir() / "manifest.json").is_file():
-        pytest.skip("no model artifacts (run `make train` or set MODEL_DIR)")
-    if not any(CT_DATA.glob("*/*.png")):
-        pytest.skip(f"no CT PNGs under {CT_DATA}")
+    assert (model_dir() / "manifest.json").is_file(), f"no model artifacts in {model_dir()} (the model is committed)"
+    assert any(CT_DATA.glob("*/*.png")), f"no CT PNGs under {CT_DATA} (the shared data set)"
     out = tmp_path_factory.mktemp("bench")
     before = (ROOT / "docs" / "benchmarks.md").read_bytes() if (ROOT / "docs" / "benchmarks.md").exists() else None
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)], cwd=ROOT,

@@ -2,8 +2,10 @@
 
 Three files generated here (each a few MB at most) used to take minutes or gigabytes:
 a deflated DICOM that inflates to ~1.5 GB, a TIFF with 100,000 pages, and a 6300 x 6300 RGB PNG.
-Each goes through the CLI in its own subprocess, which must finish within 10 s and 512 MB of
-peak RSS. The budgets of :mod:`strokelens.reader.imaging.decode` are then tested one by one.
+Each goes through the CLI in its own subprocess, which must stay within 512 MB of peak RSS (a
+generous subprocess timeout only stops a hang; speed is measured in benchmarks/, not asserted here).
+The budgets of :mod:`strokelens.reader.imaging.decode` are then tested one by one, each with a
+deterministic guard: inflated bytes counted, page walks and pixel decodes refused.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from strokelens.reader.imaging import decode, dicom
 from strokelens.reader.imaging.decode import decode_image
 
 ROOT = Path(__file__).resolve().parents[2]
-MAX_SECONDS = 10.0
 MAX_RSS_BYTES = 512 * 1024 * 1024
 
 
@@ -106,19 +107,17 @@ def huge_rgb_png(side: int = 6300) -> bytes:
 # --- running the CLI under measurement ---------------------------------------------------------
 
 _CHILD = """
-import json, resource, subprocess, sys, time
-t0 = time.perf_counter()
+import json, resource, subprocess, sys
 run = subprocess.run(sys.argv[1:], capture_output=True, text=True)
-seconds = time.perf_counter() - t0
 rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-print(json.dumps({"seconds": seconds, "rss": rss, "rc": run.returncode, "stdout": run.stdout, "stderr": run.stderr[-2000:]}))
+print(json.dumps({"rss": rss, "rc": run.returncode, "stdout": run.stdout, "stderr": run.stderr[-2000:]}))
 """
 
 
 def run_cli(path: Path, timeout: float = 120) -> dict:
-    """``python -m strokelens predict path`` in a fresh process; its wall time and peak RSS.
-
-    A middle process runs the CLI so RUSAGE_CHILDREN holds that one child only."""
+    """``python -m strokelens predict path`` in a fresh process; its peak RSS. ``timeout`` only
+    stops a hang (it is no speed goal). A middle process runs the CLI so RUSAGE_CHILDREN holds
+    that one child only."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'functions'}{os.pathsep}{ROOT}"}
     cmd = [sys.executable, "-c", _CHILD, sys.executable, "-m", "strokelens", "predict", str(path)]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
@@ -135,14 +134,13 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_hostile_file_ends_quickly_and_small_through_the_cli(name, tmp_path):
+def test_hostile_file_is_answered_within_the_memory_budget_through_the_cli(name, tmp_path):
     make, code = HOSTILE[name]
     path = tmp_path / name
     path.write_bytes(make())
     assert path.stat().st_size <= decode.MAX_BYTES
     run = run_cli(path)
     line = json.loads(run["stdout"].splitlines()[0])
-    assert run["seconds"] <= MAX_SECONDS, run
     assert run["rss"] <= MAX_RSS_BYTES, f"peak RSS {run['rss'] / 2**20:.0f} MiB"
     if code is None:
         assert line["status"] == "DONE" and any("multi-page image: first page used" in w["message"] for w in line["warnings"]), line
@@ -182,9 +180,9 @@ def no_pixel_decoding(monkeypatch):
     monkeypatch.setattr(pydicom.pixels.decoders.base.Decoder, "as_array", refuse)
 
 
-def test_deflated_dicom_stops_inflating_at_its_cap(monkeypatch):
-    monkeypatch.setattr(dicom, "MAX_INFLATED_BYTES", 1 << 20)
-    inflated = []
+def _count_inflated(monkeypatch) -> list[int]:
+    """The sizes of every chunk the DICOM reader inflates, appended as it inflates them."""
+    inflated: list[int] = []
     real = zlib.decompressobj
 
     def spy(*args):
@@ -201,6 +199,12 @@ def test_deflated_dicom_stops_inflating_at_its_cap(monkeypatch):
         return Counting()
 
     monkeypatch.setattr(dicom.zlib, "decompressobj", spy)
+    return inflated
+
+
+def test_deflated_dicom_stops_inflating_at_its_cap(monkeypatch):
+    monkeypatch.setattr(dicom, "MAX_INFLATED_BYTES", 1 << 20)
+    inflated = _count_inflated(monkeypatch)
     data = deflated_dicom_bomb(64 << 20)  # 64 MB of zero pixels, refused after ~1 MB
     with pytest.raises(ScanError) as info:
         decode_image(data)
@@ -208,11 +212,12 @@ def test_deflated_dicom_stops_inflating_at_its_cap(monkeypatch):
     assert sum(inflated) <= (1 << 20) + dicom._INFLATE_CHUNK
 
 
-def test_the_real_deflated_dicom_bomb_is_refused_in_a_second():
-    data = deflated_dicom_bomb()
-    t0 = time.perf_counter()
+def test_the_real_deflated_dicom_bomb_is_refused_at_the_inflation_cap(monkeypatch):
+    inflated = _count_inflated(monkeypatch)
+    data = deflated_dicom_bomb()  # ~1.5 GB once inflated
     assert _code(data) == "TOO_LARGE"
-    assert time.perf_counter() - t0 < 2.0
+    assert 0 < sum(inflated) <= dicom.MAX_INFLATED_BYTES + dicom._INFLATE_CHUNK
+    assert max(inflated) <= dicom._INFLATE_CHUNK  # inflated as a stream, never at once
 
 
 def test_a_genuine_deflated_dicom_still_reads_as_pydicom_reads_it():
@@ -245,12 +250,18 @@ def test_tiff_is_read_at_its_first_page_without_counting_pages(monkeypatch):
     assert "multi-page image: first page used" not in single.notes
 
 
-def test_the_hundred_thousand_page_tiff_reads_its_first_page_in_a_second():
+def test_the_hundred_thousand_page_tiff_reads_its_first_page_without_walking_pages(monkeypatch):
+    from PIL import TiffImagePlugin
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("TIFF pages were walked")
+
     data = many_page_tiff()
-    t0 = time.perf_counter()
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "n_frames", property(refuse))
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "seek", refuse)
     decoded = decode_image(data)
-    assert time.perf_counter() - t0 < 2.0
     assert decoded.pixels.shape == (128, 128)
+    assert "multi-page image: first page used" in decoded.notes
 
 
 def test_raster_budget_counts_bytes_not_pixels(monkeypatch, no_pixel_decoding):

@@ -70,19 +70,44 @@ def test_bad_input_ends_failed_with_a_code(inference_app, resources, scans, lamb
     assert item["status"] == "FAILED" and item["error"]["code"] == code and item["error"]["message"]
 
 
-def test_oversize_object_is_refused_without_reading_it(inference_app, resources, scans, lambda_context):
+def _refuse_reads(monkeypatch, inference_app) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"the upload was read: {args[2:3]}")
+
+    monkeypatch.setattr(inference_app, "read_upload", refuse)
+
+
+def _outcomes(monkeypatch, inference_app) -> list[str]:
+    """What process_object returned for each object the handler processed, in order."""
+    outcomes: list[str] = []
+    real = inference_app.process_object
+    monkeypatch.setattr(inference_app, "process_object", lambda *a, **k: outcomes.append(real(*a, **k)) or outcomes[-1])
+    return outcomes
+
+
+def test_oversize_object_is_refused_without_reading_it(inference_app, resources, scans, lambda_context, monkeypatch):
     scan_id, key = upload(resources, scans, b"x")
     too_big = int(resources.stack.parameters["UploadMaxBytes"]) + 1
-    inference_app.handler(sqs_s3_event(resources.uploads_bucket, key, too_big), lambda_context)
-    assert record(scans, scan_id)["error"]["code"] == "TOO_LARGE"
+    _refuse_reads(monkeypatch, inference_app)
+    outcomes = _outcomes(monkeypatch, inference_app)
+    response = inference_app.handler(sqs_s3_event(resources.uploads_bucket, key, too_big), lambda_context)
+    assert response == {"batchItemFailures": []}, "too large is final: no retry"
+    assert outcomes == ["failed:TOO_LARGE"]
+    item = record(scans, scan_id)
+    assert item["status"] == "FAILED" and item["error"]["code"] == "TOO_LARGE"
 
 
-def test_foreign_keys_and_test_events_are_ignored(inference_app, resources, lambda_context):
+def test_foreign_keys_and_test_events_are_ignored(inference_app, resources, scans, lambda_context, monkeypatch):
     event = sqs_s3_event(resources.uploads_bucket, "uploads/not-ours.png", 10)
     test_event = load_event("sqs_s3_object_created.json")
     test_event["Records"][0]["body"] = (EVENTS / "s3_test_event.json").read_text()
+    _refuse_reads(monkeypatch, inference_app)
+    outcomes = _outcomes(monkeypatch, inference_app)
     assert inference_app.handler(event, lambda_context) == {"batchItemFailures": []}
+    assert outcomes == ["ignored"]
     assert inference_app.handler(test_event, lambda_context) == {"batchItemFailures": []}
+    assert outcomes == ["ignored"], "the S3 test event carries no object: nothing is processed"
+    assert scans.scan()["Items"] == [], "nothing was written"
 
 
 def test_unexpected_error_fails_only_that_record_and_releases_the_claim(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from strokelens.reader.model.findings import decide_route, stroke_type
+from strokelens.reader.model.findings import Route, decide_route, stroke_type
 
 
 @pytest.mark.parametrize("router", [None, "CT", "MR-DWI"])
@@ -26,8 +26,7 @@ def test_dicom_mr_sequences() -> None:
 
 
 def test_declared_modality_checked_by_router() -> None:
-    assert decide_route(None, None, "CT", "CT") == decide_route(None, None, "CT", "CT")
-    assert decide_route(None, None, "CT", "CT").refusal is None
+    assert decide_route(None, None, "CT", "CT") == Route("CT", None, None, "CT")  # read as CT, no refusal or warning
     assert decide_route(None, None, "MR", "MR-DWI").modality == "MR-DWI"
     mismatch = decide_route(None, None, "CT", "MR-DWI")
     assert mismatch.modality is None and "Declared CT" in mismatch.refusal
