@@ -247,13 +247,14 @@ class Faults:
         scans = module.SCANS
         original_complete = scans.complete
 
-        def process_object(key: str, size: int | None, receive_count: int, etag: str | None = None) -> str:
+        def process_object(key: str, size: int | None, receive_count: int, etag: str | None = None,
+                           lambda_context: Any = None) -> str:
             parsed = parse_upload_key(key) if isinstance(key, str) else None
             scan_id = parsed[1] if parsed else None
             self._local.attempt = (scan_id, receive_count)
             try:
                 self._maybe_crash("before_claim", scan_id, receive_count)
-                outcome = original_process(key, size, receive_count, etag)
+                outcome = original_process(key, size, receive_count, etag, lambda_context)
                 if outcome not in ("duplicate", "ignored"):  # a result or failure was written
                     self._maybe_crash("after_write", scan_id, receive_count)
                 return outcome
