@@ -6,6 +6,8 @@ Three kinds of child, each started ``repeats`` times (alternating, page cache wa
   exactly what a new Lambda container does at init) with the template's environment and dummy
   credentials; no AWS call happens at import, so nothing is mocked. Then one ``read_scan`` on
   ``app.MODEL``. S3/DynamoDB calls of the first event are not included.
+- ``handler_dicom``: the same, but the first file is a DICOM (the PNG as CT Hounsfield units):
+  pydicom is imported only when a DICOM arrives, so its import lands in this first inference.
 - ``predictor``: ``ServedModel()`` + one ``read_scan`` (no AWS modules).
 - ``tensorflow``: ``import tensorflow``, ``keras.models.load_model`` of the baseline ``.keras``,
   the same decode/preprocess, one ``model.predict``.
@@ -56,6 +58,7 @@ t2 = time.time()
 done({"import_s": t1 - t0, "import_boto3_s": tb - t0, "import_powertools_s": tp - tb,
       "model_load_s": app.MODEL_LOAD_MS / 1e3, "first_inference_s": t2 - t1, "label": reading.result.label})
 """,
+    "handler_dicom": None,  # the handler's code with a DICOM input (filled in below)
     "predictor": _PRELUDE + """
 t0 = time.time()
 from strokelens.reader.model.served import ServedModel
@@ -88,6 +91,28 @@ done({"import_s": t1 - t0, "model_load_s": t2 - t1, "first_inference_s": t3 - t2
 }
 
 
+CHILDREN["handler_dicom"] = CHILDREN["handler"]
+
+
+def dicom_of(png: Path, out: Path) -> Path:
+    """``png`` (an 8-bit brain-window CT slice) as a CT DICOM: 0-255 -> 0-80 HU, stored with the
+    scanner-style rescale (intercept -1024), so the served reading sees the same image."""
+    import numpy as np
+    from PIL import Image
+    from pydicom import dcmread
+    from pydicom.data import get_testdata_file
+
+    hu = np.asarray(Image.open(png).convert("L"), np.float64) / 255.0 * 80.0
+    ds = dcmread(get_testdata_file("CT_small.dcm"))
+    ds.Rows, ds.Columns = hu.shape
+    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+    ds.PixelData = (np.round(hu) + 1024).astype("<i2").tobytes()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{png.stem}.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
 def _handler_env(model_dir: Path) -> dict[str, str]:
     from infra.template import Stack
 
@@ -111,20 +136,25 @@ def _once(kind: str, image: Path, keras_path: Path, env: dict[str, str]) -> dict
 
 def run(settings: Settings, keras_path: Path) -> dict[str, Any]:
     image = png_inputs(1)[0]
-    envs = {"handler": _handler_env(settings.model_dir), "predictor": {"MODEL_DIR": str(settings.model_dir)},
-            "tensorflow": {"MODEL_DIR": str(settings.model_dir)}}
+    inputs = {kind: image for kind in CHILDREN}
+    inputs["handler_dicom"] = dicom_of(image, settings.out / "cold")
+    envs = {"handler": _handler_env(settings.model_dir), "handler_dicom": _handler_env(settings.model_dir),
+            "predictor": {"MODEL_DIR": str(settings.model_dir)}, "tensorflow": {"MODEL_DIR": str(settings.model_dir)}}
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in CHILDREN}
     for _ in range(settings.cold_repeats):
         for kind in CHILDREN:
-            runs[kind].append(_once(kind, image, keras_path, envs[kind]))
+            runs[kind].append(_once(kind, inputs[kind], keras_path, envs[kind]))
     result: dict[str, Any] = {}
     for kind, samples in runs.items():
         keys = [k for k in samples[0] if k.endswith("_s") or k == "maxrss_mb"]
         result[kind] = {key: summary([s[key] for s in samples]) for key in keys if key not in ("t_end", "t_start")}
     tf_s = result["tensorflow"]["spawn_to_first_prediction_s"]["median"]
     result["ratio_tf_over_handler"] = round(tf_s / result["handler"]["spawn_to_first_prediction_s"]["median"], 2)
+    result["ratio_tf_over_handler_dicom"] = round(
+        tf_s / result["handler_dicom"]["spawn_to_first_prediction_s"]["median"], 2)
     result["ratio_tf_over_predictor"] = round(tf_s / result["predictor"]["spawn_to_first_prediction_s"]["median"], 2)
     result["input"] = image.name
+    result["input_dicom"] = inputs["handler_dicom"].name
     result["note"] = ("page cache warm after the first start (Lambda also fetches and unpacks the package, "
                       "not measured); the handler import creates boto3 clients but makes no AWS call")
     return result

@@ -42,14 +42,16 @@ import io
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from strokelens.core.errors import ScanError
 from strokelens.core.settings import MAX_UPLOAD_BYTES
-from strokelens.reader.imaging.deid import Identity
+
+if TYPE_CHECKING:  # deid imports pydicom, which PNG and JPEG never need (~0.2 s of a cold start)
+    from strokelens.reader.imaging.deid import Identity
 
 MAX_BYTES = MAX_UPLOAD_BYTES  # the upload limit (core/settings.py), re-checked before decoding
 MAX_PIXELS = 40_000_000  # ~6300 x 6300; far above any CT/MR slice
