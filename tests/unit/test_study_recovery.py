@@ -69,14 +69,20 @@ def _arrival(inference_app, study_id, files, receive_count):
     return inference_app.process_object(study_upload_key(OWNER, study_id, 1), len(files[1]), receive_count)
 
 
-def test_a_redelivered_arrival_finishes_a_read_that_died(api_app, inference_app, resources, lambda_context,
-                                                         study, monkeypatch):
-    study_id, files, sent = study
+def _first_read_dies(monkeypatch, inference_app, study_id, files) -> list[str]:
+    """The last arrival's read dies mid-way, the deadline landing meanwhile; returns the deadline's outcome."""
     outcomes: list[str] = []
     with monkeypatch.context() as m:
         _dies_with_the_deadline_landing(m, inference_app, study_id, outcomes)
         with pytest.raises(Killed):
             _arrival(inference_app, study_id, files, 1)
+    return outcomes
+
+
+def test_a_redelivered_arrival_finishes_a_read_that_died(api_app, inference_app, resources, lambda_context,
+                                                         study, monkeypatch):
+    study_id, files, sent = study
+    outcomes = _first_read_dies(monkeypatch, inference_app, study_id, files)
     assert outcomes == ["requeued"], "the deadline, blocked by the live lease, is not consumed silently"
     assert len(sent) == 1 and sent[0][0] == deadline_message(OWNER, study_id)
     assert 1 <= sent[0][1] <= inference_app.CONFIG.lease_seconds + 1, "sent for when the lease runs out"
@@ -95,11 +101,7 @@ def test_the_requeued_deadline_finishes_a_read_that_died(api_app, inference_app,
     """The arrival's own redelivery may never come back (it went to the DLQ consumer's queue, or
     was swallowed): the deadline sent on reads the study on its own."""
     study_id, files, sent = study
-    outcomes: list[str] = []
-    with monkeypatch.context() as m:
-        _dies_with_the_deadline_landing(m, inference_app, study_id, outcomes)
-        with pytest.raises(Killed):
-            _arrival(inference_app, study_id, files, 1)
+    outcomes = _first_read_dies(monkeypatch, inference_app, study_id, files)
     assert outcomes == ["requeued"]
     _, view = get(api_app, lambda_context, study_id)
     assert view["status"] == "PROCESSING"
