@@ -59,7 +59,7 @@ def test_a_dead_lettered_scan_loses_its_raw_upload(dlq_app, resources, scans, la
     assert not _exists(resources, key)
 
 
-def test_a_dead_lettered_study_loses_every_arrived_file_and_a_live_one_keeps_its_own(dlq_app, resources, scans,
+def test_a_dead_lettered_study_loses_its_files_and_a_live_one_keeps_its_own(dlq_app, resources, scans,
                                                                                      lambda_context):
     from strokelens.core.studies import study_upload_key
 
@@ -69,13 +69,23 @@ def test_a_dead_lettered_study_loses_every_arrived_file_and_a_live_one_keeps_its
     keys = [study_upload_key(OWNER, study_id, i) for i in range(3)]
     for key in keys:
         s3.put_object(Bucket=resources.uploads_bucket, Key=key, Body=b"raw")
-    event = sqs_s3_event(resources.uploads_bucket, keys[2], 3, receive_count=1)
+    event = sqs_s3_event(resources.uploads_bucket, keys[1], 3, receive_count=1)  # file 1's arrival never recorded
     assert dlq_app.handler(event, lambda_context) == {"batchItemFailures": []}
-    assert [_exists(resources, k) for k in keys] == [False, True, False]  # file 1 never arrived: not its to judge
+    assert [_exists(resources, k) for k in keys] == [False, False, False]  # the arrived ones and the dead-lettered one
     live = _pending(scans, status="PROCESSING", attempts=1, lease_until=4_000_000_000, claim_token="live")
     s3.put_object(Bucket=resources.uploads_bucket, Key=upload_key(OWNER, live), Body=b"raw")
     _dead_letter(dlq_app, resources, lambda_context, live)
     assert _exists(resources, upload_key(OWNER, live))
+
+
+def test_an_upload_left_behind_by_a_failed_scan_is_deleted_on_redelivery(dlq_app, resources, scans, lambda_context):
+    """The record may already be FAILED (this consumer crashed between the update and the deletes):
+    a final failure needs no file, so the redelivered message still deletes it."""
+    scan_id = _pending(scans, status="FAILED", attempts=3)
+    key = upload_key(OWNER, scan_id)
+    boto3.client("s3").put_object(Bucket=resources.uploads_bucket, Key=key, Body=b"raw")
+    _dead_letter(dlq_app, resources, lambda_context, scan_id)
+    assert not _exists(resources, key)
 
 
 def test_a_scan_never_started_ends_not_processed(dlq_app, resources, scans, lambda_context):

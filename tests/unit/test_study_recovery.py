@@ -132,3 +132,18 @@ def test_a_study_whose_every_read_dies_ends_read_aborted(api_app, inference_app,
     assert view["status"] == "FAILED" and view["error"] == {"code": "READ_ABORTED", "message": MESSAGES["READ_ABORTED"]}
     assert len(sent) == 1, "nothing is sent on once the study is final"
     assert _arrival(inference_app, study_id, files, 1) == "late"
+
+
+def test_a_file_arriving_while_its_study_is_read_is_deleted_unread(inference_app, resources, study):
+    """The read in progress has its files (the arrived set); a later file is never read, so its raw
+    upload is deleted at once (it may carry identifiers), and the message is still sent on."""
+    study_id, files, sent = study
+    table = boto3.resource("dynamodb").Table(resources.table)
+    table.update_item(Key={"owner_id": OWNER, "scan_id": study_id},
+                      UpdateExpression="SET #s = :p, lease_until = :t, attempts = :a, claim_token = :c",
+                      ExpressionAttributeNames={"#s": "status"},
+                      ExpressionAttributeValues={":p": "PROCESSING", ":t": int(time.time()) + 60, ":a": 1, ":c": "live"})
+    assert _arrival(inference_app, study_id, files, 1) == "requeued"
+    listed = boto3.client("s3").list_objects_v2(Bucket=resources.uploads_bucket).get("Contents", [])
+    assert [o["Key"] for o in listed if study_id in o["Key"]] == [study_upload_key(OWNER, study_id, 0)]
+    assert len(sent) == 1

@@ -54,10 +54,22 @@ def end_scan(key: str) -> str:
 
 
 def upload_keys(owner_id: str, scan_id: str, key: str, record: dict) -> list[str]:
-    """The raw uploads behind a record: a study's arrived files, or the scan's own upload."""
+    """The raw uploads behind a record: a study's arrived files and the dead-lettered one (its own
+    arrival may be what never got recorded), or the scan's own upload."""
     if "files_expected" in record:
-        return [study_upload_key(owner_id, scan_id, int(i)) for i in record.get("arrived") or ()]
+        arrived = [study_upload_key(owner_id, scan_id, int(i)) for i in record.get("arrived") or ()]
+        return sorted(set(arrived) | ({key} if parse_study_key(key) else set()))
     return [key]
+
+
+def delete_uploads(keys: list[str], scan_id: str) -> None:
+    """Best effort, in batches: the scan is final either way and the lifecycle rule deletes leftovers."""
+    for start in range(0, len(keys), 1000):  # DeleteObjects takes 1,000 keys per call
+        try:
+            S3.delete_objects(Bucket=CONFIG.uploads_bucket, Delete={
+                "Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
+        except (ClientError, BotoCoreError):
+            logger.warning("Raw uploads not deleted", extra={"scan_id": scan_id})
 
 
 def end_record(owner_id: str, scan_id: str, key: str) -> str:
@@ -68,12 +80,10 @@ def end_record(owner_id: str, scan_id: str, key: str) -> str:
     if SCANS.fail_unfinished(owner_id, scan_id, code, MESSAGES[code]):
         logger.warning("Dead-lettered scan marked FAILED", extra={"scan_id": scan_id, "code": code})
         metrics.add_metric(name="ScanDeadLettered", unit=MetricUnit.Count, value=1)
-        for upload in upload_keys(owner_id, scan_id, key, record):
-            try:
-                S3.delete_object(Bucket=CONFIG.uploads_bucket, Key=upload)
-            except (ClientError, BotoCoreError):  # the scan is final either way; lifecycle deletes it later
-                logger.warning("Raw upload not deleted", extra={"scan_id": scan_id})
+        delete_uploads(upload_keys(owner_id, scan_id, key, record), scan_id)
         return f"failed:{code}"
+    if record.get("status") == "FAILED":  # ended earlier (maybe by this consumer, before a crash): no file is needed
+        delete_uploads(upload_keys(owner_id, scan_id, key, record), scan_id)
     return "already-final"
 
 

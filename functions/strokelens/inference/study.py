@@ -90,6 +90,8 @@ class StudyPipeline:
                 delete_upload(self.s3, self.config.uploads_bucket, key)
                 return "late"
             if existing.get("status") == "PROCESSING":
+                if str(index) not in {str(i) for i in existing.get("arrived") or ()}:
+                    delete_upload(self.s3, self.config.uploads_bucket, key)  # late: the read has its files
                 # Maybe the redelivery of the arrival whose read died (timeout, out of memory): the
                 # deadline may already be spent, so this message must not be: read() claims once
                 # that lease has run out, and sends the work on while it has not.

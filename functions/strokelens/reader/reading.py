@@ -95,13 +95,17 @@ def read_study(files: list[bytes | None], model: ServedModel, declared_modality:
     previews of the key slices.
 
     ``time_left`` (seconds this study may still take; None: no limit, as for the CLI and training)
-    is asked before each slice and before each key slice's previews; at zero or below the study
+    is asked before each file's header, each slice and each key slice's previews; at zero or below the study
     ends with ``ScanError("STUDY_TOO_LONG")`` and nothing partial is returned. A slice already
     started is not interrupted (the decoder's own per-file deadline bounds it).
     """
     timer = Timer()
     with timer("headers"):
-        headers = [header_of(i, data) for i, data in enumerate(files) if data is not None]
+        headers = []
+        for i, data in enumerate(files):
+            if data is not None:
+                _within_budget(time_left, f"{i} of {len(files)} headers read")
+                headers.append(header_of(i, data))
         selection = pick_series(group_series(headers), model.manifest.modalities, declared_modality)
     positive = model.manifest.positive_label or model.manifest.labels[0]
     slices: list[StudySlice] = []
