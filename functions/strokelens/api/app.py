@@ -27,8 +27,8 @@ from strokelens.core.catalogue import Catalogue
 from strokelens.core.clinical import ClinicalValidationError, RiskModel
 from strokelens.core.contract import site_contract
 from strokelens.core.settings import Settings
-from strokelens.core.records import (MODALITIES, is_scan_id, new_pending, new_scan_id, public_view,
-                                     resolve_content_type, upload_key)
+from strokelens.core.records import (MODALITIES, UPLOAD_GRACE_SECONDS, is_scan_id, new_pending, new_scan_id,
+                                     public_view, resolve_content_type, scan_deadline_message, upload_key)
 
 
 class RequestError(Exception):
@@ -51,7 +51,7 @@ LIMITER = (CreationLimiter(boto3.resource("dynamodb").Table(CONFIG.rate_table), 
 # SigV4 for presigned URLs: SigV2 is deprecated and refused in newer regions.
 S3 = boto3.client("s3", config=BotoConfig(signature_version="s3v4"))
 SCANS = ScansTable(boto3.resource("dynamodb").Table(CONFIG.scans_table))
-SQS = boto3.client("sqs")  # deadline messages of studies
+SQS = boto3.client("sqs")  # deadline messages of scans and studies
 
 MAX_PAGE = 50
 PREVIEW_URL_SECONDS = 300
@@ -128,6 +128,9 @@ def create_scan() -> Response:
                                   retention_days=CONFIG.retention_days))
     upload = presign_upload(S3, CONFIG.uploads_bucket, upload_key(owner, scan_id), content_type,
                             CONFIG.max_upload_bytes, CONFIG.upload_expires)
+    if CONFIG.scan_queue_url:  # the record ends FAILED if the file never comes (not only the view)
+        SQS.send_message(QueueUrl=CONFIG.scan_queue_url, MessageBody=scan_deadline_message(owner, scan_id),
+                         DelaySeconds=min(900, CONFIG.upload_expires + UPLOAD_GRACE_SECONDS))
     metrics.add_metric(name="ScanCreated", unit=MetricUnit.Count, value=1)
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=json.dumps({
         "scan_id": scan_id,

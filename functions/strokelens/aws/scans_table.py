@@ -165,6 +165,20 @@ class ScansTable:
             ExpressionAttributeValues=values,
         )
 
+    def fail_unclaimed(self, owner_id: str, scan_id: str, code: str, message: str, now: float | None = None) -> bool:
+        """FAILED with ``code`` only if the scan is PENDING and was never claimed (its file never
+        came); a released claim waits for its retry. True when this call ended it."""
+        return self._update_if(
+            Key={"owner_id": owner_id, "scan_id": scan_id},
+            UpdateExpression="SET #s = :failed, #e = :error, updated_at = :now",
+            ConditionExpression="attribute_exists(scan_id) AND #s = :pending AND "
+                                "(attribute_not_exists(attempts) OR attempts = :zero)",
+            ExpressionAttributeNames={"#s": "status", "#e": "error"},
+            ExpressionAttributeValues={":failed": Status.FAILED.value, ":pending": Status.PENDING.value, ":zero": 0,
+                                       ":now": iso_now(time.time() if now is None else now),
+                                       ":error": {"code": code, "message": message}},
+        )
+
     def _update_if(self, **kwargs: Any) -> bool:
         """One conditional UpdateItem: True when written, False when its condition did not hold."""
         try:

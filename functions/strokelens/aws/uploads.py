@@ -52,6 +52,17 @@ def read_upload(s3: Any, bucket: str, key: str, max_bytes: int, etag: str | None
     return data, str(obj.get("ETag", "")).strip('"')
 
 
+def upload_exists(s3: Any, bucket: str, key: str) -> bool:
+    """Whether the raw upload is in the bucket (its notification may still be queued)."""
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+
+
 def delete_upload(s3: Any, bucket: str, key: str) -> None:
     """Delete a raw upload once its scan is final: the file may carry identifiers, and nothing
     needs it again (previews and the result are stored separately, without metadata)."""

@@ -10,6 +10,7 @@ Filenames are never stored: they often carry patient names.
 from __future__ import annotations
 
 import calendar
+import json
 import re
 import secrets
 import time
@@ -120,8 +121,14 @@ PUBLIC_FIELDS = ("scan_id", "status", "created_at", "updated_at", "modality_decl
                  "content_type", "result", "error", "timings_ms", "warnings", "previews")
 
 
-# After the upload link expires, a scan whose file never arrived is shown as failed (not stored).
+# After the upload link expires, a scan whose file never arrived is shown as failed, and its delayed
+# deadline message (sent by POST /scans) records it so.
 UPLOAD_GRACE_SECONDS = 120
+
+
+def scan_deadline_message(owner_id: str, scan_id: str) -> str:
+    """The scan-queue message, delayed past the upload link's life, that ends a scan whose file never came."""
+    return json.dumps({"scan_deadline": {"owner_id": owner_id, "scan_id": scan_id}})
 
 
 def public_view(item: dict[str, Any], upload_expires: int | None = None, max_attempts: int | None = None,

@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from strokelens.aws.scans_table import ScansTable
 from strokelens.core.errors import MESSAGES
-from strokelens.core.records import parse_upload_key
+from strokelens.core.records import parse_upload_key, upload_key
 from strokelens.core.studies import parse_study_key, study_upload_key
 from strokelens.core.settings import Settings
 
@@ -94,6 +94,9 @@ def record_handler(record: SQSRecord) -> None:
         deadline = body.get("study_deadline")
         if isinstance(deadline, dict):  # a study's deadline message that could not be handled
             keys.append(study_upload_key(str(deadline["owner_id"]), str(deadline["study_id"]), 0))
+        scan = body.get("scan_deadline")
+        if isinstance(scan, dict):  # a single scan's deadline message that could not be handled
+            keys.append(upload_key(str(scan["owner_id"]), str(scan["scan_id"])))
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         logger.warning("Malformed dead-letter message consumed", extra={"message_id": record.message_id})
         metrics.add_metric(name="MalformedMessage", unit=MetricUnit.Count, value=1)

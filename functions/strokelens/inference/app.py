@@ -22,9 +22,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from strokelens.aws.scans_table import ScansTable
-from strokelens.aws.uploads import delete_upload, read_upload, write_preview
+from strokelens.aws.uploads import delete_upload, read_upload, upload_exists, write_preview
 from strokelens.core.errors import MESSAGES, ScanError
-from strokelens.core.records import OWNER_RE, is_scan_id, parse_upload_key
+from strokelens.core.records import OWNER_RE, is_scan_id, parse_upload_key, upload_key
 from strokelens.core.studies import parse_study_key
 from strokelens.inference.study import StudyPipeline
 from strokelens.core.settings import Settings
@@ -143,6 +143,20 @@ def process_object(key: str, size: int | None, receive_count: int, etag: str | N
     return "done"
 
 
+def scan_deadline(owner_id: str, scan_id: str) -> str:
+    """A scan whose file never came (never claimed once its upload link and grace are over) ends
+    FAILED/UPLOAD_NOT_RECEIVED in the table, as the API already shows it; any other state is left.
+    A file that did come but whose notification is still queued (a backed-up queue, an outage) is
+    left to that notification: it is read, never called missing."""
+    if upload_exists(S3, CONFIG.uploads_bucket, upload_key(owner_id, scan_id)):
+        return "arrived"
+    if SCANS.fail_unclaimed(owner_id, scan_id, "UPLOAD_NOT_RECEIVED", MESSAGES["UPLOAD_NOT_RECEIVED"]):
+        logger.info("Upload never arrived: scan marked FAILED", extra={"scan_id": scan_id})
+        _count_failure("UPLOAD_NOT_RECEIVED")
+        return "failed:UPLOAD_NOT_RECEIVED"
+    return "not-waiting"
+
+
 class NotStarted(Exception):
     """Too little of the invocation is left to read another file: SQS redelivers the record."""
 
@@ -164,6 +178,13 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
             owner_id, study_id = str(deadline["owner_id"]), str(deadline["study_id"])
             if not (OWNER_RE.match(owner_id) and is_scan_id(study_id)):
                 raise ValueError("not a study deadline we sent")
+        elif isinstance(body.get("scan_deadline"), dict):  # delayed by the API past the upload link's life
+            deadline = body["scan_deadline"]
+            owner_id, scan_id = str(deadline["owner_id"]), str(deadline["scan_id"])
+            if not (OWNER_RE.match(owner_id) and is_scan_id(scan_id)):
+                raise ValueError("not a scan deadline we sent")
+            scan_deadline(owner_id, scan_id)
+            return
         else:
             deadline = None
         objects = [r["s3"]["object"] for r in body.get("Records", [])] if body.get("Event") != "s3:TestEvent" else []
