@@ -64,12 +64,15 @@ def per_scan_counts(x: Inputs) -> dict[str, float]:
     return {
         "http_api_requests": 1 + POLLS_PER_SCAN,
         "api_invocations": 1 + POLLS_PER_SCAN,
-        "inference_invocations": 1,  # low traffic: one scan per batch (batching up to 5 only saves requests)
+        # low traffic: one scan per batch (batching up to 5 only saves requests) + the scan's deadline message
+        "inference_invocations": 2,
         "s3_put": 1 + x.previews_per_scan,  # the upload POST + preview PUTs
         "s3_get": 1 + x.previews_per_scan,  # the inference read + the browser viewing each preview once
-        "sqs_requests": 3,  # S3 -> SendMessage, poller ReceiveMessage, DeleteMessage (unbatched, worst case)
+        # S3 -> SendMessage, poller ReceiveMessage, DeleteMessage (unbatched, worst case); the same for the deadline
+        "sqs_requests": 6,
         "dynamodb_wru": 1 + item_kb + item_kb,  # put PENDING, claim (update), complete (update)
-        "dynamodb_rru": POLLS_PER_SCAN * math.ceil(x.item_bytes / 4096) * 0.5,  # eventually consistent GetItem
+        # eventually consistent GetItem per poll; the deadline's strongly consistent GetItem
+        "dynamodb_rru": POLLS_PER_SCAN * math.ceil(x.item_bytes / 4096) * 0.5 + math.ceil(x.item_bytes / 4096),
     }
 
 
@@ -77,7 +80,8 @@ def per_1000(x: Inputs, cold_fraction: float) -> dict[str, float]:
     c = per_scan_counts(x)
     p = {k: v[0] for k, v in PRICES.items()}
     inference_gb_s = _gb_s(x.inference_warm_ms + AWS_IO_MS, INFERENCE_MEMORY_MB) + \
-        cold_fraction * _gb_s(x.inference_init_ms, INFERENCE_MEMORY_MB)  # INIT is billed (since Aug 2025)
+        cold_fraction * _gb_s(x.inference_init_ms, INFERENCE_MEMORY_MB) + \
+        _gb_s(AWS_IO_MS, INFERENCE_MEMORY_MB)  # INIT is billed (since Aug 2025); the deadline: one GetItem
     api_gb_s = c["api_invocations"] * _gb_s(x.api_ms, API_MEMORY_MB)
     lines = {
         "lambda_inference": inference_gb_s * p["lambda_gb_s"] + c["inference_invocations"] * p["lambda_request"],

@@ -302,9 +302,14 @@ def test_every_alarm_has_a_runbook_section(stack):
 
 
 def test_the_inference_function_only_reads_and_deletes_uploads(stack):
-    """Least privilege on raw uploads: read one, delete it once final; the uploads bucket is not
-    versioned, so no version-level action is granted."""
+    """Least privilege on raw uploads: read one, delete it once final, and list the bucket only so a
+    missing key answers 404 (a scan's deadline asks); the uploads bucket is not versioned, so no
+    version-level action is granted."""
     (policy,) = stack.props("InferenceFunction")["Policies"]
     on_uploads = [s for s in policy["Statement"] if "-uploads-" in json.dumps(s["Resource"])]
-    assert [sorted(s["Action"]) for s in on_uploads] == [["s3:DeleteObject", "s3:GetObject"]]
+    assert [sorted(s["Action"]) for s in on_uploads] == [["s3:DeleteObject", "s3:GetObject"], ["s3:ListBucket"]]
+    assert json.dumps(on_uploads[0]["Resource"]).endswith('/uploads/*"}')
+    assert json.dumps(on_uploads[1]["Resource"]).endswith('-uploads-${AWS::AccountId}"}')
+    env = stack.function_environment("InferenceFunction")
+    assert env["UPLOAD_URL_EXPIRES"] == stack.function_environment("ApiFunction")["UPLOAD_URL_EXPIRES"]
     assert "VersioningConfiguration" not in stack.props("UploadsBucket")

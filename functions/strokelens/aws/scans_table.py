@@ -51,8 +51,10 @@ class ScansTable:
     def put_pending(self, item: dict[str, Any]) -> None:
         self.table.put_item(Item=to_dynamo(item), ConditionExpression="attribute_not_exists(scan_id)")
 
-    def get(self, owner_id: str, scan_id: str) -> dict[str, Any] | None:
-        item = self.table.get_item(Key={"owner_id": owner_id, "scan_id": scan_id}).get("Item")
+    def get(self, owner_id: str, scan_id: str, consistent: bool = False) -> dict[str, Any] | None:
+        """The record; ``consistent`` where a stale copy could make us delete or fail what is still needed."""
+        item = self.table.get_item(Key={"owner_id": owner_id, "scan_id": scan_id},
+                                   ConsistentRead=consistent).get("Item")
         return to_plain(item) if item else None
 
     def list_for_owner(self, owner_id: str, limit: int, token: str | None,

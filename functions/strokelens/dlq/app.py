@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from strokelens.aws.scans_table import ScansTable
 from strokelens.core.errors import MESSAGES
-from strokelens.core.records import parse_upload_key, upload_key
+from strokelens.core.records import parse_upload_key
 from strokelens.core.studies import parse_study_key, study_upload_key
 from strokelens.core.settings import Settings
 
@@ -66,10 +66,13 @@ def delete_uploads(keys: list[str], scan_id: str) -> None:
     """Best effort, in batches: the scan is final either way and the lifecycle rule deletes leftovers."""
     for start in range(0, len(keys), 1000):  # DeleteObjects takes 1,000 keys per call
         try:
-            S3.delete_objects(Bucket=CONFIG.uploads_bucket, Delete={
-                "Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
+            errors = S3.delete_objects(Bucket=CONFIG.uploads_bucket, Delete={
+                "Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True}).get("Errors", [])
         except (ClientError, BotoCoreError):
-            logger.warning("Raw uploads not deleted", extra={"scan_id": scan_id})
+            errors = [{"Code": "RequestFailed"}]
+        if errors:  # per-key failures come back in the response, not as an exception
+            codes = sorted({e.get("Code", "") for e in errors})
+            logger.warning("Raw uploads not deleted", extra={"scan_id": scan_id, "codes": codes})
 
 
 def end_record(owner_id: str, scan_id: str, key: str) -> str:
@@ -94,9 +97,11 @@ def record_handler(record: SQSRecord) -> None:
         deadline = body.get("study_deadline")
         if isinstance(deadline, dict):  # a study's deadline message that could not be handled
             keys.append(study_upload_key(str(deadline["owner_id"]), str(deadline["study_id"]), 0))
-        scan = body.get("scan_deadline")
-        if isinstance(scan, dict):  # a single scan's deadline message that could not be handled
-            keys.append(upload_key(str(scan["owner_id"]), str(scan["scan_id"])))
+        if isinstance(body.get("scan_deadline"), dict):
+            # A single scan's deadline that could not be handled: its file may have come (this consumer
+            # cannot look), so the scan is left to its own messages; the API shows it FAILED if not.
+            logger.warning("Dead-lettered scan deadline consumed", extra={"message_id": record.message_id})
+            return
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         logger.warning("Malformed dead-letter message consumed", extra={"message_id": record.message_id})
         metrics.add_metric(name="MalformedMessage", unit=MetricUnit.Count, value=1)

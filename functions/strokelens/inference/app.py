@@ -8,6 +8,7 @@ on the last allowed attempt the scan is marked FAILED and the message goes on to
 
 from __future__ import annotations
 
+import calendar
 import json
 import secrets
 import time
@@ -24,7 +25,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from strokelens.aws.scans_table import ScansTable
 from strokelens.aws.uploads import delete_upload, read_upload, upload_exists, write_preview
 from strokelens.core.errors import MESSAGES, ScanError
-from strokelens.core.records import OWNER_RE, is_scan_id, parse_upload_key, upload_key
+from strokelens.core.records import (OWNER_RE, UPLOAD_GRACE_SECONDS, is_scan_id, parse_upload_key,
+                                     scan_deadline_message, upload_key)
 from strokelens.core.studies import parse_study_key
 from strokelens.inference.study import StudyPipeline
 from strokelens.core.settings import Settings
@@ -143,11 +145,19 @@ def process_object(key: str, size: int | None, receive_count: int, etag: str | N
     return "done"
 
 
-def scan_deadline(owner_id: str, scan_id: str) -> str:
-    """A scan whose file never came (never claimed once its upload link and grace are over) ends
-    FAILED/UPLOAD_NOT_RECEIVED in the table, as the API already shows it; any other state is left.
-    A file that did come but whose notification is still queued (a backed-up queue, an outage) is
-    left to that notification: it is read, never called missing."""
+def scan_deadline(owner_id: str, scan_id: str, now: float | None = None) -> str:
+    """A scan whose file never came ends FAILED/UPLOAD_NOT_RECEIVED in the table, as the API already
+    shows it. Order: the record (consistent) must be PENDING and never claimed, else its own messages
+    finish it -> before the upload link's life + grace is over (SQS delays 900 s at most) the deadline
+    is sent again for the rest -> a file in the bucket whose notification is still queued (a
+    backed-up queue, an outage) is left to that notification: read, never called missing -> FAILED."""
+    record = SCANS.get(owner_id, scan_id, consistent=True)
+    if record is None or record.get("status") != "PENDING" or int(record.get("attempts") or 0):
+        return "not-waiting"
+    left = _epoch(record["created_at"]) + CONFIG.upload_expires + UPLOAD_GRACE_SECONDS - (time.time() if now is None else now)
+    if left > 0 and CONFIG.scan_queue_url:
+        _requeue(scan_deadline_message(owner_id, scan_id), min(900, int(left) + 1))
+        return "deferred"
     if upload_exists(S3, CONFIG.uploads_bucket, upload_key(owner_id, scan_id)):
         return "arrived"
     if SCANS.fail_unclaimed(owner_id, scan_id, "UPLOAD_NOT_RECEIVED", MESSAGES["UPLOAD_NOT_RECEIVED"]):
@@ -155,6 +165,10 @@ def scan_deadline(owner_id: str, scan_id: str) -> str:
         _count_failure("UPLOAD_NOT_RECEIVED")
         return "failed:UPLOAD_NOT_RECEIVED"
     return "not-waiting"
+
+
+def _epoch(iso: str) -> float:
+    return calendar.timegm(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S"))
 
 
 class NotStarted(Exception):

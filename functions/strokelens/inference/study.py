@@ -85,7 +85,7 @@ class StudyPipeline:
         """``context``: the invocation's Lambda context, which bounds the read (see :meth:`read`)."""
         study = self.scans.arrive(owner_id, study_id, index)
         if study is None:
-            existing = self.scans.get(owner_id, study_id) or {}
+            existing = self.scans.get(owner_id, study_id, consistent=True) or {}  # it may delete a late file
             if existing.get("status") in ("DONE", "FAILED"):  # a file after the study was read: never read
                 delete_upload(self.s3, self.config.uploads_bucket, key)
                 return "late"
