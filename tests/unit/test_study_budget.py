@@ -182,3 +182,15 @@ def test_the_handler_passes_its_invocations_time_to_the_study(api_app, inference
     inference_app.record_handler(SQSRecord(record), Shrinking())
     _, view = get(api_app, lambda_context, study_id)
     assert view["status"] == "FAILED" and view["error"]["code"] == "STUDY_TOO_LONG"
+
+
+def test_the_download_is_within_the_budget_too(api_app, inference_app, resources, lambda_context, monkeypatch):
+    """Time spent while the files come down from S3: the study ends before any slice is read."""
+    from strokelens.inference import study as study_module
+    from strokelens.inference.study import STUDY_WRITE_MARGIN_MS
+
+    study_id, last = _study_with_last_file_pending(api_app, inference_app, resources, lambda_context)
+    reads: list[int] = []
+    monkeypatch.setattr(study_module, "read_study", lambda *a, **k: reads.append(1))
+    assert _last_arrival(inference_app, study_id, last, Countdown(1, STUDY_WRITE_MARGIN_MS)) == "failed:STUDY_TOO_LONG"
+    assert reads == [] and _keys(resources.uploads_bucket, study_id) == []

@@ -26,7 +26,7 @@ from strokelens.core.schema import Notice
 from strokelens.core.settings import Settings
 from strokelens.core.studies import MAX_STUDY_BYTES, deadline_message, study_upload_key
 from strokelens.reader.model.served import ServedModel
-from strokelens.reader.reading import StudyReading, read_study
+from strokelens.reader.reading import StudyReading, read_study, within_budget
 from strokelens.reader.timing import Timer
 
 
@@ -135,7 +135,7 @@ class StudyPipeline:
         try:
             timer = Timer()
             with timer("read"):
-                files = self._download(owner_id, study_id, record)
+                files = self._download(owner_id, study_id, record, _time_left(context))
             reading = read_study(files, self.model, record.get("modality_declared"), with_previews=True,
                                  time_left=_time_left(context))
             with timer("write_previews"):
@@ -182,11 +182,14 @@ class StudyPipeline:
         self.logger.info("Study held by a live read; sent on", extra={"scan_id": study_id, "delay_s": delay})
         return "requeued"
 
-    def _download(self, owner_id: str, study_id: str, record: dict) -> list[bytes | None]:
-        """Every arrived file in upload order (None for those that never came), 250 MB at most."""
+    def _download(self, owner_id: str, study_id: str, record: dict,
+                  time_left: Callable[[], float] | None = None) -> list[bytes | None]:
+        """Every arrived file in upload order (None for those that never came), 250 MB at most, within
+        the study's time budget (asked before each file, as the reading asks before each slice)."""
         files: list[bytes | None] = [None] * int(record["files_expected"])
         total = 0
         for i in sorted(int(i) for i in record.get("arrived") or ()):
+            within_budget(time_left, f"{i} of {len(files)} files downloaded")
             try:
                 data, _ = read_upload(self.s3, self.config.uploads_bucket, study_upload_key(owner_id, study_id, i),
                                       self.config.max_upload_bytes)

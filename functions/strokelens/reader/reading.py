@@ -104,7 +104,7 @@ def read_study(files: list[bytes | None], model: ServedModel, declared_modality:
         headers = []
         for i, data in enumerate(files):
             if data is not None:
-                _within_budget(time_left, f"{i} of {len(files)} headers read")
+                within_budget(time_left, f"{i} of {len(files)} headers read")
                 headers.append(header_of(i, data))
         selection = pick_series(group_series(headers), model.manifest.modalities, declared_modality)
     positive = model.manifest.positive_label or model.manifest.labels[0]
@@ -114,7 +114,7 @@ def read_study(files: list[bytes | None], model: ServedModel, declared_modality:
     stacked: list[bytes] = [files[i] or b"" for i in stack]  # every stacked file is present
     with timer("slices"):
         for position, index in enumerate(stack):
-            _within_budget(time_left, f"{position} of {len(stack)} slices read")
+            within_budget(time_left, f"{position} of {len(stack)} slices read")
             try:
                 reading = read_scan(stacked[position], model, declared_modality, with_previews=with_previews,
                                     preview_names=STACK_PREVIEWS)
@@ -144,7 +144,7 @@ def read_study(files: list[bytes | None], model: ServedModel, declared_modality:
     if with_previews:
         with timer("key_previews"):
             for done, position in enumerate(order):  # every preview (windows, model input) for the slices shown first
-                _within_budget(time_left, f"all {len(stack)} slices read, {done} of {len(order)} key previews")
+                within_budget(time_left, f"all {len(stack)} slices read, {done} of {len(order)} key previews")
                 full = read_scan(stacked[position], model, declared_modality, with_previews=True)
                 previews.update({(position, name): png for name, png in full.previews.items()})
     if v2 is not None:
@@ -179,7 +179,7 @@ def read_study(files: list[bytes | None], model: ServedModel, declared_modality:
     return StudyReading(result, slices, previews, timer.rounded(), rejected)
 
 
-def _within_budget(time_left: Callable[[], float] | None, progress: str) -> None:
+def within_budget(time_left: Callable[[], float] | None, progress: str) -> None:
     """Raise ``STUDY_TOO_LONG`` once the study's time is spent; ``progress`` goes to the detail (logs)."""
     if time_left is None:
         return
