@@ -42,8 +42,7 @@ def core(read_scan):
     return {n: False for n in inspect.signature(read_scan).parameters if n.startswith("with_")}
 """
 
-CHILDREN = {
-    "handler": _PRELUDE + """
+_HANDLER = _PRELUDE + """
 t0 = time.time()
 import boto3  # imported by the handler module anyway; split out to show where init time goes
 tb = time.time()
@@ -57,8 +56,11 @@ reading = read_scan(open(path, "rb").read(), app.MODEL, **core(read_scan))
 t2 = time.time()
 done({"import_s": t1 - t0, "import_boto3_s": tb - t0, "import_powertools_s": tp - tb,
       "model_load_s": app.MODEL_LOAD_MS / 1e3, "first_inference_s": t2 - t1, "label": reading.result.label})
-""",
-    "handler_dicom": None,  # the handler's code with a DICOM input (filled in below)
+"""
+
+CHILDREN = {
+    "handler": _HANDLER,
+    "handler_dicom": _HANDLER,  # the same code, given a DICOM
     "predictor": _PRELUDE + """
 t0 = time.time()
 from strokelens.reader.model.served import ServedModel
@@ -91,9 +93,6 @@ done({"import_s": t1 - t0, "model_load_s": t2 - t1, "first_inference_s": t3 - t2
 }
 
 
-CHILDREN["handler_dicom"] = CHILDREN["handler"]
-
-
 def dicom_of(png: Path, out: Path) -> Path:
     """``png`` (an 8-bit brain-window CT slice) as a CT DICOM: 0-255 -> 0-80 HU, stored with the
     scanner-style rescale (intercept -1024), so the served reading sees the same image."""
@@ -102,7 +101,9 @@ def dicom_of(png: Path, out: Path) -> Path:
     from pydicom import dcmread
     from pydicom.data import get_testdata_file
 
-    hu = np.asarray(Image.open(png).convert("L"), np.float64) / 255.0 * 80.0
+    from phantoms import ct_from_display
+
+    hu = ct_from_display(np.asarray(Image.open(png).convert("L")))
     ds = dcmread(get_testdata_file("CT_small.dcm"))
     ds.Rows, ds.Columns = hu.shape
     ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
@@ -138,8 +139,8 @@ def run(settings: Settings, keras_path: Path) -> dict[str, Any]:
     image = png_inputs(1)[0]
     inputs = {kind: image for kind in CHILDREN}
     inputs["handler_dicom"] = dicom_of(image, settings.out / "cold")
-    envs = {"handler": _handler_env(settings.model_dir), "handler_dicom": _handler_env(settings.model_dir),
-            "predictor": {"MODEL_DIR": str(settings.model_dir)}, "tensorflow": {"MODEL_DIR": str(settings.model_dir)}}
+    handler_env, plain_env = _handler_env(settings.model_dir), {"MODEL_DIR": str(settings.model_dir)}
+    envs = {"handler": handler_env, "handler_dicom": handler_env, "predictor": plain_env, "tensorflow": plain_env}
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in CHILDREN}
     for _ in range(settings.cold_repeats):
         for kind in CHILDREN:

@@ -514,7 +514,7 @@ def _counts(s: dict[str, Any], api: dict[str, Any]) -> dict[str, float]:
         "inference_invocations": n + 1,  # one per file notification (BatchSize 1) + the deadline message
         "s3_put": _sum(req, "client", "s3", ("PutObject",)) + _sum(req, "inference", "s3", ("PutObject",)),
         "s3_get": _sum(req, "inference", "s3", ("GetObject",)) + viewer_gets,
-        "s3_delete_free": _sum(req, None, "s3", ("DeleteObject",)),
+        "s3_delete_free": _sum(req, None, "s3", ("DeleteObject", "DeleteObjects")),
         "sqs_requests": n + _sum(req, "esm", "sqs") + _sum(req, "api", "sqs") + 2,  # + S3's sends; deadline receive+delete
         "dynamodb_wru": wru,
         "dynamodb_rru": rru_inference + rru_polls + 0.5,  # + the deadline message's read
@@ -678,7 +678,7 @@ def render(st: dict[str, Any]) -> list[str]:
     row("S3 PUT: browser uploads + inference (previews + slices JSON)",
         lambda s: f"{_req(s, 'client', 's3', ('PutObject',))} + {_req(s, 'inference', 's3', ('PutObject',))}")
     row("S3 GET / DELETE (inference)", lambda s: f"{_req(s, 'inference', 's3', ('GetObject',))} / "
-        f"{_req(s, 'inference', 's3', ('DeleteObject',))}")
+        f"{_req(s, 'inference', 's3', ('DeleteObject', 'DeleteObjects'))}")
     row("DynamoDB: inference updates / API put + updates + gets",
         lambda s: f"{_req(s, 'inference', 'dynamodb')} / {_req(s, 'api', 'dynamodb', ('PutItem',))} + "
         f"{_req(s, 'api', 'dynamodb', ('UpdateItem',))} + {_req(s, 'api', 'dynamodb', ('GetItem',))}")

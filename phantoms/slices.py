@@ -282,6 +282,12 @@ def ct_to_display(hu: np.ndarray, level: float = 40, width: float = 80) -> np.nd
     return np.rint(scaled * 255).astype(np.uint8)
 
 
+def ct_from_display(image: np.ndarray, level: float = 40, width: float = 80) -> np.ndarray:
+    """The inverse of :func:`ct_to_display`: an 8-bit windowed CT image (e.g. a brain-window PNG) back
+    to Hounsfield units within the window (what was clipped stays at its edge)."""
+    return (level - width / 2) + np.asarray(image, np.float64) / 255.0 * width
+
+
 def mr_to_display(signal: np.ndarray) -> np.ndarray:
     """Percentile 1-99 normalisation of MR signal to uint8."""
     lo, hi = np.percentile(signal, [1, 99])

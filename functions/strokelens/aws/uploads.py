@@ -6,7 +6,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from strokelens.core.errors import ScanError
 
@@ -67,6 +67,20 @@ def delete_upload(s3: Any, bucket: str, key: str) -> None:
     """Delete a raw upload once its scan is final: the file may carry identifiers, and nothing
     needs it again (previews and the result are stored separately, without metadata)."""
     s3.delete_object(Bucket=bucket, Key=key)
+
+
+def delete_uploads(s3: Any, bucket: str, keys: list[str]) -> list[str]:
+    """Delete many raw uploads, 1,000 per DeleteObjects call; returns the error codes of what was
+    not deleted (per-key failures come back in the response, not as an exception)."""
+    codes: set[str] = set()
+    for start in range(0, len(keys), 1000):
+        try:
+            errors = s3.delete_objects(Bucket=bucket, Delete={
+                "Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True}).get("Errors", [])
+        except (ClientError, BotoCoreError):
+            errors = [{"Code": "RequestFailed"}]
+        codes |= {e.get("Code", "") for e in errors}
+    return sorted(codes)
 
 
 def preview_key(owner_id: str, scan_id: str, name: str) -> str:

@@ -88,6 +88,11 @@ def iso_now(now: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
+def epoch_of(iso: str) -> float:
+    """Seconds since the epoch of an :func:`iso_now` timestamp (to the second)."""
+    return calendar.timegm(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S"))
+
+
 def new_pending(owner_id: str, scan_id: str, *, content_type: str, modality: str | None,
                 retention_days: int, now: float | None = None) -> dict[str, Any]:
     """The item written when an upload is handed out."""
@@ -145,7 +150,7 @@ def public_view(item: dict[str, Any], upload_expires: int | None = None, max_att
     view = {k: to_plain(item[k]) for k in PUBLIC_FIELDS if k in item}
     status, attempts = item.get("status"), int(item.get("attempts") or 0)
     if upload_expires is not None and status == Status.PENDING and not attempts:
-        created = calendar.timegm(time.strptime(item["created_at"][:19], "%Y-%m-%dT%H:%M:%S"))
+        created = epoch_of(item["created_at"])
         if t > created + upload_expires + UPLOAD_GRACE_SECONDS:
             view["status"] = Status.FAILED.value
             view["error"] = {"code": "UPLOAD_NOT_RECEIVED", "message": MESSAGES["UPLOAD_NOT_RECEIVED"]}

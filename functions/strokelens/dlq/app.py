@@ -20,9 +20,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import BotoCoreError, ClientError
 
 from strokelens.aws.scans_table import ScansTable
+from strokelens.aws.uploads import delete_uploads
 from strokelens.core.errors import MESSAGES
 from strokelens.core.records import parse_upload_key
 from strokelens.core.studies import parse_study_key, study_upload_key
@@ -62,17 +62,11 @@ def upload_keys(owner_id: str, scan_id: str, key: str, record: dict) -> list[str
     return [key]
 
 
-def delete_uploads(keys: list[str], scan_id: str) -> None:
-    """Best effort, in batches: the scan is final either way and the lifecycle rule deletes leftovers."""
-    for start in range(0, len(keys), 1000):  # DeleteObjects takes 1,000 keys per call
-        try:
-            errors = S3.delete_objects(Bucket=CONFIG.uploads_bucket, Delete={
-                "Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True}).get("Errors", [])
-        except (ClientError, BotoCoreError):
-            errors = [{"Code": "RequestFailed"}]
-        if errors:  # per-key failures come back in the response, not as an exception
-            codes = sorted({e.get("Code", "") for e in errors})
-            logger.warning("Raw uploads not deleted", extra={"scan_id": scan_id, "codes": codes})
+def _delete(keys: list[str], scan_id: str) -> None:
+    """Best effort: the scan is final either way and the lifecycle rule deletes leftovers."""
+    failed = delete_uploads(S3, CONFIG.uploads_bucket, keys)
+    if failed:
+        logger.warning("Raw uploads not deleted", extra={"scan_id": scan_id, "codes": failed})
 
 
 def end_record(owner_id: str, scan_id: str, key: str) -> str:
@@ -83,10 +77,10 @@ def end_record(owner_id: str, scan_id: str, key: str) -> str:
     if SCANS.fail_unfinished(owner_id, scan_id, code, MESSAGES[code]):
         logger.warning("Dead-lettered scan marked FAILED", extra={"scan_id": scan_id, "code": code})
         metrics.add_metric(name="ScanDeadLettered", unit=MetricUnit.Count, value=1)
-        delete_uploads(upload_keys(owner_id, scan_id, key, record), scan_id)
+        _delete(upload_keys(owner_id, scan_id, key, record), scan_id)
         return f"failed:{code}"
     if record.get("status") == "FAILED":  # ended earlier (maybe by this consumer, before a crash): no file is needed
-        delete_uploads(upload_keys(owner_id, scan_id, key, record), scan_id)
+        _delete(upload_keys(owner_id, scan_id, key, record), scan_id)
     return "already-final"
 
 

@@ -8,7 +8,6 @@ on the last allowed attempt the scan is marked FAILED and the message goes on to
 
 from __future__ import annotations
 
-import calendar
 import json
 import secrets
 import time
@@ -25,7 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from strokelens.aws.scans_table import ScansTable
 from strokelens.aws.uploads import delete_upload, read_upload, upload_exists, write_preview
 from strokelens.core.errors import MESSAGES, ScanError
-from strokelens.core.records import (OWNER_RE, UPLOAD_GRACE_SECONDS, is_scan_id, parse_upload_key,
+from strokelens.core.records import (OWNER_RE, UPLOAD_GRACE_SECONDS, epoch_of, is_scan_id, parse_upload_key,
                                      scan_deadline_message, upload_key)
 from strokelens.core.studies import parse_study_key
 from strokelens.inference.study import StudyPipeline
@@ -154,7 +153,7 @@ def scan_deadline(owner_id: str, scan_id: str, now: float | None = None) -> str:
     record = SCANS.get(owner_id, scan_id, consistent=True)
     if record is None or record.get("status") != "PENDING" or int(record.get("attempts") or 0):
         return "not-waiting"
-    left = _epoch(record["created_at"]) + CONFIG.upload_expires + UPLOAD_GRACE_SECONDS - (time.time() if now is None else now)
+    left = epoch_of(record["created_at"]) + CONFIG.upload_expires + UPLOAD_GRACE_SECONDS - (time.time() if now is None else now)
     if left > 0 and CONFIG.scan_queue_url:
         _requeue(scan_deadline_message(owner_id, scan_id), min(900, int(left) + 1))
         return "deferred"
@@ -167,8 +166,12 @@ def scan_deadline(owner_id: str, scan_id: str, now: float | None = None) -> str:
     return "not-waiting"
 
 
-def _epoch(iso: str) -> float:
-    return calendar.timegm(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S"))
+def _deadline_ids(deadline: dict, id_field: str) -> tuple[str, str]:
+    """(owner id, scan or study id) of a deadline message; ValueError for one the API never sent."""
+    owner_id, scan_id = str(deadline["owner_id"]), str(deadline[id_field])
+    if not (OWNER_RE.match(owner_id) and is_scan_id(scan_id)):
+        raise ValueError("not a deadline we sent")
+    return owner_id, scan_id
 
 
 class NotStarted(Exception):
@@ -189,15 +192,9 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         body = json.loads(record.body)
         if isinstance(body.get("study_deadline"), dict):  # delayed by the API: read what came
             deadline = body["study_deadline"]
-            owner_id, study_id = str(deadline["owner_id"]), str(deadline["study_id"])
-            if not (OWNER_RE.match(owner_id) and is_scan_id(study_id)):
-                raise ValueError("not a study deadline we sent")
+            owner_id, study_id = _deadline_ids(deadline, "study_id")
         elif isinstance(body.get("scan_deadline"), dict):  # delayed by the API past the upload link's life
-            deadline = body["scan_deadline"]
-            owner_id, scan_id = str(deadline["owner_id"]), str(deadline["scan_id"])
-            if not (OWNER_RE.match(owner_id) and is_scan_id(scan_id)):
-                raise ValueError("not a scan deadline we sent")
-            scan_deadline(owner_id, scan_id)
+            scan_deadline(*_deadline_ids(body["scan_deadline"], "scan_id"))
             return
         else:
             deadline = None

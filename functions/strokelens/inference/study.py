@@ -14,16 +14,16 @@ meeting that live lease is sent on rather than spent, so every study still ends 
 
 from __future__ import annotations
 
-import calendar
 import secrets
 import time
 from typing import Any, Callable, Protocol
 
 from strokelens.aws.scans_table import ScansTable
-from strokelens.aws.uploads import delete_upload, read_upload, write_json, write_previews
+from strokelens.aws.uploads import delete_upload, delete_uploads, read_upload, write_json, write_previews
 from strokelens.core.errors import MESSAGES, ScanError
 from strokelens.core.schema import Notice
 from strokelens.core.settings import Settings
+from strokelens.core.records import epoch_of
 from strokelens.core.studies import MAX_STUDY_BYTES, deadline_message, study_upload_key
 from strokelens.reader.model.served import ServedModel
 from strokelens.reader.reading import StudyReading, read_study, within_budget
@@ -47,10 +47,6 @@ class RemainingTime(Protocol):
     """The one thing the pipeline asks of the Lambda context."""
 
     def get_remaining_time_in_millis(self) -> int: ...
-
-
-def _epoch(iso: str) -> float:
-    return calendar.timegm(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S"))
 
 
 def _time_left(context: RemainingTime | None) -> Callable[[], float] | None:
@@ -77,8 +73,9 @@ class StudyPipeline:
         return [study_upload_key(owner_id, study_id, int(i)) for i in record.get("arrived") or ()]
 
     def _delete_uploads(self, owner_id: str, study_id: str, record: dict) -> None:
-        for key in self._keys(owner_id, study_id, record):
-            delete_upload(self.s3, self.config.uploads_bucket, key)
+        failed = delete_uploads(self.s3, self.config.uploads_bucket, self._keys(owner_id, study_id, record))
+        if failed:  # the study is final either way; the bucket's lifecycle rule deletes leftovers
+            self.logger.warning("Raw uploads not deleted", extra={"scan_id": study_id, "codes": failed})
 
     def arrived(self, owner_id: str, study_id: str, index: int, key: str, receive_count: int,
                 context: RemainingTime | None = None) -> str:
@@ -112,8 +109,8 @@ class StudyPipeline:
         t = time.time() if now is None else now
         arrived = len(record.get("arrived") or ())
         if record.get("status") == "PENDING" and 0 < arrived < int(record["files_expected"]) and self.requeue \
-                and t - _epoch(record["updated_at"]) < DEADLINE_QUIET_SECONDS \
-                and t - _epoch(record["created_at"]) < DEADLINE_MAX_SECONDS:
+                and t - epoch_of(record["updated_at"]) < DEADLINE_QUIET_SECONDS \
+                and t - epoch_of(record["created_at"]) < DEADLINE_MAX_SECONDS:
             self.requeue(deadline_message(owner_id, study_id), DEADLINE_QUIET_SECONDS)
             return "deferred"
         return self.read(owner_id, study_id, receive_count, context)
@@ -133,11 +130,11 @@ class StudyPipeline:
             return self._not_claimed(owner_id, study_id)
         self.logger.append_keys(scan_id=study_id)
         try:
-            timer = Timer()
+            timer, time_left = Timer(), _time_left(context)
             with timer("read"):
-                files = self._download(owner_id, study_id, record, _time_left(context))
+                files = self._download(owner_id, study_id, record, time_left)
             reading = read_study(files, self.model, record.get("modality_declared"), with_previews=True,
-                                 time_left=_time_left(context))
+                                 time_left=time_left)
             with timer("write_previews"):
                 fields = self._store(owner_id, study_id, reading, files)
             fields["timings_ms"] = {**timer.rounded(), **reading.timings_ms}
