@@ -222,8 +222,7 @@ class StudyPipeline:
         if result.mixed_modalities:
             notices.append(Notice.of("MIXED_MODALITIES"))
         codes = {w.code for s in reading.slices for w in s.warnings}
-        if "IDENTIFIERS_REMOVED_ON_SERVER" in codes:
-            notices.append(Notice.of("IDENTIFIERS_REMOVED_ON_SERVER"))
+        notices += [Notice.of(code) for code in ("IDENTIFIERS_REMOVED_ON_SERVER", "BURNED_IN_TEXT") if code in codes]
         if self.model.manifest.synthetic:
             notices.append(Notice.of("SYNTHETIC_MODEL"))
         return {"result": result.to_dict(), "warnings": [n.to_dict() for n in notices], "previews": previews,

@@ -89,6 +89,12 @@ class DecodedImage:
     def is_dicom(self) -> bool:
         return self.source_format == "dicom"
 
+    @property
+    def burned_in_text(self) -> bool:
+        """The DICOM header says text is drawn into the pixels (``BurnedInAnnotation`` YES): no header
+        edit removes it, so previews of this image keep only the head (:mod:`previews`)."""
+        return str(self.dicom_tags.get("BurnedInAnnotation", "")).strip().upper() == "YES"
+
 
 def sniff_format(data: bytes) -> str | None:
     """The image format named by the file's magic bytes, or None when it is not one we read.

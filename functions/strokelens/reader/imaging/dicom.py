@@ -44,6 +44,7 @@ DICOM_TAG_ALLOWLIST = (
     "RescaleIntercept",
     "NumberOfFrames",
     "TransferSyntaxUID",
+    "BurnedInAnnotation",  # YES / NO: whether text (perhaps a name) is drawn into the pixels
 )
 
 

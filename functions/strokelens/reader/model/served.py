@@ -229,8 +229,11 @@ class ServedModel:
 
 def _input_notices(decoded: DecodedImage, declared_modality: str | None) -> list[Notice]:
     """What the input itself calls for, whichever model reads it: adjustments made while decoding,
-    identifiers the server had to remove, and a header that overrules the chosen modality."""
+    identifiers the server had to remove, text burned into the pixels, and a header that overrules
+    the chosen modality."""
     notices = [Notice.of("IMAGE_CONVERTED", note) for note in decoded.notes]
+    if decoded.burned_in_text:
+        notices.append(Notice.of("BURNED_IN_TEXT"))
     if decoded.identity is not None and decoded.identity.removed_by == "server":
         counts = ", ".join(f"{n} {category}" for category, n in sorted(decoded.identity.counts.items()))
         notices.append(Notice.of("IDENTIFIERS_REMOVED_ON_SERVER", f"Removed: {counts}."))

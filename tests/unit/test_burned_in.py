@@ -1,0 +1,107 @@
+"""A DICOM whose header says text is burned into its pixels (``BurnedInAnnotation`` YES): the text is
+never removed by a header edit, so the server keeps only the head in every full-frame preview, says
+so in the result, and records the flag; the same file without the flag keeps its whole frame."""
+
+from __future__ import annotations
+
+import io
+
+import boto3
+import numpy as np
+import pytest
+from PIL import Image
+from pydicom import dcmread
+
+from strokelens.reader.model.served import ServedModel
+from strokelens.reader.reading import read_scan, read_study
+from tests.conftest import sqs_s3_event
+from tests.dicom_series import ct_series
+from tests.unit.test_inference_handler import record, upload
+
+TEXT = (slice(4, 22), slice(4, 60))  # a block of "text" in the top-left corner, well away from the head
+
+
+def _slice_with_text(ct_png: bytes) -> np.ndarray:
+    """A real head CT slice (8-bit brain window) on a 320 px canvas, with bright strokes in a corner."""
+    head = np.asarray(Image.open(io.BytesIO(ct_png)).convert("L"))
+    head = head[: min(head.shape[0], 280), : min(head.shape[1], 280)]
+    canvas = np.zeros((320, 320), np.uint8)
+    top, left = (320 - head.shape[0]) // 2 + 16, (320 - head.shape[1]) // 2
+    canvas[top:top + head.shape[0], left:left + head.shape[1]] = head
+    canvas[TEXT][::3, :] = 255  # thin bright lines: what a printed name looks like to the pixels
+    return canvas
+
+
+def _dicom(ct_png: bytes, flag: str | None) -> bytes:
+    data = ct_series(1, images=[_slice_with_text(ct_png)])[0]
+    ds = dcmread(io.BytesIO(data))
+    if flag is not None:
+        ds.BurnedInAnnotation = flag
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("L"), np.float32)
+
+
+def _text_and_head(png: bytes) -> tuple[float, float]:
+    """(brightest value where the text was, mean of the central region) of a full-frame preview."""
+    px = _pixels(png)
+    scale = px.shape[0] / 320
+    rows = slice(int(TEXT[0].start * scale), int(TEXT[0].stop * scale))
+    cols = slice(int(TEXT[1].start * scale), int(TEXT[1].stop * scale))
+    centre = px[int(px.shape[0] * 0.4):int(px.shape[0] * 0.6), int(px.shape[1] * 0.4):int(px.shape[1] * 0.6)]
+    return float(px[rows, cols].max()), float(centre.mean())
+
+
+@pytest.fixture(scope="module")
+def model() -> ServedModel:
+    return ServedModel()
+
+
+def test_flagged_previews_keep_only_the_head(ct_png, model):
+    reading = read_scan(_dicom(ct_png, "YES"), model, with_previews=True)
+    full_frame = ["display", *(n for n in reading.previews if n.startswith("window_"))]
+    assert len(full_frame) >= 2, "a CT DICOM has its display and its window previews"
+    for name in full_frame:
+        text, head = _text_and_head(reading.previews[name])
+        assert text == 0.0, f"{name}: the burned-in text is gone"
+        assert head > 20.0, f"{name}: the head is still shown"
+    assert [w.code for w in reading.warnings].count("BURNED_IN_TEXT") == 1
+    assert reading.result.dicom["BurnedInAnnotation"] == "YES"
+
+
+def test_unflagged_previews_keep_the_whole_frame_and_read_the_same(ct_png, model):
+    flagged = read_scan(_dicom(ct_png, "YES"), model, with_previews=True)
+    for flag in ("NO", None):
+        reading = read_scan(_dicom(ct_png, flag), model, with_previews=True)
+        text, _ = _text_and_head(reading.previews["display"])
+        assert text > 200.0, "without the flag the frame is shown as it is"
+        assert "BURNED_IN_TEXT" not in [w.code for w in reading.warnings]
+        # Only the previews differ: the reading itself is the same pixels through the same model.
+        assert reading.result.probabilities == flagged.result.probabilities
+        assert _pixels(reading.previews["model_input"]).tolist() == _pixels(flagged.previews["model_input"]).tolist()
+
+
+def test_a_flagged_slice_in_a_study_gets_head_only_previews_and_the_study_says_so(ct_png, model):
+    files = [_dicom(ct_png, "YES")]
+    reading = read_study(files, model, "CT", with_previews=True)
+    displays = [png for (_, name), png in reading.previews.items() if name == "display"]
+    assert displays, "the study keeps a display preview per slice"
+    assert all(_text_and_head(png)[0] == 0.0 for png in displays)
+    assert any(w.code == "BURNED_IN_TEXT" for s in reading.slices for w in s.warnings)
+
+
+def test_the_handler_stores_head_only_previews_and_the_warning(inference_app, resources, lambda_context, ct_png):
+    scans = boto3.resource("dynamodb").Table(resources.table)
+    data = _dicom(ct_png, "YES")
+    scan_id, key = upload(resources, scans, data)
+    inference_app.handler(sqs_s3_event(resources.uploads_bucket, key, len(data)), lambda_context)
+    item = record(scans, scan_id)
+    assert item["status"] == "DONE"
+    assert any(w["code"] == "BURNED_IN_TEXT" for w in item["warnings"])
+    s3 = boto3.client("s3")
+    display = s3.get_object(Bucket=resources.artifacts_bucket, Key=item["previews"]["display"])["Body"].read()
+    assert _text_and_head(display)[0] == 0.0
