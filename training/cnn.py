@@ -54,6 +54,8 @@ class CNNConfig:
     batch_size: int = 16
     epochs: int = 40
     augment: bool = True
+    bag_k: int = 0  # > 0: also a bag (multiple-instance) loss on top-k mean pooled slice logits (see train)
+    bag_studies: int = 2  # bags per bag step
     extra: dict = field(default_factory=dict)
 
     @property
@@ -172,12 +174,60 @@ def ensemble_proba(trainer, x: np.ndarray) -> np.ndarray:
     return np.mean([np.asarray(o, np.float64) for o in out], axis=0)
 
 
+@dataclass(frozen=True)
+class Bags:
+    """Labelled bags of slices for the multiple-instance loss: ``images`` (M, S, S), ``bag`` (M,) the bag
+    index of each image, ``labels`` (B,) 0/1 per bag, and the classes whose logit difference scores a
+    slice (``positive`` vs ``negative``)."""
+
+    images: np.ndarray
+    bag: np.ndarray
+    labels: np.ndarray
+    positive: int
+    negative: int
+
+
+def _bag_step(trainer, images: np.ndarray, bag: np.ndarray, labels: np.ndarray, bags: Bags, k: int) -> float:
+    """One gradient step on the bag loss: per trunk, each slice's score is its logit difference
+    (log p[positive] - log p[negative]); a bag's score is the mean of its top-``k`` slice scores (the
+    served top-k pooling); binary cross-entropy against the bag label, plus the layers' L2 terms."""
+    import tensorflow as tf
+
+    segments = [np.flatnonzero(bag == b) for b in range(len(labels))]
+    with tf.GradientTape() as tape:
+        outs = trainer(images[..., None], training=True)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        loss = 0.0
+        for p in outs:
+            logit = tf.math.log(p[:, bags.positive] + 1e-7) - tf.math.log(p[:, bags.negative] + 1e-7)
+            scores = tf.stack([tf.reduce_mean(tf.math.top_k(tf.gather(logit, seg), min(k, len(seg))).values)
+                               for seg in segments])
+            loss += tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels.astype(np.float32), logits=scores))
+        total = loss + tf.add_n(trainer.losses) if trainer.losses else loss
+    grads = tape.gradient(total, trainer.trainable_variables)
+    trainer.optimizer.apply_gradients(zip(grads, trainer.trainable_variables))
+    return float(loss) / len(outs)
+
+
+def _bag_batches(bags: Bags, n_per_step: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The bags in a random order, ``n_per_step`` per step (each step's ids sorted)."""
+    order = rng.permutation(len(bags.labels))
+    return [np.sort(order[i:i + n_per_step]) for i in range(0, len(order), n_per_step)]
+
+
 def train(x: np.ndarray, y: np.ndarray, n_classes: int, config: CNNConfig, seed: int,
-          validation: tuple[np.ndarray, np.ndarray] | None = None, epochs: int | None = None):
+          validation: tuple[np.ndarray, np.ndarray] | None = None, epochs: int | None = None,
+          bags: Bags | None = None):
     """Train from scratch for a fixed number of epochs. ``validation`` is only monitored (per-epoch
     ROC AUC of the trunks' mean softmax, for the training-curve chart), never used to stop or select.
 
-    Returns (trainer, extractor, history) with history "loss" and (with validation) "val_auc".
+    With ``bags`` and ``config.bag_k`` > 0, each epoch is (1) one pass of the slice loss over ``x``, then
+    (2) one pass over the bags, ``config.bag_studies`` bags per step, on the same optimizer and learning-
+    rate schedule: slices whose own label is unknown (a haemorrhage study's slices) learn only through
+    their bag's label.
+
+    Returns (trainer, extractor, history) with history "loss", "bag_loss" (with bags) and (with
+    validation) "val_auc".
     """
     import keras
 
@@ -186,10 +236,12 @@ def train(x: np.ndarray, y: np.ndarray, n_classes: int, config: CNNConfig, seed:
     configure(seed)
     trainer, extractor = build_models(n_classes, config)
     n_epochs = epochs or config.epochs
-    steps = int(np.ceil(len(x) / config.batch_size)) * n_epochs
+    use_bags = bags is not None and config.bag_k > 0
+    bag_steps = int(np.ceil(len(bags.labels) / config.bag_studies)) if use_bags else 0
+    steps = (int(np.ceil(len(x) / config.batch_size)) + bag_steps) * n_epochs
     _compile(trainer, config, steps)
     onehot = keras.utils.to_categorical(y, n_classes).astype(np.float32)
-    history: dict = {"loss": [], "val_auc": []}
+    history: dict = {"loss": [], "val_auc": [], "bag_loss": []}
     for epoch in range(n_epochs):
         rng = np.random.default_rng([seed, epoch])
         order = rng.permutation(len(x))
@@ -197,6 +249,14 @@ def train(x: np.ndarray, y: np.ndarray, n_classes: int, config: CNNConfig, seed:
         fit = trainer.fit(batch[..., None], [onehot[order]] * config.trunks, batch_size=config.batch_size,
                           epochs=1, shuffle=False, verbose=0)
         history["loss"].append(float(fit.history["loss"][-1]) / config.trunks)
+        if use_bags:
+            losses = []
+            for chosen in _bag_batches(bags, config.bag_studies, rng):
+                members = np.flatnonzero(np.isin(bags.bag, chosen))
+                local = np.searchsorted(chosen, bags.bag[members])  # bag ids -> 0..len(chosen)-1
+                images = augment(bags.images[members], rng) if config.augment else bags.images[members]
+                losses.append(_bag_step(trainer, images, local, bags.labels[chosen], bags, config.bag_k))
+            history["bag_loss"].append(float(np.mean(losses)))
         if validation is not None:
             history["val_auc"].append(roc_auc(validation[1], ensemble_proba(trainer, validation[0])))
     return trainer, extractor, history

@@ -149,7 +149,8 @@ def slice_summary(result: dict, table, seed: int) -> dict:
 def report(result: dict) -> str:
     """Markdown: pooled OOF study ROC AUC per rule and variant, next to the optimistic figure."""
     lines = [f"# Cross-fitted estimate (seed {result['seed']}, {len(result['done'])}/{result['folds_total']} folds, "
-             f"{result.get('trunks', TRUNKS)} CNN trunk(s), model `{result.get('model_version')}`)",
+             f"{result.get('trunks', TRUNKS)} CNN trunk(s)"
+             f"{', bag loss on top-%d' % result['bag_k'] if result.get('bag_k') else ''}, model `{result.get('model_version')}`)",
              "", f"CNN, heads (CT MIL head C = {result['ct_head_C']}, DWI head C = {result.get('dwi_head_C')}) and pooling "
              f"re-trained per fold ({result.get('scheme', 'ct-ich studies in folds')}); nothing held out reached its "
              "fold's CNN.", "",
@@ -175,12 +176,13 @@ def report(result: dict) -> str:
 
 
 def recipe(sources: dict, input_size: int, seed: int, epochs: int, assess_cut: float, c: float,
-           trunks: int = TRUNKS) -> dict:
+           trunks: int = TRUNKS, bag_k: int = 0) -> dict:
     """What a cross-fitted record measured, short of the MIL round and the pooling (it scores every rule):
     the data and its preprocessing (the cache key hashes the crop's code), the CNN's seed, epochs and
-    trunks, the MIL head's C."""
-    return {"data": data.cache_key(sources, input_size, seed), "epochs": int(epochs), "trunks": int(trunks),
-            "assess_cut": float(assess_cut), "ct_head_C": float(c)}
+    trunks, the MIL head's C, and the CNN's bag loss when it has one (absent: naive study labels)."""
+    out = {"data": data.cache_key(sources, input_size, seed), "epochs": int(epochs), "trunks": int(trunks),
+           "assess_cut": float(assess_cut), "ct_head_C": float(c)}
+    return {**out, "bag_k": int(bag_k)} if bag_k else out
 
 
 def _write(out: Path, result: dict, table, studies: np.ndarray, ys: np.ndarray, folds: list, metrics: dict, args) -> None:
@@ -191,7 +193,7 @@ def _write(out: Path, result: dict, table, studies: np.ndarray, ys: np.ndarray, 
     result["optimistic_oof_served_rule"] = next(r["oof_study_roc_auc"] for r in metrics["aggregation"]
                                                 if r["rule"] == result["served_rule"])
     result["recipe"] = recipe(metrics["sources"], args.input_size, args.seed, args.epochs, args.assess_cut,
-                              result["ct_head_C"], args.trunks)  # a resume with another recipe started afresh
+                              result["ct_head_C"], args.trunks, args.bag_k)  # a resume with another recipe started afresh
     result["fold_auc"] = {variant: {str(k): auc(ys[va], [per_rule[result["served_rule"]][s] for s in studies[va]])
                                     for k, (_, va) in enumerate(folds) if k in result["done"]}
                           for variant, per_rule in result["oof"].items()}
@@ -216,12 +218,12 @@ def run(args) -> dict:
     result = json.loads(path.read_text()) if path.is_file() else {}
     c_dwi = next((h["C"] for h in metrics.get("heads_dwi", []) if h["head"] == "logistic_regression"), None)
     sfold = slice_folds(table, len(folds), args.seed)
-    measured = recipe(sources, args.input_size, args.seed, args.epochs, args.assess_cut, c, args.trunks)
+    measured = recipe(sources, args.input_size, args.seed, args.epochs, args.assess_cut, c, args.trunks, args.bag_k)
     if ((result.get("folds_total"), result.get("seed"), result.get("round2", False), result.get("scheme"),
          result.get("recipe"), result.get("dwi_head_C")) != (len(folds), args.seed, args.round2, SCHEME, measured, c_dwi)):
         result = {"seed": args.seed, "folds_total": len(folds), "scheme": SCHEME, "ct_head_C": c, "dwi_head_C": c_dwi,
-                  "epochs": args.epochs, "trunks": args.trunks, "round2": bool(args.round2), "done": [], "oof": {}, "oof_slices": {}}
-    config = cnn_config(args.input_size, args.epochs, args.trunks)
+                  "epochs": args.epochs, "trunks": args.trunks, "bag_k": args.bag_k, "round2": bool(args.round2), "done": [], "oof": {}, "oof_slices": {}}
+    config = cnn_config(args.input_size, args.epochs, args.trunks, args.bag_k)
     base_rows = training_rows(table, args.assess_cut)
     for k, (_, va) in enumerate(folds):
         if k in result["done"]:
@@ -309,6 +311,9 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--trunks", type=int, default=TRUNKS, help="CNN trunks (a candidate recipe; the record says which)")
+    ap.add_argument("--bag-k", type=int, default=0,
+                    help="a candidate recipe: the CNN learns ct-ich studies through a bag loss on top-k pooled "
+                         "slice logits (0: naive study labels, the served recipe)")
     ap.add_argument("--input-size", type=int, default=128)
     ap.add_argument("--assess-cut", type=float, default=ASSESS_CUT)
     ap.add_argument("--round2", action="store_true",

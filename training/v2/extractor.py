@@ -30,9 +30,11 @@ MIL_C = 0.01  # the MIL head's C chosen by grouped study CV for model v2's first
 TRUNKS = 1  # CNN trunks (an ensemble when > 1); a change goes through `make crossfit` first
 
 
-def cnn_config(input_size: int = 128, epochs: int = 15, trunks: int = TRUNKS) -> cnn.CNNConfig:
-    """The v2 CNN recipe (``trunks`` trunks + intensity bands; fixed epochs so folds and the full run match)."""
-    return cnn.CNNConfig(input_size=input_size, trunks=trunks, epochs=epochs, batch_size=32, learning_rate=3e-3)
+def cnn_config(input_size: int = 128, epochs: int = 15, trunks: int = TRUNKS, bag_k: int = 0) -> cnn.CNNConfig:
+    """The v2 CNN recipe (``trunks`` trunks + intensity bands; fixed epochs so folds and the full run match;
+    ``bag_k`` > 0: ct-studies learnt through a bag loss, :func:`bags_of`)."""
+    return cnn.CNNConfig(input_size=input_size, trunks=trunks, epochs=epochs, batch_size=32, learning_rate=3e-3,
+                         bag_k=bag_k)
 
 
 def cnn_target(source: str, label: str) -> int:
@@ -68,15 +70,35 @@ def relabelled_rows(table, rows: np.ndarray, maps: np.ndarray, counts: dict, see
     return np.setdiff1d(rows, np.array(drop, dtype=int))
 
 
+def bags_of(table, rows: np.ndarray) -> tuple[np.ndarray, cnn.Bags | None]:
+    """Split ``rows`` for the bag loss: (slice-loss rows, bags). A haemorrhage study's slices have no
+    label of their own (about 1 in 8 shows blood), so they leave the slice loss and learn only through
+    their study's bag; a normal study's slices are all truly normal and stay in both."""
+    studies = rows[table.source[rows] == "ct-studies"]
+    if len(studies) == 0:
+        return rows, None
+    names = np.array(sorted(set(table.study[studies])))
+    bag = np.searchsorted(names, table.study[studies])
+    labels = np.array([int(table.label[studies[bag == b][0]] == "hemorrhage") for b in range(len(names))])
+    unlabelled = studies[labels[bag] == 1]
+    bags = cnn.Bags(table.x[studies], bag, labels, positive=1, negative=0)
+    return np.setdiff1d(rows, unlabelled), bags
+
+
 def _fit_export(table, rows: np.ndarray, calib_rows: np.ndarray, config: cnn.CNNConfig, seed: int, path: Path, log):
+    bags = None
+    if config.bag_k:
+        rows, bags = bags_of(table, rows)
     y = np.array([cnn_target(s, lab) for s, lab in zip(table.source[rows], table.label[rows])])
     # Balance sources: ct-slices is small; repeat it so each epoch sees it as often as the others' classes.
     reps = np.where(table.source[rows] == "ct-slices", 4, 1)
     rows_rep, y_rep = np.repeat(rows, reps), np.repeat(y, reps)
     t0 = time.perf_counter()
-    _, extractor, hist = cnn.train(table.x[rows_rep], y_rep, len(CNN_CLASSES), config, seed)
+    _, extractor, hist = cnn.train(table.x[rows_rep], y_rep, len(CNN_CLASSES), config, seed, bags=bags)
+    bag_note = (f", bag loss on {len(bags.labels)} studies {hist['bag_loss'][0]:.3f} -> {hist['bag_loss'][-1]:.3f}"
+                if bags is not None else "")
     log(f"CNN trained on {len(rows)} slices ({len(rows_rep)} with repeats), {config.epochs} epochs, "
-        f"loss {hist['loss'][0]:.3f} -> {hist['loss'][-1]:.3f}, {time.perf_counter() - t0:.0f} s")
+        f"loss {hist['loss'][0]:.3f} -> {hist['loss'][-1]:.3f}{bag_note}, {time.perf_counter() - t0:.0f} s")
     calib = table.x[np.random.default_rng(seed).choice(calib_rows, min(300, len(calib_rows)), replace=False)]
     size = export.to_int8_tflite(extractor, calib, path)
     maps = export.feature_maps(path, table.x)
