@@ -208,8 +208,9 @@ class Faults:
 
     # -- installing ------------------------------------------------------------------------------
     def install(self, *, inference: ModuleType | None = None, dead_letter: ModuleType | None = None) -> "Faults":
-        """Wrap the inference module's ``process_object``/``read_scan``/``SCANS.complete`` and hook
-        every boto3 client the modules hold (``S3``, ``SCANS.table``)."""
+        """Wrap the inference module's ``process_object``, its single-scan pipeline's reader
+        (``SCAN_PIPELINE.read_scan``) and ``SCANS.complete``, and hook every boto3 client the modules
+        hold (``S3``, ``SCANS.table``)."""
         if inference is not None:
             self._wrap_inference(inference)
         for function, module in (("inference", inference), ("dead_letter", dead_letter)):
@@ -243,7 +244,8 @@ class Faults:
     def _wrap_inference(self, module: ModuleType) -> None:
         from strokelens.core.records import parse_upload_key
 
-        original_process, original_read = module.process_object, module.read_scan
+        pipeline = module.SCAN_PIPELINE  # calls its reader through this attribute
+        original_process, original_read = module.process_object, pipeline.read_scan
         scans = module.SCANS
         original_complete = scans.complete
 
@@ -278,10 +280,10 @@ class Faults:
                     self.completions[scan_id] += 1
             return recorded
 
-        module.process_object, module.read_scan, scans.complete = process_object, read_scan, complete
+        module.process_object, pipeline.read_scan, scans.complete = process_object, read_scan, complete
 
         def undo() -> None:
-            module.process_object, module.read_scan = original_process, original_read
+            module.process_object, pipeline.read_scan = original_process, original_read
             del scans.complete  # the instance attribute; the class's method shows again
 
         self._undo.append(undo)

@@ -122,7 +122,8 @@ def test_a_spent_scan_is_failed_at_its_next_delivery_not_read_again(inference_ap
     scan_id = _pending(scans, status="PROCESSING", attempts=limit, lease_until=1, claim_token="dead")
     key = upload_key(OWNER, scan_id)
     boto3.client("s3").put_object(Bucket=resources.uploads_bucket, Key=key, Body=ct_png)
-    monkeypatch.setattr(inference_app, "read_scan", lambda *a, **k: pytest.fail("a spent scan must not be read"))
+    monkeypatch.setattr(inference_app.SCAN_PIPELINE, "read_scan",
+                        lambda *a, **k: pytest.fail("a spent scan must not be read"))
     assert inference_app.process_object(key, len(ct_png), 1) == "failed:READ_ABORTED"
     item = scans.get_item(Key={"owner_id": OWNER, "scan_id": scan_id})["Item"]
     assert item["status"] == "FAILED" and item["error"]["code"] == "READ_ABORTED"

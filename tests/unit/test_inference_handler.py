@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from strokelens.core.schema import Notice, SliceResult
 
 import boto3
@@ -12,6 +14,7 @@ from strokelens.core.records import new_pending, new_scan_id, upload_key
 from tests.conftest import EVENTS, load_event, sqs_s3_event
 
 OWNER = "0c9f7e1a-1111-4aaa-9bbb-000000000001"
+SCAN_MODULE = "strokelens.inference.scan"  # the single-scan pipeline: reads uploads, writes previews
 
 
 @pytest.fixture
@@ -74,7 +77,7 @@ def _refuse_reads(monkeypatch, inference_app) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError(f"the upload was read: {args[2:3]}")
 
-    monkeypatch.setattr(inference_app, "read_upload", refuse)
+    monkeypatch.setattr(SCAN_MODULE + ".read_upload", refuse)
 
 
 def _outcomes(monkeypatch, inference_app) -> list[str]:
@@ -114,14 +117,14 @@ def test_unexpected_error_fails_only_that_record_and_releases_the_claim(
         inference_app, resources, scans, ct_png, lambda_context, monkeypatch):
     good_id, good_key = upload(resources, scans, ct_png)
     bad_id, bad_key = upload(resources, scans, ct_png)
-    real_read = inference_app.read_upload
+    real_read = importlib.import_module(SCAN_MODULE).read_upload
 
     def flaky(s3, bucket, key, max_bytes, etag=None):
         if key == bad_key:
             raise ConnectionError("S3 hiccup")
         return real_read(s3, bucket, key, max_bytes, etag)
 
-    monkeypatch.setattr(inference_app, "read_upload", flaky)
+    monkeypatch.setattr(SCAN_MODULE + ".read_upload", flaky)
     event = sqs_s3_event(resources.uploads_bucket, good_key, len(ct_png))
     event["Records"] += sqs_s3_event(resources.uploads_bucket, bad_key, len(ct_png), message_id="bad-one")["Records"]
     response = inference_app.handler(event, lambda_context)
@@ -165,7 +168,7 @@ def test_a_failed_preview_write_is_retried_not_lost(inference_app, resources, sc
     def broken(*args, **kwargs):
         raise ConnectionError("S3 PutObject failed")
 
-    monkeypatch.setattr(inference_app, "write_preview", broken)
+    monkeypatch.setattr(SCAN_MODULE + ".write_preview", broken)
     with pytest.raises(BatchProcessingError):
         inference_app.handler(sqs_s3_event(resources.uploads_bucket, key, len(ct_png)), lambda_context)
     assert record(scans, scan_id)["status"] == "PENDING", "claim released for the SQS retry"
