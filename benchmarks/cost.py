@@ -2,7 +2,7 @@
 
 Prices: AWS on-demand, us-east-1, free tiers ignored. Sources are the AWS pricing pages named
 next to each constant, as read on the date given. Per-scan call counts follow the code
-(api/app.py, inference/app.py, aws/scans_table.py) and web/js/scans.js (polling with back-off).
+(api/app.py, inference/app.py and scan.py, aws/scans_table.py) and web/js/scans.js (polling with back-off).
 """
 
 from __future__ import annotations

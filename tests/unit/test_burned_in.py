@@ -28,15 +28,32 @@ def _slice_with_text(ct_png: bytes) -> np.ndarray:
     canvas = np.zeros((320, 320), np.uint8)
     top, left = (320 - head.shape[0]) // 2 + 16, (320 - head.shape[1]) // 2
     canvas[top:top + head.shape[0], left:left + head.shape[1]] = head
-    canvas[TEXT][::3, :] = 255  # thin bright lines: what a printed name looks like to the pixels
+    _draw_text(canvas)
     return canvas
 
 
-def _dicom(ct_png: bytes, flag: str | None) -> bytes:
-    data = ct_series(1, images=[_slice_with_text(ct_png)])[0]
+def _draw_text(canvas: np.ndarray) -> None:
+    """Strokes 3 px thick (they survive the head mask's speckle opening) in the TEXT corner."""
+    block = canvas[TEXT]
+    for r in range(0, block.shape[0] - 2, 6):
+        block[r:r + 3, :] = 255
+    for c in range(0, block.shape[1] - 2, 8):
+        block[:, c:c + 3] = 255
+
+
+def _dicom(ct_png: bytes | None, flag: str | list[str] | None, monochrome1: bool = False) -> bytes:
+    """The slice with text as a CT DICOM; ``ct_png`` None: no head at all, only the text."""
+    if ct_png is None:
+        image = np.zeros((320, 320), np.uint8)
+        _draw_text(image)
+    else:
+        image = _slice_with_text(ct_png)
+    data = ct_series(1, images=[image])[0]
     ds = dcmread(io.BytesIO(data))
     if flag is not None:
         ds.BurnedInAnnotation = flag
+    if monochrome1:  # the same stored values shown inverted: air white, the head dark
+        ds.PhotometricInterpretation = "MONOCHROME1"
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
@@ -61,16 +78,59 @@ def model() -> ServedModel:
     return ServedModel()
 
 
+def _full_frame(reading) -> list[str]:
+    names = ["display", *(n for n in reading.previews if n.startswith("window_"))]
+    assert len(names) >= 2, "a CT DICOM has its display and its window previews"
+    return names
+
+
 def test_flagged_previews_keep_only_the_head(ct_png, model):
+    unflagged = read_scan(_dicom(ct_png, None), model, with_previews=True)
+    assert all(_text_and_head(unflagged.previews[n])[0] > 200.0 for n in ("display", "window_brain")), \
+        "the text survives decoding, so the checks below can fail"
     reading = read_scan(_dicom(ct_png, "YES"), model, with_previews=True)
-    full_frame = ["display", *(n for n in reading.previews if n.startswith("window_"))]
-    assert len(full_frame) >= 2, "a CT DICOM has its display and its window previews"
-    for name in full_frame:
+    for name in _full_frame(reading):
         text, head = _text_and_head(reading.previews[name])
         assert text == 0.0, f"{name}: the burned-in text is gone"
         assert head > 20.0, f"{name}: the head is still shown"
     assert [w.code for w in reading.warnings].count("BURNED_IN_TEXT") == 1
     assert reading.result.dicom["BurnedInAnnotation"] == "YES"
+
+
+@pytest.mark.parametrize("case", ["no head", "inverted frame"])
+def test_flagged_previews_are_blank_where_no_head_is_found(ct_png, model, case):
+    """No head (the text is the largest object) or an inverted frame (the bright surround is): the
+    mask is not a head, so nothing of the frame is kept, the model input's preview included."""
+    data = _dicom(None, "YES") if case == "no head" else _dicom(ct_png, "YES", monochrome1=True)
+    reading = read_scan(data, model, "CT", with_previews=True)
+    for name in [*_full_frame(reading), "model_input"]:
+        assert _pixels(reading.previews[name]).max() == 0.0, f"{name} is blank"
+    assert any(w.code == "BURNED_IN_TEXT" for w in reading.warnings)
+
+
+@pytest.mark.parametrize("value", ["JOHN SMITH 1970", ["YES", "NO"], " yes "])
+def test_a_flag_outside_yes_no_counts_as_yes_and_is_not_kept(ct_png, model, value):
+    reading = read_scan(_dicom(ct_png, value), model, with_previews=True)  # read, not refused
+    assert _text_and_head(reading.previews["display"])[0] == 0.0
+    assert any(w.code == "BURNED_IN_TEXT" for w in reading.warnings)
+    kept = (reading.result.dicom or {}).get("BurnedInAnnotation")
+    assert kept == ("YES" if value == " yes " else None), "only YES / NO is ever stored"
+
+
+def test_an_uncropped_model_input_is_drawn_from_the_masked_frame(ct_png):
+    """A model that does not crop to the head (model v1) sees the whole frame: its preview is drawn
+    again from the head-only display."""
+    from strokelens.reader.imaging.decode import decode_image
+    from strokelens.reader.imaging.preprocess import to_display, to_model_input
+    from strokelens.reader.imaging.previews import preview_pngs
+
+    decoded = decode_image(_dicom(ct_png, "YES"))
+    display, _ = to_display(decoded)
+    whole = to_model_input(display, 128)
+    assert whole[:8, :8].max() > 0.5, "the uncropped input carries the text"
+    png = preview_pngs(decoded, display, whole, ("model_input",), cropped=False)["model_input"]
+    assert _pixels(png)[:8, :8].max() == 0.0
+    assert _pixels(png)[48:80, 48:80].mean() > 20.0
 
 
 def test_unflagged_previews_keep_the_whole_frame_and_read_the_same(ct_png, model):
@@ -88,9 +148,9 @@ def test_unflagged_previews_keep_the_whole_frame_and_read_the_same(ct_png, model
 def test_a_flagged_slice_in_a_study_gets_head_only_previews_and_the_study_says_so(ct_png, model):
     files = [_dicom(ct_png, "YES")]
     reading = read_study(files, model, "CT", with_previews=True)
-    displays = [png for (_, name), png in reading.previews.items() if name == "display"]
-    assert displays, "the study keeps a display preview per slice"
-    assert all(_text_and_head(png)[0] == 0.0 for png in displays)
+    full_frame = [png for (_, name), png in reading.previews.items() if name == "display" or name.startswith("window_")]
+    assert len(full_frame) >= 2, "the study keeps a display per slice and the key slice's windows"
+    assert all(_text_and_head(png)[0] == 0.0 for png in full_frame)
     assert any(w.code == "BURNED_IN_TEXT" for s in reading.slices for w in s.warnings)
 
 
@@ -103,5 +163,8 @@ def test_the_handler_stores_head_only_previews_and_the_warning(inference_app, re
     assert item["status"] == "DONE"
     assert any(w["code"] == "BURNED_IN_TEXT" for w in item["warnings"])
     s3 = boto3.client("s3")
-    display = s3.get_object(Bucket=resources.artifacts_bucket, Key=item["previews"]["display"])["Body"].read()
-    assert _text_and_head(display)[0] == 0.0
+    full_frame = [n for n in item["previews"] if n == "display" or n.startswith("window_")]
+    assert len(full_frame) >= 2
+    for name in full_frame:
+        png = s3.get_object(Bucket=resources.artifacts_bucket, Key=item["previews"][name])["Body"].read()
+        assert _text_and_head(png)[0] == 0.0, name

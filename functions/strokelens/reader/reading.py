@@ -43,7 +43,7 @@ def read_scan(data: bytes, model: ServedModel, declared_modality: str | None = N
     previews: dict[str, bytes] = {}
     if with_previews:
         with timer("previews"):
-            previews = preview_pngs(decoded, slice_.display, slice_.model_input, preview_names)
+            previews = preview_pngs(decoded, slice_.display, slice_.model_input, preview_names, slice_.cropped)
             if slice_.heat is not None and (preview_names is None or "heatmap" in preview_names):
                 previews["heatmap"] = overlay_png(slice_.heat)
     return Reading(result=slice_.result, warnings=slice_.notices, timings_ms=timer.rounded(), previews=previews)

@@ -84,16 +84,13 @@ class DecodedImage:
     # MR DICOM only: "DWI" when the header says diffusion-weighted, "other" (T1, T2, FLAIR...) when it
     # names another sequence, None when it does not say (the tag texts themselves are never kept).
     mr_sequence: str | None = None
+    # DICOM only: the header says text (perhaps a name) is drawn into the pixels (BurnedInAnnotation
+    # other than NO). No header edit removes it, so previews of this image keep only the head.
+    burned_in_text: bool = False
 
     @property
     def is_dicom(self) -> bool:
         return self.source_format == "dicom"
-
-    @property
-    def burned_in_text(self) -> bool:
-        """The DICOM header says text is drawn into the pixels (``BurnedInAnnotation`` YES): no header
-        edit removes it, so previews of this image keep only the head (:mod:`previews`)."""
-        return str(self.dicom_tags.get("BurnedInAnnotation", "")).strip().upper() == "YES"
 
 
 def sniff_format(data: bytes) -> str | None:

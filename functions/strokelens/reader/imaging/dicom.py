@@ -44,7 +44,7 @@ DICOM_TAG_ALLOWLIST = (
     "RescaleIntercept",
     "NumberOfFrames",
     "TransferSyntaxUID",
-    "BurnedInAnnotation",  # YES / NO: whether text (perhaps a name) is drawn into the pixels
+    "BurnedInAnnotation",  # kept only as YES or NO (burned_in_annotation): text drawn into the pixels
 )
 
 
@@ -231,6 +231,7 @@ def decode_dicom(data: bytes, deadline: _Deadline) -> DecodedImage:
         dicom_tags=_allowed_tags(ds),
         chroma=chroma,
         mr_sequence=sequence,
+        burned_in_text=burned_in_annotation(ds)[0],
     )
 
 
@@ -343,9 +344,26 @@ def mr_sequence_of(ds: Any) -> str | None:
     return None
 
 
+def burned_in_annotation(ds: Any) -> tuple[bool, str | None]:
+    """(whether text may be drawn into the pixels, the value to keep). The standard allows YES or NO;
+    anything else (free text, several values) counts as YES, since it is no reason to show the whole
+    frame, and is not kept, since it may be anything. An absent or empty element is no flag."""
+    value = ds.get("BurnedInAnnotation")
+    if value is None or value == "":
+        return False, None
+    text = "\\".join(map(str, value)) if not isinstance(value, str) and hasattr(value, "__iter__") else str(value)
+    word = text.strip().upper()
+    return word != "NO", word if word in ("YES", "NO") else None
+
+
 def _allowed_tags(ds: Any) -> dict[str, Any]:
     tags: dict[str, Any] = {}
+    flag = burned_in_annotation(ds)[1]
+    if flag is not None:
+        tags["BurnedInAnnotation"] = flag
     for name in DICOM_TAG_ALLOWLIST:
+        if name == "BurnedInAnnotation":  # text, not a number: kept above as YES / NO only
+            continue
         value = ds.file_meta.get(name) if name == "TransferSyntaxUID" else ds.get(name)
         if value is None or value == "":
             continue

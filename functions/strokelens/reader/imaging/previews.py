@@ -2,9 +2,9 @@
 
 Only pixels leave here: PNGs are written without any text chunks or metadata, so nothing of
 the source file's header (names, ids, dates) can travel with them. Text drawn into the pixels is
-another matter: when a DICOM says so (``BurnedInAnnotation`` YES), the full-frame previews keep only
-the head (:func:`head_mask`), where scanners do not print names; the model input is cropped to the
-head anyway.
+another matter: when a DICOM says so (``BurnedInAnnotation`` other than NO), every preview keeps
+only the head (:func:`head_mask`), where scanners do not print names, and is blank where no head is
+found.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import numpy as np
 from PIL import Image
 
 from strokelens.reader.imaging.decode import DecodedImage
-from strokelens.reader.imaging.preprocess import CT_WINDOWS, apply_window, crop_to_head, head_box
+from strokelens.reader.imaging.preprocess import CT_WINDOWS, apply_window, crop_to_head, head_box, to_model_input
 
 MAX_PREVIEW_SIDE = 512
+MIN_HEAD_AREA = 0.02  # of the frame: below it, what was found is no head (burned-in text previews are blank)
+MAX_HEAD_ASPECT = 2.5
 
 
 def to_png(pixels: np.ndarray, max_side: int = MAX_PREVIEW_SIDE) -> bytes:
@@ -35,12 +37,28 @@ def to_png(pixels: np.ndarray, max_side: int = MAX_PREVIEW_SIDE) -> bytes:
 
 def head_mask(display: np.ndarray) -> np.ndarray:
     """Mask (same shape as ``display``) of the head as the model crops it (:func:`crop_to_head`), holes
-    filled so dark tissue inside the head (air in sinuses, fat under the scalp) stays in every window."""
+    filled so dark tissue inside the head (air in sinuses, fat under the scalp) stays in every window.
+
+    All False when what was found is not plausibly a head: under ``MIN_HEAD_AREA`` of the frame (an
+    empty slice, where the largest object may be the text itself), a box longer than ``MAX_HEAD_ASPECT``
+    times its width (a line of text), or a mask along most of the frame's edge (an inverted frame,
+    whose bright surround is the largest object; a head zoomed past the frame's edges is blank too).
+    Text joined to the head stays in the mask.
+    """
     from strokelens.reader.imaging import morphology
 
     top, bottom, left, right = head_box(display)
     mask = np.zeros(display.shape, bool)
     mask[top:bottom, left:right] = morphology.binary_fill_holes(crop_to_head(display) > 0)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        return mask
+    height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    inset = min(4, min(mask.shape) // 4)  # the head box's margin leaves the outermost pixels out
+    edge = np.concatenate([mask[inset], mask[-1 - inset], mask[:, inset], mask[:, -1 - inset]])
+    if (mask.mean() < MIN_HEAD_AREA or max(height, width) > MAX_HEAD_ASPECT * min(height, width)
+            or edge.mean() > 0.5):
+        return np.zeros(display.shape, bool)
     return mask
 
 
@@ -56,15 +74,22 @@ def window_images(decoded: DecodedImage) -> dict[str, np.ndarray]:
 
 
 def preview_pngs(decoded: DecodedImage, display: np.ndarray, model_input: np.ndarray,
-                 names: tuple[str, ...] | None = None) -> dict[str, bytes]:
+                 names: tuple[str, ...] | None = None, cropped: bool = True) -> dict[str, bytes]:
     """PNG bytes by preview name: ``display``, ``model_input`` and ``window_<preset>`` for CT DICOM
-    (only ``names`` when given: a study stack keeps the display of every slice, windows of a few)."""
+    (only ``names`` when given: a study stack keeps the display of every slice, windows of a few).
+
+    ``cropped``: the model input is already cropped to the head (model v2). When the DICOM says text is
+    burned in, the full-frame previews keep only :func:`head_mask` (blank where no head is found), and
+    a model input that is not cropped, or whose crop found no head, is drawn again from the masked
+    display, as the model's resize would.
+    """
     wanted = (lambda name: True) if names is None else (lambda name: name in names)
-    # Burned-in text lies outside the head (corners, margins): full-frame previews keep only the head.
     keep = head_mask(display) if decoded.burned_in_text else None
     frame = (lambda img: img) if keep is None else (lambda img: np.where(keep, img, 0.0))
-    pngs = {name: to_png(frame(img) if name == "display" else img)
-            for name, img in (("display", display), ("model_input", model_input)) if wanted(name)}
+    if keep is not None and (not cropped or not keep.any()):  # no head found: the crop may be the text
+        model_input = to_model_input(frame(display), model_input.shape[0])
+    pngs = {name: to_png(img) for name, img in (("display", frame(display)), ("model_input", model_input))
+            if wanted(name)}
     if names is None or any(n.startswith("window_") for n in names):
         pngs.update({f"window_{name}": to_png(frame(img)) for name, img in window_images(decoded).items()
                      if wanted(f"window_{name}")})

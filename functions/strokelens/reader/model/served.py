@@ -43,6 +43,7 @@ class SliceReading:
     display: np.ndarray = field(repr=False)
     model_input: np.ndarray = field(repr=False)
     heat: np.ndarray | None = field(default=None, repr=False)  # heat map in model-input space
+    cropped: bool = False  # the model input is cropped to the head (model v2)
 
 
 class ServedModel:
@@ -213,7 +214,7 @@ class ServedModel:
             stroke_type=stroke_type(finding, shown if assessable is not False else None),
             routed_as=route.modality, assessable=assessable,
         )
-        return SliceReading(result, notices, display, model_input, heat)
+        return SliceReading(result, notices, display, model_input, heat, cropped=v2.crop)
 
     def _notices(self, decoded: DecodedImage, declared_modality: str | None, verdict: OodVerdict,
                  prediction: Prediction) -> list[Notice]:
