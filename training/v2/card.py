@@ -230,7 +230,11 @@ def render(out: Path, m: dict, served: dict, previous: dict | None, trust_block:
               "Test split:", ""]
     lines += [f"- {k}: sensitivity {v[0]:.2f}, specificity {v[1]:.2f}" for k, v in card["sens_spec_at_operating_points"].items()]
     rounds = m.get("extractor_rounds") or {}
-    if "round1" in rounds:
+    if "round1" in rounds and rounds.get("bag_k"):
+        lines += ["", "## CNN training (multiple-instance learning)", "",
+                  f"- ct-ich studies learnt as bags: top-{rounds['bag_k']} mean of slice logits against the study "
+                  f"label; grouped-CV study ROC AUC with the CNN fixed {rounds['round1']['oof_study_auc']:.3f}"]
+    elif "round1" in rounds:
         lines += ["", "## CNN training (multiple-instance learning rounds, chosen on training studies)", "",
                   f"- round 1 (naive study labels): OOF study ROC AUC {rounds['round1']['oof_study_auc']:.3f}",
                   f"- round 2 (top-n re-labelled): OOF study ROC AUC {rounds['round2']['oof_study_auc']:.3f}",

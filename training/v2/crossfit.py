@@ -46,7 +46,7 @@ from training.heads import make_logreg
 from training.progress import Stopwatch
 from training.v2 import data
 from training.v2.experiment import ASSESS_CUT, study_counts
-from training.v2.extractor import TRUNKS, _fit_export, cnn_config, relabelled_rows, training_rows
+from training.v2.extractor import BAG_K, TRUNKS, _fit_export, cnn_config, relabelled_rows, training_rows
 from training.v2.fit import auc, auc_ci, fit_attention, fit_ct_head, gfolds, study_scores
 
 VARIANTS = {"round1": "first MIL round's CNN (naive study labels)", "round1_mirror": "the same, mirror-averaged",
@@ -311,9 +311,9 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--trunks", type=int, default=TRUNKS, help="CNN trunks (a candidate recipe; the record says which)")
-    ap.add_argument("--bag-k", type=int, default=0,
+    ap.add_argument("--bag-k", type=int, default=BAG_K,
                     help="a candidate recipe: the CNN learns ct-ich studies through a bag loss on top-k pooled "
-                         "slice logits (0: naive study labels, the served recipe)")
+                         "slice logits (0: naive study labels)")
     ap.add_argument("--input-size", type=int, default=128)
     ap.add_argument("--assess-cut", type=float, default=ASSESS_CUT)
     ap.add_argument("--round2", action="store_true",

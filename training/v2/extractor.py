@@ -28,9 +28,10 @@ from training import cnn, export
 CNN_CLASSES = ("ct_normal", "ct_hemorrhage", "dwi_normal", "dwi_ischemic", "mr_other")
 MIL_C = 0.01  # the MIL head's C chosen by grouped study CV for model v2's first release (docs/model_v2)
 TRUNKS = 1  # CNN trunks (an ensemble when > 1); a change goes through `make crossfit` first
+BAG_K = 0  # > 0: ct-studies learnt through a top-k bag loss (cnn.train), no re-labelling round; via `make crossfit` first
 
 
-def cnn_config(input_size: int = 128, epochs: int = 15, trunks: int = TRUNKS, bag_k: int = 0) -> cnn.CNNConfig:
+def cnn_config(input_size: int = 128, epochs: int = 15, trunks: int = TRUNKS, bag_k: int = BAG_K) -> cnn.CNNConfig:
     """The v2 CNN recipe (``trunks`` trunks + intensity bands; fixed epochs so folds and the full run match;
     ``bag_k`` > 0: ct-studies learnt through a bag loss, :func:`bags_of`)."""
     return cnn.CNNConfig(input_size=input_size, trunks=trunks, epochs=epochs, batch_size=32, learning_rate=3e-3,
@@ -132,6 +133,10 @@ def train_extractor(table, out: Path, config: cnn.CNNConfig, seed: int, assess_c
     if not has_studies:
         return maps, size, {"chosen": 1}
     rounds: dict = {"round1": {"rows": int(len(rows)), "oof_study_auc": study_oof_auc(table, maps, counts, assess_cut, seed)}}
+    if config.bag_k:  # the bag loss is the multiple-instance learning: nothing to re-label
+        log(f"bag loss (top-{config.bag_k} study bags): OOF study ROC AUC {rounds['round1']['oof_study_auc']:.3f}")
+        return maps, size, {**rounds, "chosen": 1, "bag_k": config.bag_k,
+                            "chosen_by": f"one round: the CNN learns ct-ich studies as bags (top-{config.bag_k} loss)"}
     log(f"round 1 (naive study labels): OOF study ROC AUC {rounds['round1']['oof_study_auc']:.3f}")
     rows2 = relabelled_rows(table, rows, maps, counts, seed)
     path2 = out / "extractor_round2.tflite"
