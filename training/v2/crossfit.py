@@ -146,6 +146,13 @@ def slice_summary(result: dict, table, seed: int) -> dict:
     return out
 
 
+def _variant(result: dict, variant: str) -> str:
+    """A variant's description; the first round's CNN learnt studies as bags when the record has a bag loss."""
+    if result.get("bag_k") and variant.startswith("round1"):
+        return f"the CNN with the top-{result['bag_k']} bag loss" + (", mirror-averaged" if variant.endswith("_mirror") else "")
+    return VARIANTS.get(variant, variant)
+
+
 def report(result: dict) -> str:
     """Markdown: pooled OOF study ROC AUC per rule and variant, next to the optimistic figure."""
     lines = [f"# Cross-fitted estimate (seed {result['seed']}, {len(result['done'])}/{result['folds_total']} folds, "
@@ -158,11 +165,11 @@ def report(result: dict) -> str:
     for key, v in sorted(result.get("summary", {}).items(), key=lambda kv: (list(VARIANTS).index(kv[0].split("/")[0]), kv[0])):
         variant, rule = key.split("/")
         served = " (served rule)" if rule == result["served_rule"] else ""
-        lines.append(f"| {rule}{served} | {VARIANTS.get(variant, variant)} | "
+        lines.append(f"| {rule}{served} | {_variant(result, variant)} | "
                      f"{v['value']:.3f} ({v['ci_low']:.3f}-{v['ci_high']:.3f}) | {v['n_studies']} ({v['n_hemorrhage']}) |")
     lines += ["", f"The served rule ({result['served_rule']}) under grouped CV with the CNN fixed (optimistic): "
               f"{result['optimistic_oof_served_rule']:.3f}.",
-              *(f"Per-fold {result['served_rule']} AUC, {VARIANTS.get(variant, variant)}: "
+              *(f"Per-fold {result['served_rule']} AUC, {_variant(result, variant)}: "
                 + ", ".join(f"{float(v):.3f}" for _, v in sorted(folds.items()))
                 for variant, folds in result.get("fold_auc", {}).items())]
     if result.get("slice_summary"):
@@ -170,7 +177,7 @@ def report(result: dict) -> str:
                   "| source | features | slice ROC AUC (95 % CI) | slices |", "|---|---|---|---|"]
         for variant, per_source in result["slice_summary"].items():
             for source, v in sorted(per_source.items()):
-                lines.append(f"| {source} | {VARIANTS.get(variant, variant)} | "
+                lines.append(f"| {source} | {_variant(result, variant)} | "
                              f"{v['value']:.3f} ({v['ci_low']:.3f}-{v['ci_high']:.3f}) | {v['n_slices']} |")
     return "\n".join(lines) + "\n"
 
