@@ -258,7 +258,10 @@ def test_burned_in_flag_then_upload_anyway_reads_the_scan(page, stack, tmp_path,
     page.click("#upload-btn")
     page.click("#privacy-upload")
     scan_id = wait_final(page)
-    assert api_get(stack, page, f"/scans/{scan_id}")["result"]["deidentification"]["removed_by"] == "browser"
+    scan = api_get(stack, page, f"/scans/{scan_id}")
+    assert scan["result"]["deidentification"]["removed_by"] == "browser"
+    assert any(w["code"] == "BURNED_IN_TEXT" for w in scan["warnings"]), "the server says so too"
+    assert scan["result"]["dicom"]["BurnedInAnnotation"] == "YES"
     (key, body), = received
     assert leaked(body) == []
 

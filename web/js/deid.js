@@ -259,8 +259,10 @@ export async function deidentifyDicom(input, rules, uids, dcmjs) {
     throw new DeidError(`the DICOM header could not be read (${err.message})`);
   }
   const removed = identifyingCounts(compiled, file.dict, file.meta);
+  // BurnedInAnnotation: as on the server, any value but NO counts (the standard allows only YES or NO).
+  const burnedValues = (file.dict["00280301"]?.Value || []).map((v) => String(v).trim().toUpperCase()).filter(Boolean);
   const burnedIn = {
-    flag: String(first(file.dict, "00280301") || "").trim().toUpperCase() === "YES",
+    flag: burnedValues.length > 0 && burnedValues.join("\\") !== "NO",
     corners: dicomTextCorners(bytes, where, file.dict),
   };
   await applyRules(compiled, file.dict, uids);
