@@ -245,7 +245,7 @@ def train(x: np.ndarray, y: np.ndarray, n_classes: int, config: CNNConfig, seed:
     steps = (int(np.ceil(len(x) / config.batch_size)) + bag_steps) * n_epochs
     _compile(trainer, config, steps)
     onehot = keras.utils.to_categorical(y, n_classes).astype(np.float32)
-    history: dict = {"loss": [], "val_auc": [], "bag_loss": []}
+    history: dict = {"loss": [], "val_auc": [], **({"bag_loss": []} if use_bags else {})}
     for epoch in range(n_epochs):
         rng = np.random.default_rng([seed, epoch])
         order = rng.permutation(len(x))
