@@ -190,11 +190,13 @@ class Bags:
 def _bag_step(trainer, images: np.ndarray, bag: np.ndarray, labels: np.ndarray, bags: Bags, k: int) -> float:
     """One gradient step on the bag loss: per trunk, each slice's score is its logit difference
     (log p[positive] - log p[negative]); a bag's score is the mean of its top-``k`` slice scores (the
-    served top-k pooling); binary cross-entropy against the bag label, plus the layers' L2 terms.
+    served pooling's shape, on the CNN's own logits); binary cross-entropy against the bag label, plus
+    the layers' L2 terms.
 
-    The forward pass runs in inference mode: a bag batch holds CT slices only, and its batch statistics
-    would both normalise it unlike serving and overwrite the BatchNorm moving averages every source
-    shares (a first run that trained bags in training mode lost 0.12 DWI slice AUC on its first fold)."""
+    The forward pass runs in inference mode (dropout off too): a bag batch holds CT slices only, and
+    its batch statistics would both normalise it unlike serving and overwrite the BatchNorm moving
+    averages every source shares (a first run that trained bags in training mode lost 0.12 DWI slice
+    AUC on its first fold)."""
     import tensorflow as tf
 
     segments = [np.flatnonzero(bag == b) for b in range(len(labels))]

@@ -229,7 +229,7 @@ def run(args) -> dict:
     if ((result.get("folds_total"), result.get("seed"), result.get("round2", False), result.get("scheme"),
          result.get("recipe"), result.get("dwi_head_C")) != (len(folds), args.seed, args.round2, SCHEME, measured, c_dwi)):
         result = {"seed": args.seed, "folds_total": len(folds), "scheme": SCHEME, "ct_head_C": c, "dwi_head_C": c_dwi,
-                  "epochs": args.epochs, "trunks": args.trunks, "bag_k": args.bag_k, "round2": bool(args.round2), "done": [], "oof": {}, "oof_slices": {}}
+                  "epochs": args.epochs, "trunks": args.trunks, **({"bag_k": args.bag_k} if args.bag_k else {}), "round2": bool(args.round2), "done": [], "oof": {}, "oof_slices": {}}
     config = cnn_config(args.input_size, args.epochs, args.trunks, args.bag_k)
     base_rows = training_rows(table, args.assess_cut)
     for k, (_, va) in enumerate(folds):
@@ -300,7 +300,7 @@ def card_block(path: Path, build_recipe: dict, chosen_round: int, rule: str, fix
             "folds": r["folds_total"], "measured_with_build": r.get("model_version"),
             "grouped_cv_with_cnn_fixed": fixed_cnn_auc,
             "by_rule": {k.split("/")[1]: v["value"] for k, v in r["summary"].items() if k.startswith(variant + "/")},
-            "other_variants": {VARIANTS[k.split("/")[0]]: v["value"] for k, v in r["summary"].items()
+            "other_variants": {_variant(r, k.split("/")[0]): v["value"] for k, v in r["summary"].items()
                                if k.endswith("/" + rule) and not k.startswith(variant + "/")},
             "slice_roc_auc": r.get("slice_summary", {}).get(variant, {}),
             "how": f"the whole pipeline (CNN, heads, pooling) re-trained per fold on the TRAINING splits "
@@ -327,7 +327,10 @@ def parse_args(argv=None):
                     help="also the second MIL round per fold (a second CNN re-trained on re-labelled slices)")
     ap.add_argument("--save-maps", default="", metavar="DIR",
                     help="also write each fold's feature maps (DIR/maps_fold<k>.npz) for training.v2.headstudy")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.round2 and args.bag_k:
+        ap.error("--round2 re-labels slices that a bag loss leaves out of the slice loss anyway: choose one")
+    return args
 
 
 if __name__ == "__main__":

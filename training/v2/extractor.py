@@ -134,6 +134,8 @@ def train_extractor(table, out: Path, config: cnn.CNNConfig, seed: int, assess_c
         return maps, size, {"chosen": 1}
     rounds: dict = {"round1": {"rows": int(len(rows)), "oof_study_auc": study_oof_auc(table, maps, counts, assess_cut, seed)}}
     if config.bag_k:  # the bag loss is the multiple-instance learning: nothing to re-label
+        if keep_round == 2:
+            raise ValueError("a second MIL round re-labels slices that the bag loss keeps out of the slice loss")
         log(f"bag loss (top-{config.bag_k} study bags): OOF study ROC AUC {rounds['round1']['oof_study_auc']:.3f}")
         return maps, size, {**rounds, "chosen": 1, "bag_k": config.bag_k,
                             "chosen_by": f"one round: the CNN learns ct-ich studies as bags (top-{config.bag_k} loss)"}
