@@ -41,12 +41,31 @@ def _draw_text(canvas: np.ndarray) -> None:
         block[:, c:c + 3] = 255
 
 
-def _dicom(ct_png: bytes | None, flag: str | list[str] | None, monochrome1: bool = False) -> bytes:
-    """The slice with text as a CT DICOM; ``ct_png`` None: no head at all, only the text."""
-    if ct_png is None:
+def _label_only() -> np.ndarray:
+    """No head: a filled white label (about a sixth of the frame) with dark letters, and the text."""
+    image = np.zeros((320, 320), np.uint8)
+    image[150:250, 60:230] = 255
+    image[170:230:8, 80:210] = 40
+    _draw_text(image)
+    return image
+
+
+def _zoomed(ct_png: bytes) -> np.ndarray:
+    """The head zoomed past the frame's edges (the middle 60 % of the slice), text in the corner."""
+    head = np.asarray(Image.open(io.BytesIO(ct_png)).convert("L"))
+    h, w = head.shape
+    image = np.array(Image.fromarray(head[int(h * .2):int(h * .8), int(w * .2):int(w * .8)]).resize((320, 320)))
+    _draw_text(image)
+    return image
+
+
+def _dicom(ct_png: bytes | None, flag: str | list[str] | None, monochrome1: bool = False,
+           image: np.ndarray | None = None) -> bytes:
+    """The slice with text as a CT DICOM; ``ct_png`` None: no head at all, only the text (or ``image``)."""
+    if image is None and ct_png is None:
         image = np.zeros((320, 320), np.uint8)
         _draw_text(image)
-    else:
+    elif image is None:
         image = _slice_with_text(ct_png)
     data = ct_series(1, images=[image])[0]
     ds = dcmread(io.BytesIO(data))
@@ -97,11 +116,14 @@ def test_flagged_previews_keep_only_the_head(ct_png, model):
     assert reading.result.dicom["BurnedInAnnotation"] == "YES"
 
 
-@pytest.mark.parametrize("case", ["no head", "inverted frame"])
+@pytest.mark.parametrize("case", ["no head", "a large label", "inverted frame", "zoomed head"])
 def test_flagged_previews_are_blank_where_no_head_is_found(ct_png, model, case):
-    """No head (the text is the largest object) or an inverted frame (the bright surround is): the
-    mask is not a head, so nothing of the frame is kept, the model input's preview included."""
-    data = _dicom(None, "YES") if case == "no head" else _dicom(ct_png, "YES", monochrome1=True)
+    """No head (the text or a label is the largest object), an inverted frame (the bright surround
+    is) or a head cut by the frame's edges: the mask is not a head, so nothing of the frame is kept,
+    the model input's preview included."""
+    data = {"no head": lambda: _dicom(None, "YES"), "a large label": lambda: _dicom(None, "YES", image=_label_only()),
+            "inverted frame": lambda: _dicom(ct_png, "YES", monochrome1=True),
+            "zoomed head": lambda: _dicom(None, "YES", image=_zoomed(ct_png))}[case]()
     reading = read_scan(data, model, "CT", with_previews=True)
     for name in [*_full_frame(reading), "model_input"]:
         assert _pixels(reading.previews[name]).max() == 0.0, f"{name} is blank"

@@ -3,7 +3,7 @@ fitting, no test split): acute blood is hyperdense, so count the share of pixels
 lie in a bright band of the brain window.
 
 Order per slice (the 256-px brain-window PNG as stored): bone = pixels >= 0.97 -> inside = pixels with
-bone above, below, left and right of them (as ``reader.model.assess``), minus bone dilated by 4 px
+bone above, below, left and right of them (``reader.model.assess.inside_bone``), minus bone dilated by 4 px
 (the skull's partial-volume edge passes through every grey) -> share of inside pixels in [low, 0.97)
 for each band's ``low``, and the 99.5th percentile inside. A study's score is the max, or the top-3
 mean, over its assessable slices (the cached brain fraction >= the served cut). Each figure is the ROC
@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from strokelens.reader.imaging.morphology import binary_dilation
+from strokelens.reader.model.assess import inside_bone
 from training.v2.experiment import ASSESS_CUT
 from training.v2.fit import auc
 
@@ -28,26 +30,10 @@ BANDS = (0.66, 0.72, 0.78, 0.84)
 BONE = 0.97
 
 
-def _dilate(mask: np.ndarray, steps: int) -> np.ndarray:
-    out = mask.copy()
-    for _ in range(steps):
-        grown = out.copy()
-        grown[1:] |= out[:-1]
-        grown[:-1] |= out[1:]
-        grown[:, 1:] |= out[:, :-1]
-        grown[:, :-1] |= out[:, 1:]
-        out = grown
-    return out
-
-
 def slice_measures(pixels: np.ndarray) -> list[float]:
     """[share of the inside in [low, BONE) for each low in BANDS, 99.5th percentile inside]."""
-    bone = pixels >= BONE
-    up = np.maximum.accumulate(bone, axis=0)
-    down = np.maximum.accumulate(bone[::-1], axis=0)[::-1]
-    left = np.maximum.accumulate(bone, axis=1)
-    right = np.maximum.accumulate(bone[:, ::-1], axis=1)[:, ::-1]
-    inside = up & down & left & right & ~_dilate(bone, 4)
+    bone = pixels >= BONE  # fixed: these are the stored brain-window PNGs, bone saturates them
+    inside = inside_bone(bone) & ~binary_dilation(bone, iterations=4)
     n = max(int(inside.sum()), 1)
     shares = [float(((pixels >= low) & (pixels < BONE) & inside).sum() / n) for low in BANDS]
     return shares + [float(np.percentile(pixels[inside], 99.5)) if inside.sum() > 100 else 0.0]

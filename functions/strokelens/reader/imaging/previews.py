@@ -18,8 +18,12 @@ from strokelens.reader.imaging.decode import DecodedImage
 from strokelens.reader.imaging.preprocess import CT_WINDOWS, apply_window, crop_to_head, head_box, to_model_input
 
 MAX_PREVIEW_SIDE = 512
-MIN_HEAD_AREA = 0.02  # of the frame: below it, what was found is no head (burned-in text previews are blank)
+# What a head found in a frame with burned-in text must look like, else its previews are blank: an
+# axial head fills about a third of a scanner's frame (a vertex slice a tenth); labels are small, long
+# or rectangular (a filled label fills its box, an ellipse about 0.79 of it).
+MIN_HEAD_AREA = 0.08
 MAX_HEAD_ASPECT = 2.5
+MAX_BOX_FILL = 0.9
 
 
 def to_png(pixels: np.ndarray, max_side: int = MAX_PREVIEW_SIDE) -> bytes:
@@ -40,10 +44,11 @@ def head_mask(display: np.ndarray) -> np.ndarray:
     filled so dark tissue inside the head (air in sinuses, fat under the scalp) stays in every window.
 
     All False when what was found is not plausibly a head: under ``MIN_HEAD_AREA`` of the frame (an
-    empty slice, where the largest object may be the text itself), a box longer than ``MAX_HEAD_ASPECT``
-    times its width (a line of text), or a mask along most of the frame's edge (an inverted frame,
-    whose bright surround is the largest object; a head zoomed past the frame's edges is blank too).
-    Text joined to the head stays in the mask.
+    empty slice, where the largest object may be the text itself; a small vertex slice is blank too),
+    a box longer than ``MAX_HEAD_ASPECT`` times its width (a line of text), a mask filling more than
+    ``MAX_BOX_FILL`` of its box (a filled label), or a mask along most of the frame's edge (an
+    inverted frame, whose bright surround is the largest object; a head zoomed past the frame's edges
+    is blank too). Text joined to the head stays in the mask.
     """
     from strokelens.reader.imaging import morphology
 
@@ -57,7 +62,7 @@ def head_mask(display: np.ndarray) -> np.ndarray:
     inset = min(4, min(mask.shape) // 4)  # the head box's margin leaves the outermost pixels out
     edge = np.concatenate([mask[inset], mask[-1 - inset], mask[:, inset], mask[:, -1 - inset]])
     if (mask.mean() < MIN_HEAD_AREA or max(height, width) > MAX_HEAD_ASPECT * min(height, width)
-            or edge.mean() > 0.5):
+            or mask.sum() > MAX_BOX_FILL * height * width or edge.mean() > 0.5):
         return np.zeros(display.shape, bool)
     return mask
 
