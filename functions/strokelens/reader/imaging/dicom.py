@@ -221,6 +221,7 @@ def decode_dicom(data: bytes, deadline: _Deadline) -> DecodedImage:
     # Identifiers left by a client that skipped the browser's de-identification are removed before
     # any tag is kept (the raw upload itself is deleted by the inference function after reading).
     identity = check_and_deidentify(ds, salt=secrets.token_hex(8))
+    burned_in, flag = burned_in_annotation(ds)
     return DecodedImage(
         pixels=np.ascontiguousarray(values, dtype=np.float32),
         source_format="dicom",
@@ -228,10 +229,10 @@ def decode_dicom(data: bytes, deadline: _Deadline) -> DecodedImage:
         modality=modality,
         invert=photometric == "MONOCHROME1",
         notes=tuple(notes),
-        dicom_tags=_allowed_tags(ds),
+        dicom_tags=_allowed_tags(ds, flag),
         chroma=chroma,
         mr_sequence=sequence,
-        burned_in_text=burned_in_annotation(ds)[0],
+        burned_in_text=burned_in,
     )
 
 
@@ -356,13 +357,12 @@ def burned_in_annotation(ds: Any) -> tuple[bool, str | None]:
     return word != "NO", word if word in ("YES", "NO") else None
 
 
-def _allowed_tags(ds: Any) -> dict[str, Any]:
-    tags: dict[str, Any] = {}
-    flag = burned_in_annotation(ds)[1]
-    if flag is not None:
-        tags["BurnedInAnnotation"] = flag
+def _allowed_tags(ds: Any, burned_in: str | None) -> dict[str, Any]:
+    """The allow-listed technical tags as numbers or short codes; ``burned_in`` is the
+    BurnedInAnnotation value to keep (YES / NO from :func:`burned_in_annotation`, None: not kept)."""
+    tags: dict[str, Any] = {} if burned_in is None else {"BurnedInAnnotation": burned_in}
     for name in DICOM_TAG_ALLOWLIST:
-        if name == "BurnedInAnnotation":  # text, not a number: kept above as YES / NO only
+        if name == "BurnedInAnnotation":  # free text is possible there: only burned_in's YES / NO is kept
             continue
         value = ds.file_meta.get(name) if name == "TransferSyntaxUID" else ds.get(name)
         if value is None or value == "":
