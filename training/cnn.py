@@ -56,6 +56,7 @@ class CNNConfig:
     augment: bool = True
     bag_k: int = 0  # > 0: also a bag (multiple-instance) loss on top-k mean pooled slice logits (see train)
     bag_studies: int = 2  # bags per bag step
+    study_targets: str = "naive"  # how training.v2.extractor labels a haemorrhage study's slices ("naive" | "share")
     extra: dict = field(default_factory=dict)
 
     @property
@@ -246,7 +247,8 @@ def train(x: np.ndarray, y: np.ndarray, n_classes: int, config: CNNConfig, seed:
     bag_steps = int(np.ceil(len(bags.labels) / config.bag_studies)) if use_bags else 0
     steps = (int(np.ceil(len(x) / config.batch_size)) + bag_steps) * n_epochs
     _compile(trainer, config, steps)
-    onehot = keras.utils.to_categorical(y, n_classes).astype(np.float32)
+    # ``y``: class ids (N,), or soft targets (N, n_classes) whose rows sum to 1
+    onehot = (np.asarray(y, np.float32) if np.ndim(y) == 2 else keras.utils.to_categorical(y, n_classes).astype(np.float32))
     history: dict = {"loss": [], "val_auc": [], **({"bag_loss": []} if use_bags else {})}
     for epoch in range(n_epochs):
         rng = np.random.default_rng([seed, epoch])

@@ -46,7 +46,7 @@ from training.heads import make_logreg
 from training.progress import Stopwatch
 from training.v2 import data
 from training.v2.experiment import ASSESS_CUT, study_counts
-from training.v2.extractor import BAG_K, TRUNKS, _fit_export, cnn_config, relabelled_rows, training_rows
+from training.v2.extractor import BAG_K, STUDY_TARGETS, TRUNKS, _fit_export, cnn_config, relabelled_rows, training_rows
 from training.v2.fit import auc, auc_ci, fit_attention, fit_ct_head, gfolds, study_scores
 
 VARIANTS = {"round1": "first MIL round's CNN (naive study labels)", "round1_mirror": "the same, mirror-averaged",
@@ -148,6 +148,8 @@ def slice_summary(result: dict, table, seed: int) -> dict:
 
 def _variant(result: dict, variant: str) -> str:
     """A variant's description; the first round's CNN learnt studies as bags when the record has a bag loss."""
+    if result.get("study_targets") and variant.startswith("round1"):
+        return "the CNN with share targets for haemorrhage studies" + (", mirror-averaged" if variant.endswith("_mirror") else "")
     if result.get("bag_k") and variant.startswith("round1"):
         return f"the CNN with the top-{result['bag_k']} bag loss" + (", mirror-averaged" if variant.endswith("_mirror") else "")
     return VARIANTS.get(variant, variant)
@@ -157,7 +159,8 @@ def report(result: dict) -> str:
     """Markdown: pooled OOF study ROC AUC per rule and variant, next to the optimistic figure."""
     lines = [f"# Cross-fitted estimate (seed {result['seed']}, {len(result['done'])}/{result['folds_total']} folds, "
              f"{result.get('trunks', TRUNKS)} CNN trunk(s)"
-             f"{', bag loss on top-%d' % result['bag_k'] if result.get('bag_k') else ''}, model `{result.get('model_version')}`)",
+             f"{', bag loss on top-%d' % result['bag_k'] if result.get('bag_k') else ''}"
+             f"{', %s study targets' % result['study_targets'] if result.get('study_targets') else ''}, model `{result.get('model_version')}`)",
              "", f"CNN, heads (CT MIL head C = {result['ct_head_C']}, DWI head C = {result.get('dwi_head_C')}) and pooling "
              f"re-trained per fold ({result.get('scheme', 'ct-ich studies in folds')}); nothing held out reached its "
              "fold's CNN.", "",
@@ -183,13 +186,14 @@ def report(result: dict) -> str:
 
 
 def recipe(sources: dict, input_size: int, seed: int, epochs: int, assess_cut: float, c: float,
-           trunks: int = TRUNKS, bag_k: int = 0) -> dict:
+           trunks: int = TRUNKS, bag_k: int = 0, study_targets: str = "naive") -> dict:
     """What a cross-fitted record measured, short of the MIL round and the pooling (it scores every rule):
     the data and its preprocessing (the cache key hashes the crop's code), the CNN's seed, epochs and
-    trunks, the MIL head's C, and the CNN's bag loss when it has one (absent: naive study labels)."""
+    trunks, the MIL head's C, and the CNN's bag loss or soft study targets when it has them (absent: naive study labels)."""
     out = {"data": data.cache_key(sources, input_size, seed), "epochs": int(epochs), "trunks": int(trunks),
            "assess_cut": float(assess_cut), "ct_head_C": float(c)}
-    return {**out, "bag_k": int(bag_k)} if bag_k else out
+    return {**out, **({"bag_k": int(bag_k)} if bag_k else {}),
+            **({"study_targets": study_targets} if study_targets != "naive" else {})}
 
 
 def _write(out: Path, result: dict, table, studies: np.ndarray, ys: np.ndarray, folds: list, metrics: dict, args) -> None:
@@ -200,7 +204,7 @@ def _write(out: Path, result: dict, table, studies: np.ndarray, ys: np.ndarray, 
     result["optimistic_oof_served_rule"] = next(r["oof_study_roc_auc"] for r in metrics["aggregation"]
                                                 if r["rule"] == result["served_rule"])
     result["recipe"] = recipe(metrics["sources"], args.input_size, args.seed, args.epochs, args.assess_cut,
-                              result["ct_head_C"], args.trunks, args.bag_k)  # a resume with another recipe started afresh
+                              result["ct_head_C"], args.trunks, args.bag_k, args.study_targets)  # a resume with another recipe started afresh
     result["fold_auc"] = {variant: {str(k): auc(ys[va], [per_rule[result["served_rule"]][s] for s in studies[va]])
                                     for k, (_, va) in enumerate(folds) if k in result["done"]}
                           for variant, per_rule in result["oof"].items()}
@@ -225,12 +229,14 @@ def run(args) -> dict:
     result = json.loads(path.read_text()) if path.is_file() else {}
     c_dwi = next((h["C"] for h in metrics.get("heads_dwi", []) if h["head"] == "logistic_regression"), None)
     sfold = slice_folds(table, len(folds), args.seed)
-    measured = recipe(sources, args.input_size, args.seed, args.epochs, args.assess_cut, c, args.trunks, args.bag_k)
+    measured = recipe(sources, args.input_size, args.seed, args.epochs, args.assess_cut, c, args.trunks, args.bag_k,
+                      args.study_targets)
     if ((result.get("folds_total"), result.get("seed"), result.get("round2", False), result.get("scheme"),
          result.get("recipe"), result.get("dwi_head_C")) != (len(folds), args.seed, args.round2, SCHEME, measured, c_dwi)):
         result = {"seed": args.seed, "folds_total": len(folds), "scheme": SCHEME, "ct_head_C": c, "dwi_head_C": c_dwi,
-                  "epochs": args.epochs, "trunks": args.trunks, **({"bag_k": args.bag_k} if args.bag_k else {}), "round2": bool(args.round2), "done": [], "oof": {}, "oof_slices": {}}
-    config = cnn_config(args.input_size, args.epochs, args.trunks, args.bag_k)
+                  "epochs": args.epochs, "trunks": args.trunks, **({"bag_k": args.bag_k} if args.bag_k else {}),
+                  **({"study_targets": args.study_targets} if args.study_targets != "naive" else {}), "round2": bool(args.round2), "done": [], "oof": {}, "oof_slices": {}}
+    config = cnn_config(args.input_size, args.epochs, args.trunks, args.bag_k, args.study_targets)
     base_rows = training_rows(table, args.assess_cut)
     for k, (_, va) in enumerate(folds):
         if k in result["done"]:
@@ -241,7 +247,7 @@ def run(args) -> dict:
         watch.log(f"fold {k + 1}/{len(folds)}: CNN on {len(rows)} slices, {len(held)} studies and "
                   f"{len(held_rows)} ct-hemorrhage / DWI slices held out")
         with tempfile.TemporaryDirectory() as tmp:
-            maps, _ = _fit_export(table, rows, rows, config, args.seed, Path(tmp) / "extractor.tflite", watch.log)
+            maps, _ = _fit_export(table, rows, rows, config, args.seed, Path(tmp) / "extractor.tflite", watch.log, counts)
             mirror = export.feature_maps(Path(tmp) / "extractor.tflite", table.x[:, :, ::-1])
         if args.save_maps:  # per-fold feature maps (exact float32), for head-level studies on honest features
             Path(args.save_maps).mkdir(parents=True, exist_ok=True)
@@ -252,7 +258,8 @@ def run(args) -> dict:
         if args.round2:  # the second MIL round, re-labelled from this fold's own round-1 CNN and head
             rows2 = relabelled_rows(table, rows, maps, counts, args.seed)
             with tempfile.TemporaryDirectory() as tmp:
-                maps2, _ = _fit_export(table, rows2, rows, config, args.seed, Path(tmp) / "extractor.tflite", watch.log)
+                maps2, _ = _fit_export(table, rows2, rows, config, args.seed, Path(tmp) / "extractor.tflite", watch.log,
+                                       counts)
             variants["round2"] = maps2.mean(axis=(1, 2)).astype(np.float64)
         for variant, f in variants.items():
             by_rule, slices = fold_scores(table, f, held, counts, c, args.seed, args.assess_cut, held_rows, c_dwi)
@@ -321,6 +328,9 @@ def parse_args(argv=None):
     ap.add_argument("--bag-k", type=int, default=BAG_K,
                     help="a candidate recipe: the CNN learns ct-ich studies through a bag loss on top-k pooled "
                          "slice logits (0: naive study labels)")
+    ap.add_argument("--study-targets", choices=("naive", "share"), default=STUDY_TARGETS,
+                    help="a candidate recipe: a haemorrhage study's slices target haemorrhage (naive) or the study's "
+                         "share of slices with blood (share, soft targets)")
     ap.add_argument("--input-size", type=int, default=128)
     ap.add_argument("--assess-cut", type=float, default=ASSESS_CUT)
     ap.add_argument("--round2", action="store_true",
@@ -330,6 +340,8 @@ def parse_args(argv=None):
     args = ap.parse_args(argv)
     if args.round2 and args.bag_k:
         ap.error("--round2 re-labels slices that a bag loss leaves out of the slice loss anyway: choose one")
+    if args.study_targets != "naive" and args.bag_k:
+        ap.error("--study-targets share labels slices that a bag loss leaves out of the slice loss: choose one")
     return args
 
 

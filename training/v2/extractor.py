@@ -29,13 +29,17 @@ CNN_CLASSES = ("ct_normal", "ct_hemorrhage", "dwi_normal", "dwi_ischemic", "mr_o
 MIL_C = 0.01  # the MIL head's C chosen by grouped study CV for model v2's first release (docs/model_v2)
 TRUNKS = 1  # CNN trunks (an ensemble when > 1); a change goes through `make crossfit` first
 BAG_K = 0  # > 0: ct-studies learnt through a top-k bag loss (cnn.train), no re-labelling round; via `make crossfit` first
+STUDY_TARGETS = "naive"  # "share": soft targets for a haemorrhage study's slices (cnn_targets); via `make crossfit` first
 
 
-def cnn_config(input_size: int = 128, epochs: int = 15, trunks: int = TRUNKS, bag_k: int = BAG_K) -> cnn.CNNConfig:
+def cnn_config(input_size: int = 128, epochs: int = 15, trunks: int = TRUNKS, bag_k: int = BAG_K,
+               study_targets: str = STUDY_TARGETS) -> cnn.CNNConfig:
     """The v2 CNN recipe (``trunks`` trunks + intensity bands; fixed epochs so folds and the full run match;
-    ``bag_k`` > 0: ct-studies learnt through a bag loss, :func:`bags_of`)."""
+    ``bag_k`` > 0: ct-studies learnt through a bag loss, :func:`bags_of`; ``study_targets``: :func:`cnn_targets`)."""
+    if study_targets not in ("naive", "share"):
+        raise ValueError(f"study_targets must be naive or share, not {study_targets!r}")
     return cnn.CNNConfig(input_size=input_size, trunks=trunks, epochs=epochs, batch_size=32, learning_rate=3e-3,
-                         bag_k=bag_k)
+                         bag_k=bag_k, study_targets=study_targets)
 
 
 def cnn_target(source: str, label: str) -> int:
@@ -44,6 +48,26 @@ def cnn_target(source: str, label: str) -> int:
     if source == "dwi":
         return 3 if label == "ischemic" else 2
     return 4
+
+
+def cnn_targets(table, rows: np.ndarray, config: cnn.CNNConfig, counts: dict | None = None) -> np.ndarray:
+    """The CNN's targets for ``rows``: class ids (N,) of :func:`cnn_target`, or with ``config.study_targets ==
+    "share"`` soft targets (N, classes). Then a haemorrhage study's slices, whose own label is unknown, target
+    CT haemorrhage with the study's share of slices with blood (its annotated count from ``counts`` over its
+    slices among ``rows``, at most 1) and CT normal with the rest, instead of haemorrhage for every one:
+    the naive label is wrong for about 3 slices in 4, and a CNN trained longer learns those errors."""
+    y = np.array([cnn_target(s, lab) for s, lab in zip(table.source[rows], table.label[rows])], dtype=int)
+    if config.study_targets == "naive":
+        return y
+    soft = np.eye(len(CNN_CLASSES), dtype=np.float32)[y]
+    study_rows = (table.source[rows] == "ct-studies") & (table.label[rows] == "hemorrhage")
+    for study in sorted(set(table.study[rows][study_rows])):
+        mine = study_rows & (table.study[rows] == study)
+        if counts is None or study not in counts:
+            raise ValueError(f"share targets need the annotated count of haemorrhage slices of study {study}")
+        share = min(1.0, float(counts[study]) / int(mine.sum()))
+        soft[mine, 1], soft[mine, 0] = share, 1.0 - share
+    return soft
 
 
 def training_rows(table, assess_cut: float) -> np.ndarray:
@@ -86,14 +110,15 @@ def bags_of(table, rows: np.ndarray) -> tuple[np.ndarray, cnn.Bags | None]:
     return np.setdiff1d(rows, unlabelled), bags
 
 
-def _fit_export(table, rows: np.ndarray, calib_rows: np.ndarray, config: cnn.CNNConfig, seed: int, path: Path, log):
+def _fit_export(table, rows: np.ndarray, calib_rows: np.ndarray, config: cnn.CNNConfig, seed: int, path: Path, log,
+                counts: dict | None = None):
     bags = None
     if config.bag_k:
         rows, bags = bags_of(table, rows)
-    y = np.array([cnn_target(s, lab) for s, lab in zip(table.source[rows], table.label[rows])])
+    y = cnn_targets(table, rows, config, counts)
     # Balance sources: ct-slices is small; repeat it so each epoch sees it as often as the others' classes.
     reps = np.where(table.source[rows] == "ct-slices", 4, 1)
-    rows_rep, y_rep = np.repeat(rows, reps), np.repeat(y, reps)
+    rows_rep, y_rep = np.repeat(rows, reps), np.repeat(y, reps, axis=0)
     t0 = time.perf_counter()
     _, extractor, hist = cnn.train(table.x[rows_rep], y_rep, len(CNN_CLASSES), config, seed, bags=bags)
     bag_note = (f", bag loss on {len(bags.labels)} studies {hist['bag_loss'][0]:.3f} -> {hist['bag_loss'][-1]:.3f}"
@@ -128,7 +153,7 @@ def train_extractor(table, out: Path, config: cnn.CNNConfig, seed: int, assess_c
     """
     rows = training_rows(table, assess_cut)
     path = out / "extractor.tflite"
-    maps, size = _fit_export(table, rows, rows, config, seed, path, log)
+    maps, size = _fit_export(table, rows, rows, config, seed, path, log, counts)
     has_studies = counts and np.any((table.source[rows] == "ct-studies") & (table.label[rows] == "hemorrhage"))
     if not has_studies:
         return maps, size, {"chosen": 1}
@@ -142,7 +167,7 @@ def train_extractor(table, out: Path, config: cnn.CNNConfig, seed: int, assess_c
     log(f"round 1 (naive study labels): OOF study ROC AUC {rounds['round1']['oof_study_auc']:.3f}")
     rows2 = relabelled_rows(table, rows, maps, counts, seed)
     path2 = out / "extractor_round2.tflite"
-    maps2, size2 = _fit_export(table, rows2, rows, config, seed, path2, log)
+    maps2, size2 = _fit_export(table, rows2, rows, config, seed, path2, log, counts)
     rounds["round2"] = {"rows": int(len(rows2)), "oof_study_auc": study_oof_auc(table, maps2, counts, assess_cut, seed)}
     log(f"round 2 (MIL re-labelled, {len(rows) - len(rows2)} unlabelled slices left out): "
         f"OOF study ROC AUC {rounds['round2']['oof_study_auc']:.3f}")
