@@ -236,7 +236,8 @@ def render(out: Path, m: dict, served: dict, previous: dict | None, trust_block:
                   f"label; grouped-CV study ROC AUC with the CNN fixed {rounds['round1']['oof_study_auc']:.3f}"]
     elif "round1" in rounds:
         lines += ["", "## CNN training (multiple-instance learning rounds, chosen on training studies)", "",
-                  f"- round 1 (naive study labels): OOF study ROC AUC {rounds['round1']['oof_study_auc']:.3f}",
+                  f"- round 1 ({'share targets' if rounds.get('study_targets') == 'share' else 'naive study labels'}): "
+                  f"OOF study ROC AUC {rounds['round1']['oof_study_auc']:.3f}",
                   f"- round 2 (top-n re-labelled): OOF study ROC AUC {rounds['round2']['oof_study_auc']:.3f}",
                   f"- kept: round {rounds['chosen']}"]
     served_heads = [(k, v) for k, v in card["heads_served"].items() if v]

@@ -157,14 +157,15 @@ def train_extractor(table, out: Path, config: cnn.CNNConfig, seed: int, assess_c
     has_studies = counts and np.any((table.source[rows] == "ct-studies") & (table.label[rows] == "hemorrhage"))
     if not has_studies:
         return maps, size, {"chosen": 1}
-    rounds: dict = {"round1": {"rows": int(len(rows)), "oof_study_auc": study_oof_auc(table, maps, counts, assess_cut, seed)}}
+    rounds: dict = {"round1": {"rows": int(len(rows)), "oof_study_auc": study_oof_auc(table, maps, counts, assess_cut, seed)},
+                    **({"study_targets": config.study_targets} if config.study_targets != "naive" else {})}
     if config.bag_k:  # the bag loss is the multiple-instance learning: nothing to re-label
         if keep_round == 2:
             raise ValueError("a second MIL round re-labels slices that the bag loss keeps out of the slice loss")
         log(f"bag loss (top-{config.bag_k} study bags): OOF study ROC AUC {rounds['round1']['oof_study_auc']:.3f}")
         return maps, size, {**rounds, "chosen": 1, "bag_k": config.bag_k,
                             "chosen_by": f"one round: the CNN learns ct-ich studies as bags (top-{config.bag_k} loss)"}
-    log(f"round 1 (naive study labels): OOF study ROC AUC {rounds['round1']['oof_study_auc']:.3f}")
+    log(f"round 1 ({config.study_targets} study targets): OOF study ROC AUC {rounds['round1']['oof_study_auc']:.3f}")
     rows2 = relabelled_rows(table, rows, maps, counts, seed)
     path2 = out / "extractor_round2.tflite"
     maps2, size2 = _fit_export(table, rows2, rows, config, seed, path2, log, counts)

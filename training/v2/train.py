@@ -21,7 +21,7 @@ from training.v2.build import write_folder
 from training.v2.card import render, served_ct_slices, write_split
 from training.v2.crossfit import card_block, matching_record, oof_scores, recipe
 from training.v2.experiment import ASSESS_CUT, measure, study_counts
-from training.v2.extractor import BAG_K, TRUNKS, cnn_config, train_extractor
+from training.v2.extractor import BAG_K, STUDY_TARGETS, TRUNKS, cnn_config, train_extractor
 from training.v2.transfer import cnn_transfer
 from training.v2.trust import measure as measure_trust
 
@@ -36,6 +36,9 @@ def parse_args(argv=None):
     ap.add_argument("--trunks", type=int, default=TRUNKS, help="CNN trunks (an ensemble when > 1)")
     ap.add_argument("--bag-k", type=int, default=BAG_K,
                     help="> 0: the CNN learns ct-ich studies through a top-k bag loss (0: naive study labels)")
+    ap.add_argument("--study-targets", choices=("naive", "share"), default=STUDY_TARGETS,
+                    help="a haemorrhage study's slices target haemorrhage (naive) or the study's share of slices "
+                         "with blood (share, soft targets)")
     ap.add_argument("--input-size", type=int, default=128)
     ap.add_argument("--assess-cut", type=float, default=ASSESS_CUT,
                     help="brain-fraction cut-off below which a CT slice is not assessable")
@@ -56,13 +59,13 @@ def parse_args(argv=None):
 
 
 def _cross_fitted(path: str, metrics: dict, input_size: int, seed: int, epochs: int, trunks: int,
-                  bag_k: int = 0) -> dict | None:
+                  bag_k: int = 0, study_targets: str = "naive") -> dict | None:
     """The cross-fitted record's card block when it measured this build's recipe (else None)."""
     if not path:
         return None
     chosen = (metrics.get("extractor_rounds") or {}).get("chosen", 1)
     build = recipe(metrics["sources"], input_size, seed, epochs, metrics["assess_cut"], metrics["ct_head_C"], trunks,
-                   bag_k)
+                   bag_k, study_targets)
     rule = metrics["aggregation_chosen"]
     fixed = next(r["oof_study_roc_auc"] for r in metrics["aggregation"] if r["rule"] == rule)
     return card_block(Path(path), build, chosen, rule, fixed)
@@ -77,7 +80,7 @@ def rerender(out: Path, crossfit: str = "") -> dict:
     manifest = json.loads((out / "manifest.json").read_text())
     render(out, metrics, served, card.get("history"), trust_block or None,
            _cross_fitted(crossfit, metrics, manifest["input_size"], manifest["seed"], manifest["epochs"],
-                         manifest.get("trunks", 1), manifest.get("bag_k", 0)))
+                         manifest.get("trunks", 1), manifest.get("bag_k", 0), manifest.get("study_targets", "naive")))
     return metrics
 
 
@@ -96,7 +99,7 @@ def run(args) -> dict:
 
     table = data.load(sources, args.input_size, args.seed, cache=out / "cache.npz", progress=bar)
     watch.log(f"loaded {len(table.x)} slices")
-    config = cnn_config(args.input_size, args.epochs, args.trunks, args.bag_k)
+    config = cnn_config(args.input_size, args.epochs, args.trunks, args.bag_k, args.study_targets)
     if args.reuse_extractor and (out / "extractor.tflite").is_file() and (out / "maps.npy").is_file():
         maps, size = np.load(out / "maps.npy").astype(np.float32), (out / "extractor.tflite").stat().st_size
         watch.log("reusing the trained extractor and its feature maps")
@@ -110,7 +113,8 @@ def run(args) -> dict:
     chosen = json.loads(rounds_file.read_text()).get("chosen", 1) if rounds_file.is_file() else 1
 
     def crossfit_for(c: float) -> dict | None:  # cross-fitted scores of this recipe, if measured
-        build = recipe(sources, args.input_size, args.seed, args.epochs, args.assess_cut, c, args.trunks, args.bag_k)
+        build = recipe(sources, args.input_size, args.seed, args.epochs, args.assess_cut, c, args.trunks, args.bag_k,
+                       args.study_targets)
         record = matching_record(Path(args.crossfit), build, chosen) if args.crossfit else None
         return oof_scores(record, chosen) if record else None
 
@@ -118,8 +122,9 @@ def run(args) -> dict:
                              out_json=out / "v2_metrics.json", log=watch.log, crossfit_for=crossfit_for)
     manifest = write_folder(out, out / "extractor.tflite", parts, metrics, cam_baselines(table, maps, args.assess_cut),
                             {"assess_cut": args.assess_cut, "seed": args.seed, "epochs": args.epochs, "trunks": args.trunks,
-                             # named only when set, so a recipe without a bag loss keeps its version hash
-                             **({"bag_k": args.bag_k} if args.bag_k else {}), "extractor_bytes": size,
+                             # named only when set, so the default recipe keeps its version hash
+                             **({"bag_k": args.bag_k} if args.bag_k else {}),
+                             **({"study_targets": args.study_targets} if args.study_targets != "naive" else {}), "extractor_bytes": size,
                              "created_by": "python -m training.v2.train", "sources": sources,
                              "synthetic": bool(args.synthetic)})
     metrics["model_version"] = manifest["version"]
@@ -136,7 +141,8 @@ def run(args) -> dict:
     previous = _previous_card(Path(args.previous_card))
     trust_block = measure_trust(out, table, maps, args.seed, log=watch.log)  # calibration + heat-map faithfulness
     render(out, metrics, served, previous, trust_block,
-           _cross_fitted(args.crossfit, metrics, args.input_size, args.seed, args.epochs, args.trunks, args.bag_k))
+           _cross_fitted(args.crossfit, metrics, args.input_size, args.seed, args.epochs, args.trunks, args.bag_k,
+                         args.study_targets))
     metrics["runtime_s"] = round(watch.seconds, 1)
     (out / "v2_metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
     watch.log(f"model v2 {manifest['version']} written to {out}")

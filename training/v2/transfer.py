@@ -58,7 +58,7 @@ def cnn_transfer(table, config: cnn.CNNConfig, seed: int, assess_cut: float, cou
             if len(rows) == 0 or len(set(table.label[rows])) < 2:
                 continue
             log(f"transfer: CNN + head trained on {name}")
-            maps, _ = _fit_export(table, rows, rows, config, seed, Path(tmp) / "extractor.tflite", log)
+            maps, _ = _fit_export(table, rows, rows, config, seed, Path(tmp) / "extractor.tflite", log, counts)
             feats = maps.mean(axis=(1, 2)).astype(np.float64)
             if name == "ct-hemorrhage only":
                 head = make_logreg(MIL_C, seed).fit(feats[rows], (table.label[rows] == "hemorrhage").astype(int))
