@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 from pydicom import dcmread
 
@@ -217,8 +218,14 @@ def test_jpeg_and_tiff_lose_their_metadata_with_the_image_data_untouched(page, s
     assert image.getexif().get_ifd(0x8769) == {}
 
 
-def png_with_burned_in_text(source: Path) -> bytes:
+def png_with_burned_in_text(source: Path, margin: int = 0) -> bytes:
+    """The slice with a name, an id and a date in its top-left corner; ``margin`` px of black around the
+    slice first (so the text stands clear of the head: text touching the head stays in every preview)."""
     image = Image.open(source).convert("L")
+    if margin:
+        framed = Image.new("L", (image.width + 2 * margin, image.height + 2 * margin))
+        framed.paste(image, (margin, margin))
+        image = framed
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=max(10, image.height // 40))
     for line, text in enumerate(("DOE^JANE Q", "MRN 99887766", "17/03/1951")):
@@ -245,6 +252,33 @@ def test_burned_in_text_is_warned_about_and_cancel_sends_nothing(page, stack, tm
     assert "Nothing was sent" in page.inner_text("#upload-msg")
     assert posts == [] and received == []
     assert page.is_hidden("#privacy")
+
+
+def test_text_found_in_a_png_and_uploaded_anyway_leaves_the_saved_previews_head_only(page, stack, tmp_path, received):
+    """A PNG has no header to say so: the page's corner check goes with the request, and the server
+    keeps only the head in the previews it saves (and warns), as for a DICOM that says so."""
+    path = tmp_path / "slice-with-text.png"
+    path.write_bytes(png_with_burned_in_text(sorted((CT_DATA / "hemorrhage").glob("*.png"))[5], margin=48))
+    sign_in(page, stack)
+    bodies = []
+    page.on("request", lambda r: r.method == "POST" and r.url.endswith("/api/scans") and bodies.append(r.post_data_json))
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("#privacy .privacy-warnings li[data-code=burned-in-text]")
+    page.click("#upload-btn")
+    page.click("#privacy-upload")
+    scan_id = wait_final(page)
+    assert [b.get("burned_in_text") for b in bodies] == [True]
+    scan = api_get(stack, page, f"/scans/{scan_id}")
+    warning, = [w for w in scan["warnings"] if w["code"] == "BURNED_IN_TEXT"]
+    assert "web app" in warning["message"]
+    response = requests.get(scan["previews"]["display"], timeout=10)
+    assert response.status_code == 200
+    display = np.asarray(Image.open(io.BytesIO(response.content)).convert("L"), np.float32)
+    corner = display[: display.shape[0] // 8, : display.shape[1] // 3]
+    centre = display[display.shape[0] * 2 // 5: display.shape[0] * 3 // 5, display.shape[1] * 2 // 5: display.shape[1] * 3 // 5]
+    assert corner.max() == 0.0, "the text in the top-left corner is not in the saved preview"
+    assert centre.mean() > 20.0, "the head is"
+    assert len(received) == 1
 
 
 @pytest.mark.parametrize("flag", ["YES", "JOHN SMITH"])  # the standard says YES or NO; anything but NO counts

@@ -190,3 +190,92 @@ def test_the_handler_stores_head_only_previews_and_the_warning(inference_app, re
     for name in full_frame:
         png = s3.get_object(Bucket=resources.artifacts_bucket, Key=item["previews"][name])["Body"].read()
         assert _text_and_head(png)[0] == 0.0, name
+
+
+# ---- a PNG or JPEG has no header: the page's corner check is sent as ``burned_in_text`` ----------------
+
+def _png(image: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_text_the_page_reported_in_a_png_gets_head_only_previews(ct_png, model):
+    data = _png(_slice_with_text(ct_png))
+    plain = read_scan(data, model, "CT", with_previews=True)
+    assert _text_and_head(plain.previews["display"])[0] > 200.0, "unreported, the frame is shown as it is"
+    assert "BURNED_IN_TEXT" not in [w.code for w in plain.warnings]
+    reading = read_scan(data, model, "CT", with_previews=True, text_reported=True)
+    text, head = _text_and_head(reading.previews["display"])
+    assert text == 0.0 and head > 20.0
+    warning, = [w for w in reading.warnings if w.code == "BURNED_IN_TEXT"]
+    assert "web app" in warning.message
+    assert reading.result.probabilities == plain.result.probabilities, "only the previews differ"
+
+
+def test_a_header_flag_and_a_report_give_one_warning_naming_the_header(ct_png, model):
+    reading = read_scan(_dicom(ct_png, "YES"), model, with_previews=True, text_reported=True)
+    warnings = [w for w in reading.warnings if w.code == "BURNED_IN_TEXT"]
+    assert len(warnings) == 1 and "DICOM header" in warnings[0].message
+
+
+def test_the_scan_handler_acts_on_a_reported_text(inference_app, resources, lambda_context, ct_png):
+    from strokelens.core.records import new_pending, new_scan_id, upload_key
+    from tests.unit.test_inference_handler import OWNER
+
+    scans = boto3.resource("dynamodb").Table(resources.table)
+    data = _png(_slice_with_text(ct_png))
+    scan_id = new_scan_id()
+    scans.put_item(Item=new_pending(OWNER, scan_id, content_type="image/png", modality="CT", retention_days=1,
+                                    text_reported=True))
+    key = upload_key(OWNER, scan_id)
+    boto3.client("s3").put_object(Bucket=resources.uploads_bucket, Key=key, Body=data)
+    inference_app.handler(sqs_s3_event(resources.uploads_bucket, key, len(data)), lambda_context)
+    item = record(scans, scan_id)
+    assert item["status"] == "DONE" and any(w["code"] == "BURNED_IN_TEXT" for w in item["warnings"])
+    png = boto3.client("s3").get_object(Bucket=resources.artifacts_bucket, Key=item["previews"]["display"])["Body"].read()
+    assert _text_and_head(png)[0] == 0.0
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None, {"corner": "top left"}])
+def test_burned_in_text_must_be_true_or_false(api_app, resources, lambda_context, value):
+    from tests.unit.test_api_handler import call
+    from tests.unit.test_studies import create
+
+    status, body = call(api_app, lambda_context, method="POST",
+                        body={"filename": "a.png", "content_type": "image/png", "burned_in_text": value})
+    assert (status, body["error"]["code"]) == (400, "INVALID_BURNED_IN_TEXT")
+    status, body = create(api_app, lambda_context, [{"filename": "a.png", "content_type": "image/png"}],
+                          burned_in_text=value)
+    assert (status, body["error"]["code"]) == (400, "INVALID_BURNED_IN_TEXT")
+    assert boto3.resource("dynamodb").Table(resources.table).scan()["Items"] == [], "nothing recorded"
+
+
+def test_a_reported_study_keeps_only_the_head_in_every_slice_preview(api_app, inference_app, resources,
+                                                                     lambda_context, ct_png):
+    from strokelens.core.studies import study_upload_key
+    from tests.unit.test_api_handler import OWNER, call
+    from tests.unit.test_studies import create
+
+    status, body = call(api_app, lambda_context, method="POST",
+                        body={"filename": "a.png", "content_type": "image/png", "burned_in_text": True})
+    assert status == 201
+    table = boto3.resource("dynamodb").Table(resources.table)
+    assert table.get_item(Key={"owner_id": OWNER, "scan_id": body["scan_id"]})["Item"]["text_reported"] is True
+    files = [_png(_slice_with_text(ct_png))] * 2
+    status, body = create(api_app, lambda_context, [{"filename": f"{i}.png", "content_type": "image/png"}
+                                                    for i in range(2)], modality="CT", burned_in_text=True)
+    assert status == 201
+    study_id = body["study_id"]
+    for i, data in enumerate(files):
+        key = study_upload_key(OWNER, study_id, i)
+        boto3.client("s3").put_object(Bucket=resources.uploads_bucket, Key=key, Body=data)
+        inference_app.process_object(key, len(data), 1)
+    item = table.get_item(Key={"owner_id": OWNER, "scan_id": study_id})["Item"]
+    assert item["status"] == "DONE" and any(w["code"] == "BURNED_IN_TEXT" for w in item["warnings"])
+    s3 = boto3.client("s3")
+    listed = s3.list_objects_v2(Bucket=resources.artifacts_bucket, Prefix=f"previews/{OWNER}/{study_id}/")
+    displays = [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith("display.png")]
+    assert len(displays) == 2, [o["Key"] for o in listed.get("Contents", [])]
+    for key in displays:
+        assert _text_and_head(s3.get_object(Bucket=resources.artifacts_bucket, Key=key)["Body"].read())[0] == 0.0

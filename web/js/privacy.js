@@ -25,6 +25,12 @@ function removedItems(prepared) {
     h("span", { class: "privacy-count", text: ` × ${n}` })));
 }
 
+/** Whether the page suspects text burned into the pixels (the header says so, or a corner looks like
+ * text). The server is told, and then keeps only the head in the previews it saves. */
+export function textSuspected(prepared) {
+  return Boolean(prepared.burnedIn.flag || prepared.burnedIn.corners?.length);
+}
+
 /** Reasons to stop before upload: [{code, text}]. */
 export function privacyWarnings(prepared) {
   const warnings = [];

@@ -7,7 +7,7 @@
 import { $, h, clear, showMessage, hideMessage } from "./dom.js";
 import { formatBytes } from "./format.js";
 import { prepareFile } from "./deid.js";
-import { confirmUpload, privacyWarnings, renderPrivacy } from "./privacy.js";
+import { confirmUpload, privacyWarnings, renderPrivacy, textSuspected } from "./privacy.js";
 import { pathOf } from "./files.js";
 import { UploadError, declaredType, neutralName, postToStorage, sliceAdvice } from "./storage.js";
 
@@ -200,7 +200,8 @@ export class StudyUpload {
     const modality = $("modality").value || undefined;
     const files = items.map((i) => ({ filename: neutralName(i.file), content_type: i.type, size: i.prepared.blob.size }));
     try {
-      return await this.api.post("/studies", { files, modality });
+      // One flag for the study: every slice's saved previews then keep only the head.
+      return await this.api.post("/studies", { files, modality, burned_in_text: items.some((i) => textSuspected(i.prepared)) });
     } catch (err) {
       // The API names files by index ("files[3]"); the clinician knows them by name.
       const detail = String(err.message).replace(/files\[(\d+)\]/g, (m, i) => (items[i] ? `“${pathOf(items[i].file)}”` : m));

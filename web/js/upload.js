@@ -6,7 +6,7 @@
 import { $, h, clear, showMessage, hideMessage } from "./dom.js";
 import { formatBytes } from "./format.js";
 import { UidMap, prepareFile } from "./deid.js";
-import { confirmUpload, privacyWarnings, renderPrivacy } from "./privacy.js";
+import { confirmUpload, privacyWarnings, renderPrivacy, textSuspected } from "./privacy.js";
 import { collect, droppedFiles } from "./files.js";
 import { StudyUpload } from "./studyupload.js";
 import { UploadError, declaredType, neutralName, postToStorage, sliceAdvice, tooLargeError } from "./storage.js";
@@ -176,7 +176,7 @@ export class UploadForm {
     const body = prepared.blob;
     const limit = this.contract.maxUploadBytes;
     if (limit && body.size > limit) throw tooLargeError(body.size, limit, false, advice); // no scan is created
-    const scan = await this._create(file, declared);
+    const scan = await this._create(file, declared, textSuspected(prepared));
     try {
       const maxBytes = Number(scan.max_bytes) || limit; // this upload's own limit, as the API states it
       if (maxBytes && body.size > maxBytes) throw tooLargeError(body.size, maxBytes, false, advice);
@@ -191,10 +191,11 @@ export class UploadForm {
     return { scan, contentType: scan.upload?.fields?.["Content-Type"] || declared || "" };
   }
 
-  async _create(file, contentType) {
+  async _create(file, contentType, burnedInText) {
     const modality = $("modality").value || undefined;
     try {
-      return await this.api.post("/scans", { filename: neutralName(file), content_type: contentType, modality });
+      return await this.api.post("/scans", { filename: neutralName(file), content_type: contentType, modality,
+        burned_in_text: burnedInText });
     } catch (err) {
       if (err.code === "UNSUPPORTED_CONTENT_TYPE") throw new UploadError("This file type is not accepted.", err.message);
       throw new UploadError("The upload could not be started.", err.message);

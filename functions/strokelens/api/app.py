@@ -28,7 +28,8 @@ from strokelens.core.clinical import ClinicalValidationError, RiskModel
 from strokelens.core.contract import site_contract
 from strokelens.core.settings import Settings
 from strokelens.core.records import (MODALITIES, UPLOAD_GRACE_SECONDS, is_scan_id, new_pending, new_scan_id,
-                                     public_view, resolve_content_type, scan_deadline_message, upload_key)
+                                     public_view, resolve_content_type, scan_deadline_message, text_reported,
+                                     upload_key)
 
 
 class RequestError(Exception):
@@ -121,11 +122,15 @@ def create_scan() -> Response:
         modality = None
     if modality is not None and modality not in MODALITIES:
         raise RequestError(400, "INVALID_MODALITY", f"modality must be one of {', '.join(MODALITIES)} or omitted.")
+    try:
+        reported = text_reported(body)
+    except ValueError as err:
+        raise RequestError(400, "INVALID_BURNED_IN_TEXT", str(err)) from None
 
     check_rate(owner)
     scan_id = new_scan_id()
     SCANS.put_pending(new_pending(owner, scan_id, content_type=content_type, modality=modality,
-                                  retention_days=CONFIG.retention_days))
+                                  retention_days=CONFIG.retention_days, text_reported=reported))
     upload = presign_upload(S3, CONFIG.uploads_bucket, upload_key(owner, scan_id), content_type,
                             CONFIG.max_upload_bytes, CONFIG.upload_expires)
     if CONFIG.scan_queue_url:  # the record ends FAILED if the file never comes (not only the view)

@@ -46,8 +46,8 @@ WARNINGS: dict[str, str] = {
     "SEQUENCE_NOT_READ": "This MRI sequence is not read by this model; only diffusion-weighted (DWI) slices are.",
     "MODALITY_CHECK": "The image does not look like the modality it was declared as:",
     "NOT_ASSESSABLE": "This slice shows little or no brain (neck, skull base or vertex): it was not assessed.",
-    "BURNED_IN_TEXT": "The DICOM header says text is burned into the image (it may name the patient). The text "
-                      "is not read, and the saved previews show only the head, not the rest of the frame.",
+    "BURNED_IN_TEXT": "Text may be burned into the image (it may name the patient). The text is not read, and "
+                      "the saved previews show only the head, not the rest of the frame.",
     "IDENTIFIERS_REMOVED_ON_SERVER": "Patient identifiers were still in the uploaded file; they were removed on the "
                                      "server and the upload was deleted after reading. Use the web app's upload, "
                                      "which removes them in your browser, so they never leave it.",

@@ -93,9 +93,19 @@ def epoch_of(iso: str) -> float:
     return calendar.timegm(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S"))
 
 
+def text_reported(body: dict[str, Any]) -> bool:
+    """A create request's ``burned_in_text``: true when the uploader's page found what looks like text
+    burned into the image (then the server keeps only the head in its previews); absent is false.
+    Raises ValueError for anything but true or false."""
+    value = body.get("burned_in_text", False)
+    if not isinstance(value, bool):
+        raise ValueError("burned_in_text must be true or false.")
+    return value
+
+
 def new_pending(owner_id: str, scan_id: str, *, content_type: str, modality: str | None,
-                retention_days: int, now: float | None = None) -> dict[str, Any]:
-    """The item written when an upload is handed out."""
+                retention_days: int, now: float | None = None, text_reported: bool = False) -> dict[str, Any]:
+    """The item written when an upload is handed out (``text_reported``: see :func:`text_reported`)."""
     t = time.time() if now is None else now
     item: dict[str, Any] = {
         "owner_id": owner_id,
@@ -108,6 +118,8 @@ def new_pending(owner_id: str, scan_id: str, *, content_type: str, modality: str
     }
     if modality:
         item["modality_declared"] = modality
+    if text_reported:
+        item["text_reported"] = True
     return item
 
 

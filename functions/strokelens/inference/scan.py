@@ -67,7 +67,8 @@ class ScanPipeline:
             t0 = time.perf_counter()
             data, read_etag = read_upload(self.s3, self.config.uploads_bucket, key, self.config.max_upload_bytes, etag)
             read_ms = (time.perf_counter() - t0) * 1e3
-            reading = self.read_scan(data, self.model, record.get("modality_declared"), with_previews=True)
+            reading = self.read_scan(data, self.model, record.get("modality_declared"), with_previews=True,
+                                     text_reported=bool(record.get("text_reported")))
             t0 = time.perf_counter()
             previews = {name: write_preview(self.s3, self.config.artifacts_bucket, owner_id, scan_id, name, png)
                         for name, png in reading.previews.items()}

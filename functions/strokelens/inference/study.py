@@ -134,7 +134,7 @@ class StudyPipeline:
             with timer("read"):
                 files = self._download(owner_id, study_id, record, time_left)
             reading = read_study(files, self.model, record.get("modality_declared"), with_previews=True,
-                                 time_left=time_left)
+                                 time_left=time_left, text_reported=bool(record.get("text_reported")))
             with timer("write_previews"):
                 fields = self._store(owner_id, study_id, reading, files)
             fields["timings_ms"] = {**timer.rounded(), **reading.timings_ms}

@@ -6,14 +6,14 @@ benchmarks all call these, so a batch evaluation measures exactly what the servi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
 
 from strokelens.core.errors import ScanError
 from strokelens.core.schema import Notice, SliceResult, StudyResult
-from strokelens.reader.imaging.decode import decode_image
+from strokelens.reader.imaging.decode import BURNED_IN_REPORTED, decode_image
 from strokelens.reader.imaging.previews import preview_pngs
 from strokelens.reader.model.cam import overlay_png
 from strokelens.reader.model.served import ServedModel
@@ -31,14 +31,18 @@ class Reading:
 
 def read_scan(data: bytes, model: ServedModel, declared_modality: str | None = None,
               with_previews: bool = False, with_heatmap: bool = True,
-              preview_names: tuple[str, ...] | None = None) -> Reading:
+              preview_names: tuple[str, ...] | None = None, text_reported: bool = False) -> Reading:
     """Read one uploaded file; raises :class:`strokelens.core.errors.ScanError` for bad input.
 
     Order: decode -> served model (window, model input, CNN + head, OOD, heat map) -> previews.
+    ``text_reported``: the uploader's page found what looks like burned-in text (a PNG or JPEG has
+    no header to say so); the previews then keep only the head, as for a DICOM whose header says so.
     """
     timer = Timer()
     with timer("decode"):
         decoded = decode_image(data)
+        if text_reported and not decoded.burned_in_text:
+            decoded = replace(decoded, burned_in_text=BURNED_IN_REPORTED)
     slice_ = model.read(decoded, declared_modality, timer=timer, with_heatmap=with_heatmap)
     previews: dict[str, bytes] = {}
     if with_previews:
@@ -83,7 +87,8 @@ class StudyReading:
 
 
 def read_study(files: list[bytes | None], model: ServedModel, declared_modality: str | None = None,
-               with_previews: bool = False, *, time_left: Callable[[], float] | None = None) -> StudyReading:
+               with_previews: bool = False, *, time_left: Callable[[], float] | None = None,
+               text_reported: bool = False) -> StudyReading:
     """Read the files of one upload as a study; ``None`` marks a file that never arrived.
 
     Order: headers -> series grouped, ordered, de-duplicated -> the series the model is for ->
@@ -97,7 +102,8 @@ def read_study(files: list[bytes | None], model: ServedModel, declared_modality:
     ``time_left`` (seconds this study may still take; None: no limit, as for the CLI and training)
     is asked before each file's header, each slice and each key slice's previews; at zero or below the study
     ends with ``ScanError("STUDY_TOO_LONG")`` and nothing partial is returned. A slice already
-    started is not interrupted (the decoder's own per-file deadline bounds it).
+    started is not interrupted (the decoder's own per-file deadline bounds it). ``text_reported``
+    applies to every slice (:func:`read_scan`).
     """
     timer = Timer()
     with timer("headers"):
@@ -117,7 +123,7 @@ def read_study(files: list[bytes | None], model: ServedModel, declared_modality:
             within_budget(time_left, f"{position} of {len(stack)} slices read")
             try:
                 reading = read_scan(stacked[position], model, declared_modality, with_previews=with_previews,
-                                    preview_names=STACK_PREVIEWS)
+                                    preview_names=STACK_PREVIEWS, text_reported=text_reported)
             except ScanError as err:
                 slices.append(StudySlice(position, index, None, err.code))
                 continue
@@ -145,7 +151,8 @@ def read_study(files: list[bytes | None], model: ServedModel, declared_modality:
         with timer("key_previews"):
             for done, position in enumerate(order):  # every preview (windows, model input) for the slices shown first
                 within_budget(time_left, f"all {len(stack)} slices read, {done} of {len(order)} key previews")
-                full = read_scan(stacked[position], model, declared_modality, with_previews=True)
+                full = read_scan(stacked[position], model, declared_modality, with_previews=True,
+                                 text_reported=text_reported)
                 previews.update({(position, name): png for name, png in full.previews.items()})
     if v2 is not None:
         probabilities, label, rule = _aggregate_v2(model, finding, [scores[p] or 0.0 for p in assessed])

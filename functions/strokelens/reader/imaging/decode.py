@@ -84,13 +84,18 @@ class DecodedImage:
     # MR DICOM only: "DWI" when the header says diffusion-weighted, "other" (T1, T2, FLAIR...) when it
     # names another sequence, None when it does not say (the tag texts themselves are never kept).
     mr_sequence: str | None = None
-    # DICOM only: the header says text (perhaps a name) is drawn into the pixels (BurnedInAnnotation
-    # other than NO). No header edit removes it, so previews of this image keep only the head.
-    burned_in_text: bool = False
+    # Text (perhaps a name) may be drawn into the pixels: BURNED_IN_HEADER when a DICOM's
+    # BurnedInAnnotation says anything but NO, BURNED_IN_REPORTED when the uploader's page found
+    # text-like strokes (reading.read_scan sets it); None otherwise. No header edit removes such text,
+    # so previews of this image keep only the head.
+    burned_in_text: str | None = None
 
     @property
     def is_dicom(self) -> bool:
         return self.source_format == "dicom"
+
+
+BURNED_IN_HEADER, BURNED_IN_REPORTED = "header", "reported"
 
 
 def sniff_format(data: bytes) -> str | None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from strokelens.core.errors import ScanError
-from strokelens.reader.imaging.decode import (_BAND_PIXELS, DecodedImage, _block_mean, _check_decoded_bytes,
+from strokelens.reader.imaging.decode import (_BAND_PIXELS, BURNED_IN_HEADER, DecodedImage, _block_mean, _check_decoded_bytes,
                                               _check_dimensions, _Deadline, _reduction, MAX_PIXELS)
 from strokelens.reader.imaging.deid import check_and_deidentify
 
@@ -232,7 +232,7 @@ def decode_dicom(data: bytes, deadline: _Deadline) -> DecodedImage:
         dicom_tags=_allowed_tags(ds, flag),
         chroma=chroma,
         mr_sequence=sequence,
-        burned_in_text=burned_in,
+        burned_in_text=BURNED_IN_HEADER if burned_in else None,
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from strokelens.core.schema import Heatmap, Manifest, Notice, SliceResult
-from strokelens.reader.imaging.decode import DecodedImage
+from strokelens.reader.imaging.decode import BURNED_IN_HEADER, BURNED_IN_REPORTED, DecodedImage
 from strokelens.reader.imaging.preprocess import to_display, to_model_input
 from strokelens.reader.model.assess import brain_fraction
 from strokelens.reader.model.cam import class_activation_map, normalised, upsample
@@ -228,13 +228,18 @@ class ServedModel:
         return notices
 
 
+# Where the suspicion of burned-in text came from, appended to the BURNED_IN_TEXT warning.
+BURNED_IN_WHY = {BURNED_IN_HEADER: "The DICOM header says so (Burned In Annotation).",
+                 BURNED_IN_REPORTED: "The web app found what looks like text in the image before upload."}
+
+
 def _input_notices(decoded: DecodedImage, declared_modality: str | None) -> list[Notice]:
     """What the input itself calls for, whichever model reads it: adjustments made while decoding,
     identifiers the server had to remove, text burned into the pixels, and a header that overrules
     the chosen modality."""
     notices = [Notice.of("IMAGE_CONVERTED", note) for note in decoded.notes]
     if decoded.burned_in_text:
-        notices.append(Notice.of("BURNED_IN_TEXT"))
+        notices.append(Notice.of("BURNED_IN_TEXT", BURNED_IN_WHY.get(decoded.burned_in_text)))
     if decoded.identity is not None and decoded.identity.removed_by == "server":
         counts = ", ".join(f"{n} {category}" for category, n in sorted(decoded.identity.counts.items()))
         notices.append(Notice.of("IDENTIFIERS_REMOVED_ON_SERVER", f"Removed: {counts}."))
