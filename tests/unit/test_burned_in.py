@@ -139,6 +139,34 @@ def test_a_flag_outside_yes_no_counts_as_yes_and_is_not_kept(ct_png, model, valu
     assert kept == ("YES" if value == " yes " else None), "only YES / NO is ever stored"
 
 
+def _name_touching_the_head(ct_png: bytes) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """The slice with a name printed against the head's left edge (as on a tightly cropped figure), and
+    where the name is, short of the last 4 px before the head."""
+    from PIL import ImageDraw, ImageFont
+
+    canvas = _slice_with_text(ct_png)
+    canvas[:30] = 0  # without the corner block
+    rows = np.flatnonzero(canvas.max(axis=1) > 10)
+    mid = (rows[0] + rows[-1]) // 2
+    left = int(np.flatnonzero(canvas[mid] > 10)[0])
+    image = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=12)
+    draw.text((left - draw.textlength("DOE JANE", font=font) + 3, mid - 6), "DOE JANE", fill=255, font=font)
+    return np.asarray(image), (slice(mid - 6, mid + 7), slice(0, left - 4))
+
+
+def test_a_name_touching_the_head_is_cut_from_the_previews(ct_png, model):
+    image, name = _name_touching_the_head(ct_png)
+    unflagged = read_scan(_dicom(None, None, image=image), model, with_previews=True)
+    assert _pixels(unflagged.previews["display"])[name].max() > 200.0, "the name is in the frame"
+    reading = read_scan(_dicom(None, "YES", image=image), model, with_previews=True)
+    for preview in _full_frame(reading):
+        px = _pixels(reading.previews[preview])
+        assert px[name].max() == 0.0, f"{preview}: the name is cut off the head"
+        assert px[120:200, 120:200].mean() > 20.0, f"{preview}: the head stays"
+
+
 def test_an_uncropped_model_input_is_drawn_from_the_masked_frame(ct_png):
     """A model that does not crop to the head (model v1) sees the whole frame: its preview is drawn
     again from the head-only display."""
@@ -162,9 +190,13 @@ def test_unflagged_previews_keep_the_whole_frame_and_read_the_same(ct_png, model
         text, _ = _text_and_head(reading.previews["display"])
         assert text > 200.0, "without the flag the frame is shown as it is"
         assert "BURNED_IN_TEXT" not in [w.code for w in reading.warnings]
-        # Only the previews differ: the reading itself is the same pixels through the same model.
+        # Only the previews differ: the reading itself is the same pixels through the same model, and the
+        # flagged model input's preview is that input with only what lies outside the head mask blacked out.
         assert reading.result.probabilities == flagged.result.probabilities
-        assert _pixels(reading.previews["model_input"]).tolist() == _pixels(flagged.previews["model_input"]).tolist()
+        whole, masked = _pixels(reading.previews["model_input"]), _pixels(flagged.previews["model_input"])
+        shown = masked > 0
+        assert np.array_equal(masked[shown], whole[shown])
+        assert shown.sum() >= 0.9 * (whole > 0).sum(), "the head's rim at most is lost"
 
 
 def test_a_flagged_slice_in_a_study_gets_head_only_previews_and_the_study_says_so(ct_png, model):
