@@ -88,6 +88,7 @@ def test_a_folder_is_read_as_one_study_viewed_as_a_stack_and_listed(page, stack,
     body = json.loads(created.value.post_data)
     assert [f["size"] for f in body["files"]] == [p.stat().st_size for p in files]  # natural order: slice2 before slice10
     assert {f["filename"] for f in body["files"]} == {"slice.png"}  # the clinician's file names never leave
+    assert body["burned_in_text"] is False, "no corner of these slices looks like text"
     page.wait_for_selector("#study-panel[data-status=DONE], #study-panel[data-status=FAILED]", timeout=STUDY_TIMEOUT_MS)
     assert page.get_attribute("#study-panel", "data-status") == "DONE"
     progress = page.get_attribute("#upload-progress", "data-sent"), page.get_attribute("#upload-progress", "data-failed")
@@ -390,3 +391,32 @@ def test_dropped_folders_are_walked_in_batches_and_sorted_naturally(page, stack)
       return collect(await droppedFiles(dataTransfer)).map((f) => f.relativePath);
     }""")
     assert found == ["head/series2/img1.dcm", "head/slice1.dcm", "head/slice2.dcm", "head/slice10.dcm"]
+
+
+def test_text_found_in_one_slice_of_a_folder_is_told_to_the_server_for_the_whole_study(page, stack, tmp_path):
+    from tests.browser.test_privacy import png_with_burned_in_text
+
+    folder = tmp_path / "framed"
+    folder.mkdir()
+    sources = sorted((SHARED_DATA / "ct-hemorrhage" / "normal").glob("*.png"))[:3]
+    for n, source in enumerate(sources, start=1):
+        framed = png_with_burned_in_text(source, margin=48)
+        if n != 2:  # only the second slice carries a name
+            image = Image.open(source).convert("L")
+            canvas = Image.new("L", (image.width + 96, image.height + 96))
+            canvas.paste(image, (48, 48))
+            out = io.BytesIO()
+            canvas.save(out, format="PNG")
+            framed = out.getvalue()
+        (folder / f"slice{n}.png").write_bytes(framed)
+    sign_in(page, stack)
+    page.set_input_files("#folder", str(folder))
+    page.wait_for_selector("#privacy .privacy-warnings li[data-code=burned-in-text]")
+    with page.expect_request(lambda r: r.url.endswith("/api/studies") and r.method == "POST") as created:
+        page.click("#upload-btn")
+        page.click("#privacy-upload")
+    assert json.loads(created.value.post_data)["burned_in_text"] is True
+    page.wait_for_selector("#study-panel[data-status=DONE], #study-panel[data-status=FAILED]", timeout=STUDY_TIMEOUT_MS)
+    study = api_get(stack, page, f"/studies/{page.get_attribute('#study-panel', 'data-study-id')}")
+    assert study["status"] == "DONE"
+    assert any(w["code"] == "BURNED_IN_TEXT" for w in study["warnings"]), "the server acted on it"
