@@ -101,13 +101,10 @@ def dicom_of(png: Path, out: Path) -> Path:
     from pydicom import dcmread
     from pydicom.data import get_testdata_file
 
-    from phantoms import ct_from_display
+    from phantoms import set_ct_display
 
-    hu = ct_from_display(np.asarray(Image.open(png).convert("L")))
     ds = dcmread(get_testdata_file("CT_small.dcm"))
-    ds.Rows, ds.Columns = hu.shape
-    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
-    ds.PixelData = (np.round(hu) + 1024).astype("<i2").tobytes()
+    set_ct_display(ds, np.asarray(Image.open(png).convert("L")))
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{png.stem}.dcm"
     ds.save_as(path, enforce_file_format=True)

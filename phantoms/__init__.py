@@ -26,11 +26,11 @@ without any of them depending on another.
 CLI: ``python -m phantoms OUT --n 20 --layout modality --format png --seed 0``.
 """
 
-from phantoms.files import (MODALITY_DIRS, PHI_TAGS, png_bytes, write_dataset, write_dicom, write_kaggle_layout,
-                            write_png)
+from phantoms.files import (MODALITY_DIRS, PHI_TAGS, png_bytes, set_ct_display, write_dataset, write_dicom,
+                            write_kaggle_layout, write_png)
 from phantoms.slices import (LESIONS, Lesion, Modality, Phantom, Tissue, ct_from_display, ct_to_display, make_ct_slice,
                              make_mr_slice, make_slice, mr_to_display, to_display)
 
 __all__ = ["LESIONS", "MODALITY_DIRS", "PHI_TAGS", "Lesion", "Modality", "Phantom", "Tissue", "ct_from_display", "ct_to_display",
-           "make_ct_slice", "make_mr_slice", "make_slice", "mr_to_display", "png_bytes", "to_display", "write_dataset",
-           "write_dicom", "write_kaggle_layout", "write_png"]
+           "make_ct_slice", "make_mr_slice", "make_slice", "mr_to_display", "png_bytes", "set_ct_display", "to_display",
+           "write_dataset", "write_dicom", "write_kaggle_layout", "write_png"]

@@ -8,7 +8,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from phantoms.slices import LESIONS, Lesion, Modality, Phantom, make_slice, parse_modality, to_display
+from phantoms.slices import LESIONS, Lesion, Modality, Phantom, ct_from_display, make_slice, parse_modality, to_display
 
 MODALITY_DIRS: dict[str, str] = {"CT": "CT", "MR": "MRI"}  # on-disk folder names
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -31,6 +31,17 @@ def png_bytes(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def set_ct_display(ds, image: np.ndarray) -> None:
+    """Replace a CT data set's pixels with ``image``, an 8-bit brain-window slice (e.g. a real head CT
+    PNG): 0-255 back to 0-80 HU (:func:`phantoms.slices.ct_from_display`), stored with the scanner-style
+    rescale (slope 1, intercept -1024) as signed 16-bit, so a reader windowing it sees the same image.
+    ``ds`` must already describe 16-bit signed monochrome pixels (pydicom's ``CT_small.dcm`` does)."""
+    hu = ct_from_display(image)
+    ds.Rows, ds.Columns = hu.shape
+    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+    ds.PixelData = (np.round(hu) + 1024).astype("<i2").tobytes()
 
 
 def write_png(phantom: Phantom, path: str | Path) -> Path:

@@ -8,7 +8,7 @@ import numpy as np
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
-from phantoms import ct_from_display
+from phantoms import set_ct_display
 
 
 def ct_series(n: int, study_uid: str = "1.2.3.4", series_uid: str = "1.2.3.4.1", thickness: float = 5.0,
@@ -31,10 +31,7 @@ def ct_series(n: int, study_uid: str = "1.2.3.4", series_uid: str = "1.2.3.4.1",
         ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0] if axial else [1, 0, 0, 0, 0, -1]
         ds.ImagePositionPatient = [0.0, 0.0, z0 + k * thickness] if axial else [0.0, z0 + k * thickness, 0.0]
         if images is not None:
-            hu = ct_from_display(images[k])
-            ds.Rows, ds.Columns = hu.shape
-            ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
-            ds.PixelData = (np.round(hu) + 1024).astype("<i2").tobytes()
+            set_ct_display(ds, images[k])
         buf = io.BytesIO()
         ds.save_as(buf, enforce_file_format=True)
         out.append(buf.getvalue())
