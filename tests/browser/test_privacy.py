@@ -270,7 +270,7 @@ def test_text_found_in_a_png_and_uploaded_anyway_leaves_the_saved_previews_head_
     assert [b.get("burned_in_text") for b in bodies] == [True]
     scan = api_get(stack, page, f"/scans/{scan_id}")
     warning, = [w for w in scan["warnings"] if w["code"] == "BURNED_IN_TEXT"]
-    assert "web app" in warning["message"]
+    assert "uploader reported" in warning["message"]
     response = requests.get(scan["previews"]["display"], timeout=10)
     assert response.status_code == 200
     display = np.asarray(Image.open(io.BytesIO(response.content)).convert("L"), np.float32)

@@ -124,10 +124,10 @@ def test_crossfit_scores_every_training_study_once_with_a_cnn_that_never_saw_it(
     seen_paths: list[set] = []
     real_fit = crossfit._fit_export
 
-    def spy(table, rows, calib_rows, config, seed, path, log):
+    def spy(table, rows, calib_rows, config, seed, path, log, counts=None):
         seen.append(set(table.study[rows]) - {""})
         seen_paths.append(set(table.path[rows]))
-        return real_fit(table, rows, calib_rows, config, seed, path, log)
+        return real_fit(table, rows, calib_rows, config, seed, path, log, counts)
 
     monkeypatch.setattr(crossfit, "_fit_export", spy)
     out = tmp_path / "cf"

@@ -43,6 +43,13 @@ def test_share_targets_need_the_studies_annotated_counts() -> None:
         cnn_targets(_table(), np.arange(8), cnn_config(study_targets="share"), counts={})
     with pytest.raises(ValueError, match="naive or share"):
         cnn_config(study_targets="soft")
+    with pytest.raises(ValueError, match="bag loss"):
+        cnn_config(study_targets="share", bag_k=3)
+
+
+def test_a_haemorrhage_study_counted_with_no_slice_still_targets_one() -> None:
+    y = cnn_targets(_table(), np.arange(8), cnn_config(study_targets="share"), counts={"b": 0})
+    assert np.allclose(y[:4, 1], 0.25)
 
 
 def test_the_default_recipe_does_not_name_study_targets_so_its_records_still_match() -> None:

@@ -38,6 +38,8 @@ def cnn_config(input_size: int = 128, epochs: int = 15, trunks: int = TRUNKS, ba
     ``bag_k`` > 0: ct-studies learnt through a bag loss, :func:`bags_of`; ``study_targets``: :func:`cnn_targets`)."""
     if study_targets not in ("naive", "share"):
         raise ValueError(f"study_targets must be naive or share, not {study_targets!r}")
+    if study_targets != "naive" and bag_k:  # the recipe would name targets that no slice is trained on
+        raise ValueError("share targets label slices that a bag loss leaves out of the slice loss: choose one")
     return cnn.CNNConfig(input_size=input_size, trunks=trunks, epochs=epochs, batch_size=32, learning_rate=3e-3,
                          bag_k=bag_k, study_targets=study_targets)
 
@@ -65,7 +67,9 @@ def cnn_targets(table, rows: np.ndarray, config: cnn.CNNConfig, counts: dict | N
         mine = study_rows & (table.study[rows] == study)
         if counts is None or study not in counts:
             raise ValueError(f"share targets need the annotated count of haemorrhage slices of study {study}")
-        share = min(1.0, float(counts[study]) / int(mine.sum()))
+        # at least one slice (as relabelled_rows), at most all: the count is over the whole study,
+        # its slices here are the assessable training ones
+        share = min(1.0, max(1, int(counts[study])) / int(mine.sum()))
         soft[mine, 1], soft[mine, 0] = share, 1.0 - share
     return soft
 

@@ -222,7 +222,12 @@ class StudyPipeline:
         if result.mixed_modalities:
             notices.append(Notice.of("MIXED_MODALITIES"))
         codes = {w.code for s in reading.slices for w in s.warnings}
-        notices += [Notice.of(code) for code in ("IDENTIFIERS_REMOVED_ON_SERVER", "BURNED_IN_TEXT") if code in codes]
+        if "IDENTIFIERS_REMOVED_ON_SERVER" in codes:
+            notices.append(Notice.of("IDENTIFIERS_REMOVED_ON_SERVER"))
+        # burned-in text: the first flagged slice's wording, which names where the suspicion came from
+        burned = next((w for s in reading.slices for w in s.warnings if w.code == "BURNED_IN_TEXT"), None)
+        if burned is not None:
+            notices.append(burned)
         if self.model.manifest.synthetic:
             notices.append(Notice.of("SYNTHETIC_MODEL"))
         return {"result": result.to_dict(), "warnings": [n.to_dict() for n in notices], "previews": previews,

@@ -230,7 +230,8 @@ class ServedModel:
 
 # Where the suspicion of burned-in text came from, appended to the BURNED_IN_TEXT warning.
 BURNED_IN_WHY = {BURNED_IN_HEADER: "The DICOM header says so (Burned In Annotation).",
-                 BURNED_IN_REPORTED: "The web app found what looks like text in the image before upload."}
+                 BURNED_IN_REPORTED: "The uploader reported it (the web app does when a corner of the image looks "
+                                     "like text)."}
 
 
 def _input_notices(decoded: DecodedImage, declared_modality: str | None) -> list[Notice]:
