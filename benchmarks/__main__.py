@@ -82,9 +82,10 @@ def run(settings: Settings) -> dict[str, Any]:
     w = _section(result, "warm", lambda: warm.run(settings))
     keras_path = Path(w["keras_path"]) if w else settings.out / "work" / "baseline.keras"
     _section(result, "routes", lambda: routes.run(settings))
-    _section(result, "cold", lambda: cold.run(settings, keras_path))
+    built = _section(result, "package", lambda: package.run(settings))
+    _section(result, "cold", lambda: cold.run(settings, keras_path,
+                                              settings.out / "packages" / "inference" if built else None))
     _section(result, "scaling", lambda: scaling.run(settings))
-    _section(result, "package", lambda: package.run(settings))
     _section(result, "e2e", lambda: e2e.run(settings))
     _section(result, "cost", lambda: cost.run(_cost_inputs(result)))
     if _section(result, "studies", lambda: studies.run(settings)) and result.get("cold"):

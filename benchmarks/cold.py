@@ -12,6 +12,12 @@ Three kinds of child, each started ``repeats`` times (alternating, page cache wa
 - ``tensorflow``: ``import tensorflow``, ``keras.models.load_model`` of the baseline ``.keras``,
   the same decode/preprocess, one ``model.predict``.
 
+Given the built inference package (``make bench`` builds it first), the handler and predictor children
+start from it as a python3.12 Lambda does: its ``sys.path`` only (no site-packages; boto3 and its
+dependencies as the runtime ships them) and unable to write bytecode, since /var/task is read-only. So
+the figure includes whatever the package leaves to compile (``infra.package`` ships .pyc files). The
+TensorFlow child, the baseline, runs in this environment.
+
 Spawn-to-first-prediction is wall-clock time from just before ``Popen`` in the parent to the
 child's ``time.time()`` after its prediction (same clock). Peak RSS is the child's own
 ``resource.getrusage(RUSAGE_SELF).ru_maxrss``.
@@ -20,6 +26,7 @@ child's ``time.time()`` after its prediction (same clock). Peak RSS is the child
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -120,10 +127,36 @@ def _handler_env(model_dir: Path) -> dict[str, str]:
     return env
 
 
-def _once(kind: str, image: Path, keras_path: Path, env: dict[str, str]) -> dict[str, Any]:
+# Import names of what the python3.12 runtime ships beside the function (infra.package.RUNTIME_PROVIDED).
+RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "urllib3", "dateutil", "six")
+
+
+def lambda_path(package: Path, work: Path) -> str:
+    """``sys.path`` as a python3.12 Lambda has it, less the standard library: the function's built package
+    (/var/task), then the runtime's own boto3 and its dependencies (here linked from this environment)."""
+    import importlib.util
+
+    runtime = work / "runtime"
+    runtime.mkdir(parents=True, exist_ok=True)
+    for name in RUNTIME_MODULES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise RuntimeError(f"{name} (shipped by the Lambda runtime) is not installed here")
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        link = runtime / source.name
+        if not link.exists():
+            link.symlink_to(source)
+    return os.pathsep.join([str(package), str(runtime)])
+
+
+def _once(kind: str, image: Path, keras_path: Path, env: dict[str, str], path: str | None = None) -> dict[str, Any]:
+    """One child; ``path``: run it as Lambda does, on that ``sys.path`` only (``-S``: no site-packages) and
+    unable to write bytecode (``-B``: /var/task is read-only); None: in this environment."""
     started = time.time()
-    proc = subprocess.run([sys.executable, "-c", CHILDREN[kind], str(image), str(keras_path)], capture_output=True,
-                          text=True, timeout=300, env=child_env(**env), cwd=ROOT)
+    flags, child = (["-S", "-B"], {**child_env(**env), "PYTHONPATH": path}) if path else ([], child_env(**env))
+    proc = subprocess.run([sys.executable, *flags, "-c", CHILDREN[kind], str(image), str(keras_path)],
+                          capture_output=True, text=True, timeout=300, env=child, cwd=ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"cold start child {kind} failed:\n{proc.stderr[-4000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -132,16 +165,19 @@ def _once(kind: str, image: Path, keras_path: Path, env: dict[str, str]) -> dict
     return out
 
 
-def run(settings: Settings, keras_path: Path) -> dict[str, Any]:
+def run(settings: Settings, keras_path: Path, package: Path | None = None) -> dict[str, Any]:
+    """``package``: the built inference package (``benchmarks.package``); the handler and predictor
+    children then start from it as Lambda would (:func:`lambda_path`), else from this environment."""
     image = png_inputs(1)[0]
     inputs = {kind: image for kind in CHILDREN}
     inputs["handler_dicom"] = dicom_of(image, settings.out / "cold")
     handler_env, plain_env = _handler_env(settings.model_dir), {"MODEL_DIR": str(settings.model_dir)}
     envs = {"handler": handler_env, "handler_dicom": handler_env, "predictor": plain_env, "tensorflow": plain_env}
+    path = lambda_path(package, settings.out / "cold") if package is not None and package.is_dir() else None
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in CHILDREN}
     for _ in range(settings.cold_repeats):
         for kind in CHILDREN:
-            runs[kind].append(_once(kind, inputs[kind], keras_path, envs[kind]))
+            runs[kind].append(_once(kind, inputs[kind], keras_path, envs[kind], None if kind == "tensorflow" else path))
     result: dict[str, Any] = {}
     for kind, samples in runs.items():
         keys = [k for k in samples[0] if k.endswith("_s") or k == "maxrss_mb"]
@@ -153,6 +189,9 @@ def run(settings: Settings, keras_path: Path) -> dict[str, Any]:
     result["ratio_tf_over_predictor"] = round(tf_s / result["predictor"]["spawn_to_first_prediction_s"]["median"], 2)
     result["input"] = image.name
     result["input_dicom"] = inputs["handler_dicom"].name
+    result["started_from"] = ("the built inference package, as Lambda loads it (its sys.path only, no bytecode "
+                              "written; boto3 as the runtime ships it); TensorFlow from this environment"
+                              if path else "this environment (no built package)")
     result["note"] = ("page cache warm after the first start (Lambda also fetches and unpacks the package, "
                       "not measured); the handler import creates boto3 clients but makes no AWS call")
     return result

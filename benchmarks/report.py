@@ -201,7 +201,7 @@ def _cold(c: dict[str, Any]) -> list[str]:
     out += ["", f"TF / handler: **{c['ratio_tf_over_handler']}×**; {dicom}TF / Predictor only: **{c['ratio_tf_over_predictor']}×**. "
             f"{c['handler']['spawn_to_first_prediction_s']['n']} starts of each, interleaved. "
             "The handler's import includes boto3 and powertools (split out above, and counted in the import). "
-            f"Note: {c['note']}."]
+            f"Started from {c.get('started_from', 'this environment')}. Note: {c['note']}."]
     return out
 
 

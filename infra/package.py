@@ -6,7 +6,8 @@ Used by ``functions/Makefile`` (SAM's ``BuildMethod: makefile``) and by the pack
 benchmark, so both measure the same thing. Dependencies are installed cross-platform with
 pip (Linux x86_64 CPython 3.12 wheels only, glibc <= 2.34 = Amazon Linux 2023), then the
 packages the Lambda runtime already provides (boto3 and its dependency tree) are removed,
-then the function's folders of ``strokelens`` and its model files are copied (``CODE`` below).
+then the function's folders of ``strokelens`` and its model files are copied (``CODE`` below), and
+every module is compiled to bytecode (Lambda cannot write it at run time).
 """
 
 from __future__ import annotations
@@ -129,6 +130,22 @@ def _strip_caches(outdir: Path) -> None:
         shutil.rmtree(cache, ignore_errors=True)
 
 
+def _compile(outdir: Path) -> int:
+    """Bytecode next to every module (``__pycache__``), so a new container does not compile what it
+    imports: Lambda's /var/task is read-only, so without .pyc files in the package every cold start
+    compiles its imports again (measured: 0.91 s to the first PNG reading from the package without
+    them, 0.57 s with them). Unchecked-hash .pyc (PEP 552) are used whatever the files' times after
+    unzipping; a package never changes once built. Only by a Python 3.12 (the runtime's): another
+    version's bytecode would never be read. Returns the number of .pyc files written."""
+    import compileall
+    import py_compile
+
+    if sys.version_info[:2] != (3, 12):
+        return 0
+    compileall.compile_dir(outdir, quiet=2, workers=0, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    return sum(1 for _ in outdir.rglob("*.pyc"))
+
+
 def _zip(outdir: Path) -> Path:
     archive = outdir.with_suffix(".zip")
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
@@ -154,9 +171,10 @@ def build_package(function: str, outdir: Path, *, make_zip: bool = False) -> dic
     stripped = _strip_symbols(outdir)
     _copy_code(function, outdir)
     _strip_caches(outdir)
+    compiled = _compile(outdir)
     files = [p for p in outdir.rglob("*") if p.is_file()]
     summary: dict = {"function": function, "unzipped_bytes": sum(p.stat().st_size for p in files),
-                     "files": len(files), "stripped": stripped}
+                     "files": len(files), "stripped": stripped, "bytecode_files": compiled}
     if make_zip:
         summary["zipped_bytes"] = _zip(outdir).stat().st_size
     return summary

@@ -90,6 +90,7 @@ def test_cold_start_both_stacks(report):
         assert _positive(cold[kind]["spawn_to_first_prediction_s"]), kind
         assert cold[kind]["maxrss_mb"]["median"] > 10, kind
     assert cold["ratio_tf_over_handler"] > 0 and cold["ratio_tf_over_predictor"] > 0
+    assert cold["started_from"].startswith("the built inference package"), "measured as Lambda loads it"
 
 
 def test_packages_measured(report):

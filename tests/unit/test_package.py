@@ -38,6 +38,19 @@ for name in sys.argv[2:]:
     r = reading.result
     # A model that refuses a slice (v2: an MRI sequence other than DWI) still read it and says why.
     out[name] = sorted(r.probabilities) if not r.out_of_distribution else ["refused: " + (r.ood_reason or "")]
+# Lambda cannot write bytecode (/var/task is read-only): every module the reading used from the
+# package must have shipped with its own .pyc, unchecked-hash (flags 1: used whatever the file times).
+from importlib.util import MAGIC_NUMBER
+import os
+missing = []
+for module in list(sys.modules.values()):
+    source = getattr(module, "__file__", None) or ""
+    if source.startswith(pkg) and source.endswith(".py"):
+        cached = getattr(module, "__cached__", None)
+        header = open(cached, "rb").read(8) if cached and os.path.isfile(cached) else b""
+        if header[:4] != MAGIC_NUMBER or int.from_bytes(header[4:8], "little") != 1:
+            missing.append(source[len(pkg):])
+out["modules_without_bytecode"] = missing
 print(json.dumps(out))
 """
 
@@ -91,10 +104,12 @@ def test_pruned_inference_package_still_predicts(packages, ct_png, tmp_path):
     png = tmp_path / "ct.png"
     png.write_bytes(ct_png)
     files = [str(png), get_testdata_file("MR_small_jpeg_ls_lossless.dcm"), get_testdata_file("693_J2KI.dcm")]
-    run = subprocess.run([sys.executable, "-I", "-c", SMOKE, str(packages["inference"][0]), *files],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run([sys.executable, "-I", "-B", "-c", SMOKE, str(packages["inference"][0]), *files],
+                         capture_output=True, text=True, timeout=120)  # -B: as read-only as /var/task
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result.pop("modules_without_bytecode") == [], "a cold start would compile these"
+    assert packages["inference"][1]["bytecode_files"] > 500
     assert len(result) == 3 and all(result.values())
     assert result[str(png)] and not result[str(png)][0].startswith("refused"), "the CT slice is scored"
 
