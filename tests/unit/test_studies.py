@@ -106,6 +106,8 @@ def test_a_dicom_series_is_read_once_when_its_last_file_arrives(api_app, inferen
     listed = boto3.client("s3").list_objects_v2(Bucket=resources.uploads_bucket, Prefix=f"uploads/{OWNER}/{study_id}/")
     assert listed.get("KeyCount", 0) == 0, "raw uploads deleted once the study is final"
     assert get(api_app, lambda_context, study_id, query={"slice": "9"})[0] == 400
+    status, body = call(api_app, lambda_context, path=f"/scans/{study_id}")
+    assert (status, body["error"]["code"]) == (404, "SCAN_NOT_FOUND"), "a study is not a scan (nor a 500)"
 
 
 def test_the_deadline_reads_what_came_and_says_what_did_not(api_app, inference_app, resources, lambda_context,

@@ -30,6 +30,7 @@ from strokelens.core.settings import Settings
 from strokelens.core.records import (MODALITIES, UPLOAD_GRACE_SECONDS, is_scan_id, new_pending, new_scan_id,
                                      public_view, resolve_content_type, scan_deadline_message, text_reported,
                                      upload_key)
+from strokelens.core.studies import KIND as STUDY_KIND
 
 
 class RequestError(Exception):
@@ -151,7 +152,7 @@ def create_scan() -> Response:
 def get_scan(scan_id: str) -> dict:
     owner = caller()
     item = SCANS.get(owner, scan_id) if is_scan_id(scan_id) else None
-    if item is None:  # unknown and not-yours look the same on purpose
+    if item is None or item.get("kind") == STUDY_KIND:  # unknown, not yours, a study: all look the same
         raise RequestError(404, "SCAN_NOT_FOUND", "No scan with this id for your account.")
     view = public_view(item, CONFIG.upload_expires, CONFIG.max_receive_count)
     if "previews" in view:  # short-lived links, handed only to the owner

@@ -29,8 +29,9 @@ class Status(StrEnum):
 
 
 UPLOAD_PREFIX = "uploads/"
-SCAN_ID_RE = re.compile(r"^[0-9a-f]{24}$")
-OWNER_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+# Whole strings only (fullmatch: "$" would let a trailing newline through), ASCII only.
+SCAN_ID_RE = re.compile(r"[0-9a-f]{24}", re.ASCII)
+OWNER_RE = re.compile(r"[A-Za-z0-9-]{1,64}", re.ASCII)
 MODALITIES = ("CT", "MR")
 
 # Declared content type -> the formats the bytes may turn out to be (bytes are sniffed anyway).
@@ -52,7 +53,7 @@ def new_scan_id(now: float | None = None) -> str:
 
 
 def is_scan_id(value: str) -> bool:
-    return bool(SCAN_ID_RE.match(value or ""))
+    return bool(SCAN_ID_RE.fullmatch(value or ""))
 
 
 def upload_key(owner_id: str, scan_id: str) -> str:
@@ -64,7 +65,7 @@ def parse_upload_key(key: str) -> tuple[str, str] | None:
     if not key.startswith(UPLOAD_PREFIX):
         return None
     parts = key[len(UPLOAD_PREFIX):].split("/")
-    if len(parts) != 2 or not OWNER_RE.match(parts[0]) or not is_scan_id(parts[1]):
+    if len(parts) != 2 or not OWNER_RE.fullmatch(parts[0]) or not is_scan_id(parts[1]):
         return None
     return parts[0], parts[1]
 

@@ -19,7 +19,7 @@ from strokelens.core.records import OWNER_RE, UPLOAD_PREFIX, Status, is_scan_id,
 MAX_FILES = 500
 MAX_STUDY_BYTES = 250 * 1024 * 1024
 KIND = "study"
-_INDEX_RE = re.compile(r"^\d{1,4}$")
+_INDEX_RE = re.compile(r"[0-9]{1,4}", re.ASCII)  # fullmatch: "\d" would take any script's digits
 
 
 class StudyRequestError(ValueError):
@@ -39,7 +39,7 @@ def parse_study_key(key: str) -> tuple[str, str, int] | None:
     if not key.startswith(UPLOAD_PREFIX):
         return None
     parts = key[len(UPLOAD_PREFIX):].split("/")
-    if len(parts) != 3 or not OWNER_RE.match(parts[0]) or not is_scan_id(parts[1]) or not _INDEX_RE.match(parts[2]):
+    if len(parts) != 3 or not OWNER_RE.fullmatch(parts[0]) or not is_scan_id(parts[1]) or not _INDEX_RE.fullmatch(parts[2]):
         return None
     return parts[0], parts[1], int(parts[2])
 

@@ -91,7 +91,7 @@ def scan_deadline(owner_id: str, scan_id: str, now: float | None = None) -> str:
 def _deadline_ids(deadline: dict, id_field: str) -> tuple[str, str]:
     """(owner id, scan or study id) of a deadline message; ValueError for one the API never sent."""
     owner_id, scan_id = str(deadline["owner_id"]), str(deadline[id_field])
-    if not (OWNER_RE.match(owner_id) and is_scan_id(scan_id)):
+    if not (OWNER_RE.fullmatch(owner_id) and is_scan_id(scan_id)):
         raise ValueError("not a deadline we sent")
     return owner_id, scan_id
 
