@@ -32,6 +32,9 @@ def call(app, lambda_context, *, method="GET", path="/scans", body=None, sub=OWN
         event["queryStringParameters"] = query
         event["rawQueryString"] = "&".join(f"{k}={v}" for k, v in query.items())
     response = app.handler(event, lambda_context)
+    headers = response.get("headers") or {}
+    assert (headers.get("Cache-Control"), headers.get("X-Content-Type-Options")) == ("no-store", "nosniff"), \
+        f"every answer, {response['statusCode']} included, is neither cached nor sniffed"
     return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
 
 

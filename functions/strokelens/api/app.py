@@ -251,9 +251,15 @@ studies.bind(studies.Deps(config=CONFIG, s3=S3, sqs=SQS, scans=SCANS, caller=cal
                           preview_seconds=PREVIEW_URL_SECONDS))
 app.include_router(studies.router)
 
+# On every answer, errors included: results and short-lived links are never kept by a browser or
+# proxy cache, and a JSON body is never sniffed as another type.
+RESPONSE_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
-    return app.resolve(event, context)
+    response = app.resolve(event, context)
+    response["headers"] = {**RESPONSE_HEADERS, **(response.get("headers") or {})}
+    return response
