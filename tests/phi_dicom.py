@@ -19,7 +19,12 @@ SECRETS = {
     "AccessionNumber": "ACC-20261128-0042", "StudyID": "STUDY-7788", "StudyDescription": "HEAD WO Jane Doe",
     "StudyDate": "20261127", "StudyTime": "231502", "ManufacturerModelName": "Doe Jane scanner",
     "DeviceSerialNumber": "SN-4455667788", "ImageComments": "patient Jane Doe fell at home",
+    # named by no list before the value-type rule: any person name, date or time goes
+    "ConsultingPhysicianName": "Consult^Carla", "PerformedProcedureStepEndDate": "20261129",
+    "PerformedProcedureStepEndTime": "011559", "StudyComments": "fall down stairs, Springfield",
+    "PerformedStationName": "ER-BAY-3", "MedicalAlerts": "Penicillin allergy noted",
 }
+OBSERVER_SECRET = "Observer^Olga"
 PRIVATE_SECRET = "PRIVATE-Jane-Doe-0001"
 NESTED_SECRET = "Nested^Physician^Name"
 UID_SECRET = "1.2.826.0.1.3680043.8.498.123456789"
@@ -45,6 +50,9 @@ def identified_ct(study_uid: str = UID_SECRET, series: str = "1", instance: int 
     ref.PerformingPhysicianName = NESTED_SECRET
     ds.ProcedureCodeSequence = Sequence([ref])
     ds.RequestAttributesSequence = Sequence([ref])
+    observer = Dataset()
+    observer.VerifyingObserverName = OBSERVER_SECRET  # a name in a sequence no rule lists
+    ds.VerifyingObserverSequence = Sequence([observer])
     if frames > 1:
         pixels = np.stack([ds.pixel_array] * frames)
         ds.NumberOfFrames = frames
@@ -59,5 +67,5 @@ def identified_ct(study_uid: str = UID_SECRET, series: str = "1", instance: int 
 def leaked(data: bytes) -> list[str]:
     """Identifying values still present anywhere in the raw bytes (case-insensitive)."""
     haystack = data.lower()
-    values = [*SECRETS.values(), PRIVATE_SECRET, NESTED_SECRET, UID_SECRET, "jane", "doe^"]
+    values = [*SECRETS.values(), PRIVATE_SECRET, NESTED_SECRET, OBSERVER_SECRET, UID_SECRET, "jane", "doe^"]
     return [v for v in values if v.lower().encode() in haystack]

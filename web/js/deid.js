@@ -66,7 +66,9 @@ function compileRules(rules, dcmjs) {
     else if (/odd/i.test(spec)) groups.push([category, (g) => g % 2 === 1]);
   }
   if (!actions.size || !rules.mark?.DeidentificationMethod) throw new DeidError("the de-identification rules are incomplete");
-  return { actions, groups, dummy: rules.dummy || "ANONYMOUS", root: rules.uid_root || "2.25.",
+  // Any other person name, date or time, whatever its tag (the lists cannot name every one).
+  const types = new Map(Object.entries(rules.value_types || {}));
+  return { actions, types, groups, dummy: rules.dummy || "ANONYMOUS", root: rules.uid_root || "2.25.",
     method: `${rules.mark.DeidentificationMethod} (browser)` };
 }
 
@@ -83,6 +85,9 @@ function isEmpty(element) {
   if (!Array.isArray(values)) return values === undefined || values === null || values === "";
   return values.length === 0 || (values.length === 1 && element.vr !== "SQ" && valueText(values[0]) === "");
 }
+
+/** [category, action] for an element: its tag's rule, else its value type's, else undefined. */
+const ruleFor = (compiled, key, element) => compiled.actions.get(key) || compiled.types.get(element.vr);
 
 /** As the server decides (reader/imaging/deid.py): does this element still identify anyone? */
 function stillIdentifying(compiled, action, element) {
@@ -101,7 +106,7 @@ export function identifyingCounts(compiled, dict, meta) {
   const visit = (dataset) => {
     for (const [key, element] of Object.entries(dataset)) {
       const category = groupCategory(compiled, key);
-      const rule = compiled.actions.get(key);
+      const rule = ruleFor(compiled, key, element);
       if (category) bump(category);
       else if (rule && stillIdentifying(compiled, rule[1], element)) bump(rule[0]);
       if (element.vr === "SQ") for (const item of element.Value || []) visit(item);
@@ -120,7 +125,7 @@ async function applyRules(compiled, dataset, uids) {
       delete dataset[key];
       continue;
     }
-    const rule = compiled.actions.get(key);
+    const rule = ruleFor(compiled, key, element);
     if (rule && stillIdentifying(compiled, rule[1], element)) {
       const action = rule[1];
       delete element._rawValue;

@@ -8,6 +8,7 @@ import { h, clear } from "./dom.js";
 const CATEGORY_TEXT = {
   patient: "Patient details (name, ID, birth date…)",
   institution: "Institution, staff and device",
+  names: "Other person names",
   study: "Study and request details",
   dates: "Dates and times",
   uids: "Study, series and instance UIDs (replaced)",

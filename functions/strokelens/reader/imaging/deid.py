@@ -3,7 +3,8 @@
 The site strips identifiers before upload (``web/js/deid.js``); the server does not trust that.
 Order for one dataset: find what is still identifying (:func:`identifying`) -> if anything,
 apply the rules in place (:func:`deidentify`): listed elements at any depth (X remove, Z empty,
-D dummy, U UID replaced by a salted hash), then private, overlay and curve groups -> mark the
+D dummy, U UID replaced by a salted hash), any other person name, date or time (by value type),
+then private, overlay and curve groups -> mark the
 dataset ``PatientIdentityRemoved = YES`` with the method. Pixel data, rescale, windows, modality,
 geometry and the transfer syntax are never touched, so the reading is unchanged.
 """
@@ -25,6 +26,8 @@ ACTIONS: dict[int, tuple[str, str]] = {  # tag -> (category, action)
     for category, elements in RULES["categories"].items() for keyword, action in elements.items()
     if tag_for_keyword(keyword) is not None
 }
+# Any other person name, date or time, whatever its tag (the lists cannot name every one): VR -> rule.
+TYPE_ACTIONS: dict[str, tuple[str, str]] = {vr: (rule[0], rule[1]) for vr, rule in RULES.get("value_types", {}).items()}
 DUMMY = RULES["dummy"]
 UID_ROOT = RULES["uid_root"]
 BROWSER_METHOD = RULES["mark"]["DeidentificationMethod"] + " (browser)"
@@ -42,8 +45,12 @@ def _group_category(tag: int) -> str | None:
     return None
 
 
-def _still_identifying(tag: int, value: Any) -> bool:
-    category, action = ACTIONS[tag]
+def _rule(element: Any) -> tuple[str, str] | None:
+    """(category, action) for an element: its tag's rule, else its value type's, else None."""
+    return ACTIONS.get(element.tag) or TYPE_ACTIONS.get(element.VR)
+
+
+def _still_identifying(action: str, value: Any) -> bool:
     if action == "X":
         return True
     if value in (None, "", b"") or (hasattr(value, "__len__") and len(value) == 0):
@@ -69,8 +76,9 @@ def identifying(ds: Dataset) -> dict[str, int]:
 
     def visit(dataset: Dataset, element: Any) -> None:
         category = _group_category(element.tag)
-        if category is None and element.tag in ACTIONS and _still_identifying(element.tag, element.value):
-            category = ACTIONS[element.tag][0]
+        rule = None if category else _rule(element)
+        if rule is not None and _still_identifying(rule[1], element.value):
+            category = rule[0]
         if category:
             counts[category] = counts.get(category, 0) + 1
 
@@ -96,9 +104,10 @@ def deidentify(ds: Dataset, salt: str) -> dict[str, int]:
         if _group_category(tag):
             del dataset[tag]
             return
-        if tag not in ACTIONS or not _still_identifying(tag, element.value):
+        rule = _rule(element)
+        if rule is None or not _still_identifying(rule[1], element.value):
             return
-        action = ACTIONS[tag][1]
+        action = rule[1]
         if action == "X":
             del dataset[tag]
         elif action == "Z":
