@@ -765,7 +765,8 @@ def test_the_page_copes_without_the_contract(page, stack):
 
 def test_cognito_hosted_ui_sign_in_with_pkce_refresh_and_sign_out(page, stack):
     """Production sign-in against a stand-in Cognito domain: authorization code + PKCE (S256),
-    state check, tokens in sessionStorage, refresh before expiry, hosted-UI sign-out."""
+    state check, tokens in sessionStorage, refresh before expiry, refresh token revoked and hosted-UI
+    sign-out."""
     import base64
     import hashlib
     from urllib.parse import parse_qs, urlparse
@@ -796,10 +797,15 @@ def test_cognito_hosted_ui_sign_in_with_pkce_refresh_and_sign_out(page, stack):
         seen["logout"] = route.request.url
         route.fulfill(status=302, headers={"Location": f"{stack.url}/"})
 
+    def revoke(route):
+        seen["revoke"] = {k: v[0] for k, v in parse_qs(route.request.post_data).items()}
+        route.fulfill(status=200, body="", headers={"Access-Control-Allow-Origin": "*"})
+
     page.route("**/config.json", lambda route: route.fulfill(status=200, json=config))
     page.route(f"{domain}/oauth2/authorize**", authorize)
     page.route(f"{domain}/oauth2/token", token_endpoint)
     page.route(f"{domain}/logout**", logout)
+    page.route(f"{domain}/oauth2/revoke", revoke)
     page.goto(stack.url + "/#/model")
     page.wait_for_selector("#signin-cognito-btn:visible")
     assert page.is_hidden("#signin-local")
@@ -822,6 +828,8 @@ def test_cognito_hosted_ui_sign_in_with_pkce_refresh_and_sign_out(page, stack):
     page.wait_for_selector("#view-signin:not([hidden])")
     logout_query = parse_qs(urlparse(seen["logout"]).query)
     assert logout_query == {"client_id": ["client123"], "logout_uri": [f"{stack.url}/"]}
+    # the refresh token is revoked, so a copy of it is worthless after sign-out
+    assert seen["revoke"] == {"token": "the-refresh-token", "client_id": "client123"}
     assert page.evaluate("sessionStorage.getItem('strokelens.session')") is None
 
 

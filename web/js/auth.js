@@ -70,9 +70,11 @@ export class Auth {
   }
 
   signOut(reason) {
-    const wasCognito = this.mode === "cognito" && this.session;
+    const session = this.session;
+    const wasCognito = this.mode === "cognito" && session;
     sessionStorage.removeItem(SESSION_KEY);
     clearTimeout(this.refreshTimer);
+    if (wasCognito && session.refreshToken) this._revoke(session.refreshToken);
     this.listeners.forEach((fn) => fn(false, reason));
     if (wasCognito && !reason) {
       const c = this.config;
@@ -81,6 +83,15 @@ export class Auth {
       url.searchParams.set("logout_uri", c.logoutUri || c.redirectUri);
       window.location.assign(url.toString());
     }
+  }
+
+  /** Best effort: revoke the refresh token (and the tokens it issued) at Cognito, so a copy of it
+   * does not outlive the session. keepalive: the request survives the navigation to /logout. */
+  _revoke(token) {
+    fetch(this._domain() + "/oauth2/revoke", {
+      method: "POST", keepalive: true, headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ token, client_id: this.config.clientId }).toString(),
+    }).catch(() => {});
   }
 
   // ---- local stack -------------------------------------------------------------------------
