@@ -145,8 +145,8 @@ def lambda_path(package: Path, work: Path) -> str:
         origin = Path(spec.origin)
         source = origin.parent if origin.name == "__init__.py" else origin
         link = runtime / source.name
-        if not link.exists():
-            link.symlink_to(source)
+        link.unlink(missing_ok=True)  # a link left by an earlier run may point at a moved environment
+        link.symlink_to(source)
     return os.pathsep.join([str(package), str(runtime)])
 
 

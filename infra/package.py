@@ -141,8 +141,12 @@ def _compile(outdir: Path) -> int:
     import py_compile
 
     if sys.version_info[:2] != (3, 12):
+        print(f"warning: Python {sys.version_info[0]}.{sys.version_info[1]} cannot compile bytecode for the "
+              "python3.12 runtime: the package ships none, and every cold start compiles its imports", file=sys.stderr)
         return 0
-    compileall.compile_dir(outdir, quiet=2, workers=0, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    if not compileall.compile_dir(outdir, quiet=2, workers=0,
+                                  invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH):
+        print("warning: some modules did not compile; those compile on every cold start", file=sys.stderr)
     return sum(1 for _ in outdir.rglob("*.pyc"))
 
 

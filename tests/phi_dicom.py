@@ -31,9 +31,9 @@ UID_SECRET = "1.2.826.0.1.3680043.8.498.123456789"
 
 
 def identified_ct(study_uid: str = UID_SECRET, series: str = "1", instance: int = 1, frames: int = 1,
-                  compressed: bool = False) -> bytes:
+                  compressed: bool = False, implicit: bool = False) -> bytes:
     """A CT DICOM (pydicom's CT_small pixels) carrying every identifier above, private tags, an
-    overlay, a nested sequence with a name; optionally multi-frame or RLE-compressed."""
+    overlay, a nested sequence with a name; optionally multi-frame, RLE-compressed or implicit VR."""
     ds = dcmread(get_testdata_file("CT_small.dcm"))
     for keyword, value in SECRETS.items():
         setattr(ds, keyword, value)
@@ -60,7 +60,13 @@ def identified_ct(study_uid: str = UID_SECRET, series: str = "1", instance: int 
     if compressed:
         ds.compress("1.2.840.10008.1.2.5")  # RLE Lossless: decodable by pydicom alone
     out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
+    if implicit:  # no VRs in the file: readers take them from the dictionary
+        from pydicom.uid import ImplicitVRLittleEndian
+
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        ds.save_as(out, implicit_vr=True, little_endian=True, enforce_file_format=True)
+    else:
+        ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
 
 

@@ -19,7 +19,7 @@ def _roundtrip(ds) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("kind", [{}, {"frames": 3}, {"compressed": True}])
+@pytest.mark.parametrize("kind", [{}, {"frames": 3}, {"compressed": True}, {"implicit": True}])
 def test_every_identifier_is_gone_from_the_bytes(kind):
     raw = identified_ct(**kind)
     assert len(leaked(raw)) > 10, "the fixture must really carry identifiers"
@@ -58,3 +58,14 @@ def test_who_removed_identifiers_is_told_apart():
     browser_like = dcmread(io.BytesIO(_roundtrip(ds)))
     browser_like.DeidentificationMethod = browser_like.DeidentificationMethod.replace("(server)", "(browser)")
     assert check_and_deidentify(browser_like, "s").removed_by == "browser"
+
+
+def test_an_unlisted_name_or_date_counts_only_when_it_holds_a_value():
+    ds = dcmread(io.BytesIO(identified_ct()))
+    deidentify(ds, salt="s")
+    ds.add_new(0x0040A075, "PN", "")  # VerifyingObserverName, empty
+    ds.add_new(0x00400250, "DA", "")  # PerformedProcedureStepEndDate, empty
+    assert identifying(ds) == {}, "an empty name or date identifies no one: not 'removed by the server'"
+    ds.add_new(0x0040A075, "PN", "Observer^Olga")
+    ds.add_new(0x00400250, "DA", "20261129")
+    assert identifying(ds) == {"names": 1, "dates": 1}

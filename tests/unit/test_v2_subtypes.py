@@ -7,6 +7,7 @@ from training.v2.subtypes import by_group, group_of
 
 def test_extra_axial_only_is_its_own_group() -> None:
     assert group_of({"epidural"}) == group_of({"epidural", "subdural"}) != group_of({"epidural", "intraparenchymal"})
+    assert group_of(set()) == "subtype not recorded"
 
 
 def test_each_group_is_ranked_against_every_normal_study_and_called_at_the_threshold() -> None:

@@ -25,9 +25,11 @@ EXTRA_AXIAL = {"epidural", "subdural"}
 
 
 def group_of(subtypes: set[str]) -> str:
-    """A positive study's group: extra-axial blood only (epidural / subdural), or any blood in or
-    around the brain itself (intraparenchymal, intraventricular, subarachnoid)."""
-    return "extra-axial only (epidural, subdural)" if subtypes and subtypes <= EXTRA_AXIAL else \
+    """A positive study's group: extra-axial blood only (epidural / subdural), any blood in or around
+    the brain itself (intraparenchymal, intraventricular, subarachnoid), or subtype not recorded."""
+    if not subtypes:
+        return "subtype not recorded"
+    return "extra-axial only (epidural, subdural)" if subtypes <= EXTRA_AXIAL else \
         "intra-axial or subarachnoid (with or without extra-axial)"
 
 

@@ -86,8 +86,10 @@ function isEmpty(element) {
   return values.length === 0 || (values.length === 1 && element.vr !== "SQ" && valueText(values[0]) === "");
 }
 
-/** [category, action] for an element: its tag's rule, else its value type's, else undefined. */
-const ruleFor = (compiled, key, element) => compiled.actions.get(key) || compiled.types.get(element.vr);
+/** [category, action] for an element: its tag's rule, else, when it holds a value, its value type's
+ * (an empty unlisted name or date identifies no one), else undefined. */
+const ruleFor = (compiled, key, element) =>
+  compiled.actions.get(key) || (isEmpty(element) ? undefined : compiled.types.get(element.vr));
 
 /** As the server decides (reader/imaging/deid.py): does this element still identify anyone? */
 function stillIdentifying(compiled, action, element) {

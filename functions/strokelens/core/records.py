@@ -29,9 +29,9 @@ class Status(StrEnum):
 
 
 UPLOAD_PREFIX = "uploads/"
-# Whole strings only (fullmatch: "$" would let a trailing newline through), ASCII only.
-SCAN_ID_RE = re.compile(r"[0-9a-f]{24}", re.ASCII)
-OWNER_RE = re.compile(r"[A-Za-z0-9-]{1,64}", re.ASCII)
+# Whole strings only (fullmatch: "$" would let a trailing newline through).
+SCAN_ID_RE = re.compile(r"[0-9a-f]{24}")
+OWNER_RE = re.compile(r"[A-Za-z0-9-]{1,64}")
 MODALITIES = ("CT", "MR")
 
 # Declared content type -> the formats the bytes may turn out to be (bytes are sniffed anyway).

@@ -19,7 +19,7 @@ from strokelens.core.records import OWNER_RE, UPLOAD_PREFIX, Status, is_scan_id,
 MAX_FILES = 500
 MAX_STUDY_BYTES = 250 * 1024 * 1024
 KIND = "study"
-_INDEX_RE = re.compile(r"[0-9]{1,4}", re.ASCII)  # fullmatch: "\d" would take any script's digits
+_INDEX_RE = re.compile(r"[0-9]{1,4}")  # fullmatch; "\d" would take any script's digits
 
 
 class StudyRequestError(ValueError):

@@ -46,14 +46,22 @@ def _group_category(tag: int) -> str | None:
 
 
 def _rule(element: Any) -> tuple[str, str] | None:
-    """(category, action) for an element: its tag's rule, else its value type's, else None."""
-    return ACTIONS.get(element.tag) or TYPE_ACTIONS.get(element.VR)
+    """(category, action) for an element: its tag's rule, else, when it holds a value, its value
+    type's (an empty unlisted name or date identifies no one), else None."""
+    rule = ACTIONS.get(element.tag)
+    if rule is not None:
+        return rule
+    return TYPE_ACTIONS.get(element.VR) if not _empty(element.value) else None
+
+
+def _empty(value: Any) -> bool:
+    return value in (None, "", b"") or (hasattr(value, "__len__") and len(value) == 0)
 
 
 def _still_identifying(action: str, value: Any) -> bool:
     if action == "X":
         return True
-    if value in (None, "", b"") or (hasattr(value, "__len__") and len(value) == 0):
+    if _empty(value):
         return False
     if action == "D":
         return str(value) != DUMMY
