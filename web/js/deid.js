@@ -20,7 +20,12 @@ let dcmjsPromise = null;
 
 /** dcmjs (vendored by infra/build_web.py), loaded on the first DICOM file. */
 export function loadDcmjs() {
-  dcmjsPromise ||= import(DCMJS_URL).catch((err) => {
+  dcmjsPromise ||= import(DCMJS_URL).then((dcmjs) => {
+    // dcmjs's validation log reports how the input departs from the standard (e.g. an implicit-VR
+    // "US or SS" element read as US, bytes unchanged) as console errors; the page checks its own output.
+    dcmjs.log.getLogger("validation.dcmjs").setLevel("silent");
+    return dcmjs;
+  }).catch((err) => {
     dcmjsPromise = null;
     throw new DeidError(`the DICOM library could not be loaded (${err.message})`);
   });
