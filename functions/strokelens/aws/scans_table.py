@@ -195,7 +195,9 @@ class ScansTable:
         names = {"#s": "status", **{f"#{k}": k for k in fields}}
         values = {":status": status.value, ":token": token, ":processing": Status.PROCESSING.value,
                   ":now": iso_now(), **{f":{k}": to_dynamo(v) for k, v in fields.items()}}
-        sets = ", ".join(["#s = :status", "updated_at = :now"] + [f"#{k} = :{k}" for k in fields])
+        # Status last: DynamoDB applies an update atomically, but moto (the local stack) sets the
+        # attributes one by one in place, so a poll could see DONE before its result and previews.
+        sets = ", ".join([f"#{k} = :{k}" for k in fields] + ["updated_at = :now", "#s = :status"])
         return self._update_if(
             Key={"owner_id": owner_id, "scan_id": scan_id},
             UpdateExpression=f"SET {sets} REMOVE claim_token, lease_until",
