@@ -253,16 +253,9 @@ def test_a_header_flag_and_a_report_give_one_warning_naming_the_header(ct_png, m
 
 
 def test_the_scan_handler_acts_on_a_reported_text(inference_app, resources, lambda_context, ct_png):
-    from strokelens.core.records import new_pending, new_scan_id, upload_key
-    from tests.unit.test_inference_handler import OWNER
-
     scans = boto3.resource("dynamodb").Table(resources.table)
     data = _png(_slice_with_text(ct_png))
-    scan_id = new_scan_id()
-    scans.put_item(Item=new_pending(OWNER, scan_id, content_type="image/png", modality="CT", retention_days=1,
-                                    text_reported=True))
-    key = upload_key(OWNER, scan_id)
-    boto3.client("s3").put_object(Bucket=resources.uploads_bucket, Key=key, Body=data)
+    scan_id, key = upload(resources, scans, data, modality="CT", text_reported=True)
     inference_app.handler(sqs_s3_event(resources.uploads_bucket, key, len(data)), lambda_context)
     item = record(scans, scan_id)
     assert item["status"] == "DONE" and any(w["code"] == "BURNED_IN_TEXT" for w in item["warnings"])

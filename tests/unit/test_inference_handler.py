@@ -22,9 +22,10 @@ def scans(resources):
     return boto3.resource("dynamodb").Table(resources.table)
 
 
-def upload(resources, scans, data: bytes, modality: str | None = None) -> tuple[str, str]:
+def upload(resources, scans, data: bytes, modality: str | None = None, text_reported: bool = False) -> tuple[str, str]:
     scan_id = new_scan_id()
-    scans.put_item(Item=new_pending(OWNER, scan_id, content_type="image/png", modality=modality, retention_days=1))
+    scans.put_item(Item=new_pending(OWNER, scan_id, content_type="image/png", modality=modality, retention_days=1,
+                                    text_reported=text_reported))
     key = upload_key(OWNER, scan_id)
     boto3.client("s3").put_object(Bucket=resources.uploads_bucket, Key=key, Body=data)
     return scan_id, key

@@ -27,9 +27,9 @@ from strokelens.core.catalogue import Catalogue
 from strokelens.core.clinical import ClinicalValidationError, RiskModel
 from strokelens.core.contract import site_contract
 from strokelens.core.settings import Settings
-from strokelens.core.records import (MODALITIES, UPLOAD_GRACE_SECONDS, is_scan_id, new_pending, new_scan_id,
-                                     public_view, resolve_content_type, scan_deadline_message, text_reported,
-                                     upload_key)
+from strokelens.core.records import (UPLOAD_GRACE_SECONDS, OptionError, is_scan_id, new_pending, new_scan_id,
+                                     public_view, resolve_content_type, scan_deadline_message, upload_key,
+                                     upload_options)
 from strokelens.core.studies import KIND as STUDY_KIND
 
 
@@ -118,15 +118,10 @@ def create_scan() -> Response:
     content_type = resolve_content_type(filename, declared)
     if content_type is None:
         raise RequestError(415, "UNSUPPORTED_CONTENT_TYPE", "Upload a PNG, JPEG, TIFF or DICOM file.")
-    modality = body.get("modality")
-    if modality in ("", "auto"):
-        modality = None
-    if modality is not None and modality not in MODALITIES:
-        raise RequestError(400, "INVALID_MODALITY", f"modality must be one of {', '.join(MODALITIES)} or omitted.")
     try:
-        reported = text_reported(body)
-    except ValueError as err:
-        raise RequestError(400, "INVALID_BURNED_IN_TEXT", str(err)) from None
+        modality, reported = upload_options(body)
+    except OptionError as err:
+        raise RequestError(400, err.code, str(err)) from None
 
     check_rate(owner)
     scan_id = new_scan_id()

@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from strokelens.aws.uploads import presign_get, presign_upload
-from strokelens.core.records import MODALITIES, is_scan_id, new_scan_id, text_reported
+from strokelens.core.records import OptionError, is_scan_id, new_scan_id, upload_options
 from strokelens.core.studies import (StudyRequestError, deadline_message, new_study, study_upload_key, study_view,
                                      validate_files)
 
@@ -64,15 +64,10 @@ def create_study() -> Response:
         content_types_ = validate_files(body.get("files"), d.config.max_upload_bytes)
     except StudyRequestError as err:
         raise d.request_error(err.status, err.code, err.message) from None
-    modality = body.get("modality")
-    if modality in ("", "auto"):
-        modality = None
-    if modality is not None and modality not in MODALITIES:
-        raise d.request_error(400, "INVALID_MODALITY", f"modality must be one of {', '.join(MODALITIES)} or omitted.")
     try:
-        reported = text_reported(body)
-    except ValueError as err:
-        raise d.request_error(400, "INVALID_BURNED_IN_TEXT", str(err)) from None
+        modality, reported = upload_options(body)
+    except OptionError as err:
+        raise d.request_error(400, err.code, str(err)) from None
     d.check_rate(owner)
     study_id = new_scan_id()
     d.scans.put_pending(new_study(owner, study_id, content_types=content_types_, modality=modality,

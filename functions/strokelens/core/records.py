@@ -94,19 +94,33 @@ def epoch_of(iso: str) -> float:
     return calendar.timegm(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S"))
 
 
-def text_reported(body: dict[str, Any]) -> bool:
-    """A create request's ``burned_in_text``: true when the uploader's page found what looks like text
-    burned into the image (then the server keeps only the head in its previews); absent is false.
-    Raises ValueError for anything but true or false."""
-    value = body.get("burned_in_text", False)
-    if not isinstance(value, bool):
-        raise ValueError("burned_in_text must be true or false.")
-    return value
+class OptionError(ValueError):
+    """A create request's option refused: a stable code and a sentence (both routes answer 400)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def upload_options(body: dict[str, Any]) -> tuple[str | None, bool]:
+    """What ``POST /scans`` and ``POST /studies`` declare besides their files: the modality (None, "" or
+    "auto": detect it) and ``burned_in_text`` (true when the uploader's page found what looks like text
+    burned into the image: the server then keeps only the head in its previews; absent is false).
+    Raises :class:`OptionError` for a modality not in ``MODALITIES`` or a flag that is not a boolean."""
+    modality = body.get("modality")
+    if modality in ("", "auto"):
+        modality = None
+    if modality is not None and modality not in MODALITIES:
+        raise OptionError("INVALID_MODALITY", f"modality must be one of {', '.join(MODALITIES)} or omitted.")
+    reported = body.get("burned_in_text", False)
+    if not isinstance(reported, bool):
+        raise OptionError("INVALID_BURNED_IN_TEXT", "burned_in_text must be true or false.")
+    return modality, reported
 
 
 def new_pending(owner_id: str, scan_id: str, *, content_type: str, modality: str | None,
                 retention_days: int, now: float | None = None, text_reported: bool = False) -> dict[str, Any]:
-    """The item written when an upload is handed out (``text_reported``: see :func:`text_reported`)."""
+    """The item written when an upload is handed out (``text_reported``: see :func:`upload_options`)."""
     t = time.time() if now is None else now
     item: dict[str, Any] = {
         "owner_id": owner_id,

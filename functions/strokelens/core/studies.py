@@ -80,7 +80,7 @@ def validate_files(files: Any, max_file_bytes: int) -> list[str]:
 def new_study(owner_id: str, study_id: str, *, content_types: list[str], modality: str | None,
               retention_days: int, now: float | None = None, text_reported: bool = False) -> dict[str, Any]:
     """The study item written when its uploads are handed out (``text_reported``: any of its files, as
-    :func:`strokelens.core.records.text_reported`; every slice's previews then keep only the head)."""
+    :func:`strokelens.core.records.upload_options`; every slice's previews then keep only the head)."""
     t = time.time() if now is None else now
     item: dict[str, Any] = {
         "owner_id": owner_id, "scan_id": study_id, "kind": KIND, "status": Status.PENDING.value,
